@@ -1,0 +1,35 @@
+# deploy-compare: the two commands a newcomer needs.
+#   make deploy-compare   set up .venv, install, run the pipeline (quick profile), print the report path
+#   make test             set up the same way and run the whole test suite (unit + integration)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= quick
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: deploy-compare test install system-deps clean
+
+deploy-compare: install
+	$(BIN)/deploy-compare run --profile $(PROFILE) $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: system-deps $(STAMP)
+
+# torch==2.13.0 resolves to the CPU wheel on this machine's disk (find-links); never a CUDA build.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# TorchServe's frontend needs Java 17.
+system-deps:
+	@scripts/system-deps.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,113 @@
+"""Profiles and run configuration: typed, validated without side effects.
+
+A profile bundles every setting that changes a number; it is saved with the run (`config.json`)
+so a reader can rerun any point. Each stage owns its own settings block.
+No default here is captured at import time from the environment (cwd, CPU count, clock).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy_compare.stats import WindowPolicy
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    twins: tuple[str, ...] = ("mlp", "cnn", "resnet")
+    epochs: int = 15
+    seed: int = 1234
+    parity_batch: int = 64  # size of the fixed held-out batch used by every parity check
+
+
+@dataclass(frozen=True)
+class FloorSettings:
+    """In-process runtime benchmarks (issue 3)."""
+    window: WindowPolicy = WindowPolicy()
+    batch_sizes: tuple[int, ...] = (1, 32)
+    thread_counts: tuple[int, ...] = (1, 2)  # 1 = what a pinned server gets; 2 = all cores here
+    repeats: int = 3
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Servers (issue 4). Settings recorded with every served result."""
+    launcher: str = "auto"  # auto | native | docker
+    workers: int = 1
+    batch_size: int = 1
+    max_batch_delay_ms: int = 5
+    ready_timeout_s: float = 120.0
+    stop_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Load generation (issue 5)."""
+    window: WindowPolicy = WindowPolicy()
+    max_users: int = 64
+    plateau_gain: float = 0.05  # stop the sweep after two steps each adding < 5% throughput
+    slo_p99_ms: float = 200.0
+    open_loop_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
+    repeats: int = 3
+    error_rate_threshold: float = 0.01
+    generator_cpu_limit: float = 0.90
+    late_send_ms: float = 1.0
+    late_send_fraction_limit: float = 0.01
+    seed: int = 4321
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    train: TrainSettings = TrainSettings()
+    floor: FloorSettings = FloorSettings()
+    serve: ServeSettings = ServeSettings()
+    load: LoadSettings = LoadSettings()
+    note: str = ""
+
+
+QUICK = Profile(
+    name="quick",
+    train=TrainSettings(epochs=8),
+    floor=FloorSettings(
+        window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=1.0, min_samples=200,
+                            max_seconds=20.0),
+        thread_counts=(1,), repeats=1),
+    load=LoadSettings(
+        window=WindowPolicy(warmup_seconds=1.0, warmup_samples=10, min_seconds=3.0, min_samples=200,
+                            max_seconds=30.0),
+        max_users=16, open_loop_fractions=(0.5,), repeats=1),
+    note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "
+         "are not backed at 99% confidence), in-process floor at 1 thread only",
+)
+
+FULL = Profile(name="full")
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL)}
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    profile: Profile
+    run_id: str
+    results_root: Path
+    force: bool = False  # allow writing into an existing run folder
+    stages: tuple[str, ...] = field(default_factory=tuple)  # empty = all
+
+    def __post_init__(self) -> None:
+        if not _RUN_ID.match(self.run_id):
+            raise ValueError(f"run id {self.run_id!r} must match {_RUN_ID.pattern} (letters, digits, . _ -)")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.results_root) / self.run_id
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None

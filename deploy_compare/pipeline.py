@@ -1,0 +1,69 @@
+"""The pipeline: an ordered registry of stages, each `module:function(ctx: RunContext) -> None`.
+
+Stages are resolved lazily (TensorFlow and PyTorch are imported only by the stages that need
+them). Every stage's wall time is recorded in `stages.json`, also when it fails; a failing stage
+stops the run with its error, and results gathered so far stay on disk.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from rich.console import Console
+
+from deploy_compare import results
+from deploy_compare.config import RunConfig
+from deploy_compare.registry import Registry
+from deploy_compare.rundir import RunDir
+
+# name -> "module:function"; the order of registration is the order of execution.
+STAGES: Registry[str] = Registry("stage")
+for _name, _target in (
+    ("train", "models.stages:train"),          # twins trained, weights transplanted (issue 2)
+    ("export", "models.stages:export"),        # SavedModel, TFLite, TorchScript, ONNX + manifest
+    ("parity", "models.stages:parity"),        # every artifact vs the reference on the held-out batch
+    ("floor", "models.floor:run_stage"),       # in-process runtime benchmarks (issue 3)
+    ("serve", "serving.stage:run_stage"),      # servers + served parity + cold start + load (issues 4, 5)
+    ("report", "deploy_compare.report:run_stage"),  # report.md / report.html / results.json (issue 6)
+):
+    STAGES.register(_name)(_target)
+
+
+@dataclass
+class RunContext:
+    config: RunConfig
+    run_dir: RunDir
+    console: Console = field(default_factory=lambda: Console(stderr=True))
+    timings: list[results.StageTiming] = field(default_factory=list)
+
+
+def resolve(target: str) -> Callable[[RunContext], None]:
+    module_name, _, func_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def selected_stages(config: RunConfig) -> list[str]:
+    names = STAGES.names()
+    if not config.stages:
+        return names
+    unknown = [s for s in config.stages if s not in STAGES]
+    if unknown:
+        raise KeyError(f"unknown stage(s) {', '.join(unknown)}; stages are: {', '.join(names)}")
+    return [n for n in names if n in config.stages]
+
+
+def run_pipeline(ctx: RunContext) -> None:
+    for name in selected_stages(ctx.config):
+        ctx.console.rule(f"[bold]stage: {name}")
+        t0 = time.perf_counter()
+        try:
+            resolve(STAGES.get(name))(ctx)
+        except BaseException as exc:
+            ctx.timings.append(results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=False,
+                                                   error=f"{type(exc).__name__}: {exc}"))
+            results.save(ctx.timings, ctx.run_dir.stages, list[results.StageTiming])
+            raise
+        ctx.timings.append(results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=True))
+        results.save(ctx.timings, ctx.run_dir.stages, list[results.StageTiming])

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy_compare import proc, results, stats
+from deploy_compare.config import PROFILES, RunConfig
+from deploy_compare.registry import Registry
+from deploy_compare.rundir import RunDir, RunDirExists
+
+
+def test_registry_lookup_and_errors():
+    reg: Registry[int] = Registry("thing")
+    reg.register("a")(1)
+    assert reg.get("a") == 1 and "a" in reg and reg.names() == ["a"]
+    with pytest.raises(KeyError, match="unknown thing 'b'; registered: a"):
+        reg.get("b")
+    with pytest.raises(ValueError):
+        reg.register("a")(2)
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_run_config_round_trips_through_json(tmp_path, name):
+    cfg = RunConfig(profile=PROFILES[name], run_id="r1", results_root=tmp_path)
+    path = results.save(cfg, tmp_path / "config.json")
+    assert results.load(RunConfig, path) == cfg
+
+
+def test_run_id_is_validated(tmp_path):
+    with pytest.raises(ValueError, match="run id"):
+        RunConfig(profile=PROFILES["quick"], run_id="../escape", results_root=tmp_path)
+
+
+def test_measurement_round_trip_and_wrong_type_fails(tmp_path):
+    m = results.Measurement(name="lat", unit="ms", higher_is_better=False, samples=[1.0, 2.0],
+                            stats=stats.summarize([1.0, 2.0]))
+    assert results.from_json_data(results.Measurement, json.loads(json.dumps(results.to_json_data(m)))) == m
+    with pytest.raises(Exception, match="samples"):
+        results.from_json_data(results.Measurement, {**results.to_json_data(m), "samples": "x"})
+
+
+def test_summarize_known_inputs():
+    s = stats.summarize(list(range(1, 101)))
+    assert s["n"] == 100 and s["min"] == 1 and s["max"] == 100
+    assert s["p50"] == pytest.approx(50.5) and s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
+    with pytest.raises(ValueError):
+        stats.summarize([])
+
+
+def test_samples_needed_matches_binomial_bound():
+    assert stats.samples_needed(99) == 459
+    assert stats.samples_needed(90) == 44
+    assert stats.backed_percentiles(500) == ["p50", "p90", "p99"]
+    assert stats.backed_percentiles(5000) == ["p50", "p90", "p99", "p99.9"]
+
+
+def test_repeat_interval():
+    r = stats.repeat_interval([1.0, 2.0, 3.0])
+    assert r["median"] == 2.0 and r["ci_lo"] < 2.0 < r["ci_hi"]
+    assert math.isnan(stats.repeat_interval([1.0])["ci_lo"])
+
+
+def test_window_ends_on_time_and_count():
+    calls = []
+    policy = stats.WindowPolicy(warmup_seconds=0.05, warmup_samples=3, min_seconds=0.1, min_samples=50,
+                                max_seconds=5)
+    res = stats.measure_window(lambda: calls.append(1), policy)
+    assert res.warmup_count >= 3 and len(res.samples) >= 50 and res.window_seconds >= 0.1
+    assert len(calls) == res.warmup_count + len(res.samples)
+
+
+def test_window_is_bounded():
+    policy = stats.WindowPolicy(warmup_seconds=0, warmup_samples=1, min_seconds=0, min_samples=10 ** 9,
+                                max_seconds=0.2)
+    with pytest.raises(TimeoutError, match="samples"):
+        stats.measure_window(lambda: None, policy)
+
+
+def test_run_dir_refuses_silent_overwrite(tmp_path):
+    rd = RunDir(tmp_path / "run").create()
+    (rd.path / "x.json").write_text("{}")
+    with pytest.raises(RunDirExists, match="--force"):
+        RunDir(tmp_path / "run").create()
+    RunDir(tmp_path / "run").create(force=True)
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    results.atomic_write_text(tmp_path / "a.json", "1")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def _boom(payload):
+    raise ValueError(f"bad {payload['x']}")
+
+
+def _double(payload):
+    return {"y": payload["x"] * 2, "pid": os.getpid()}
+
+
+def test_run_isolated_returns_value_in_fresh_process():
+    out = proc.run_isolated("tests.test_core:_double", {"x": 21}, timeout=60)
+    assert out["y"] == 42 and out["pid"] != os.getpid()
+
+
+def test_run_isolated_reports_child_traceback():
+    with pytest.raises(proc.IsolatedError, match="ValueError: bad 3") as info:
+        proc.run_isolated("tests.test_core:_boom", {"x": 3}, timeout=60)
+    assert "_boom" in info.value.child_traceback
+
+
+def test_managed_process_stops_whole_group(tmp_path):
+    # a parent that ignores SIGTERM and a child: both must be gone after stop()
+    script = "import signal,subprocess,sys,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \
+             "subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); time.sleep(60)"
+    p = proc.ManagedProcess([sys.executable, "-c", script], tmp_path / "p.log").start()
+    time.sleep(0.5)
+    pgid = p.pid
+    t0 = time.monotonic()
+    p.stop(timeout=1.0)
+    assert time.monotonic() - t0 < 10
+    assert proc.group_members(pgid) == []
+
+
+def test_cli_help_lists_commands_without_heavy_imports():
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", "import sys; from deploy_compare.cli import main; main(['--help']);"
+                          "print('HEAVY' if {'tensorflow','torch'} & set(sys.modules) else 'LIGHT')"],
+                         capture_output=True, text=True, timeout=60)
+    assert "inspect" in out.stdout and "loadtest" in out.stdout and "LIGHT" in out.stdout
