@@ -21,9 +21,9 @@ from deploy_compare.rundir import RunDir
 # name -> "module:function"; the order of registration is the order of execution.
 STAGES: Registry[str] = Registry("stage")
 for _name, _target in (
-    ("train", "models.stages:train"),          # twins trained, weights transplanted (issue 2)
-    ("export", "models.stages:export"),        # SavedModel, TFLite, TorchScript, ONNX + manifest
-    ("parity", "models.stages:parity"),        # every artifact vs the reference on the held-out batch
+    ("train", "models.training:run_stage"),         # twins trained, weights transplanted (issue 2)
+    ("export", "models.exporters.stage:run_stage"),  # SavedModel, TFLite, TorchScript, ONNX + manifest
+    ("parity", "models.parity:run_stage"),           # every artifact vs the reference on the held-out batch
     ("floor", "models.floor:run_stage"),       # in-process runtime benchmarks (issue 3)
     ("serve", "serving.stage:run_stage"),      # servers + served parity + cold start + load (issues 4, 5)
     ("report", "deploy_compare.report:run_stage"),  # report.md / report.html / results.json (issue 6)

@@ -15,3 +15,21 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def spine_run(tmp_path_factory):
+    """A real run folder with the `mlp` and `cnn` twins trained briefly, exported to every format and
+    parity-checked: the shared starting point of floor, serving, load and report tests (built once)."""
+    from dataclasses import replace
+
+    from deploy_compare.config import QUICK, RunConfig, TrainSettings
+    from deploy_compare.pipeline import RunContext, run_pipeline
+    from deploy_compare.rundir import RunDir
+
+    profile = replace(QUICK, name="test", train=TrainSettings(twins=("mlp", "cnn"), epochs=2))
+    root = tmp_path_factory.mktemp("spine")
+    config = RunConfig(profile=profile, run_id="spine", results_root=root, stages=("train", "export", "parity"))
+    run_dir = RunDir(config.run_dir).create()
+    run_pipeline(RunContext(config=config, run_dir=run_dir))
+    return run_dir
