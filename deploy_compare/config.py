@@ -15,10 +15,18 @@ from deploy_compare.stats import WindowPolicy
 
 @dataclass(frozen=True)
 class TrainSettings:
+    """Training of the twins (issue 2). Both frameworks get the same epochs, batch size, rate and threads."""
     twins: tuple[str, ...] = ("mlp", "cnn", "resnet")
     epochs: int = 15
+    twin_epochs: tuple[tuple[str, int], ...] = ()  # per-twin overrides of `epochs`, e.g. (("resnet", 4),)
+    batch_size: int = 32
+    learning_rate: float = 1e-3  # Adam in both frameworks
+    threads: int = 2  # TF intra-op and PyTorch threads while training
     seed: int = 1234
     parity_batch: int = 64  # size of the fixed held-out batch used by every parity check
+
+    def epochs_for(self, twin: str) -> int:
+        return dict(self.twin_epochs).get(twin, self.epochs)
 
 
 @dataclass(frozen=True)
