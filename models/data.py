@@ -92,7 +92,7 @@ GRATINGS_SAMPLES = 2000
 GRATINGS_SIZE = 32
 GRATINGS_ORIENTATIONS = 5
 GRATINGS_FREQUENCIES = (2.0, 4.5)  # cycles per image
-GRATINGS_NOISE = 0.6  # std of the additive Gaussian noise (grating amplitude is 1)
+GRATINGS_NOISE = 1.5  # std of the additive Gaussian noise (grating amplitude is 1)
 
 
 @DATASETS.register("gratings32")
