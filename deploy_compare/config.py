@@ -32,10 +32,16 @@ class TrainSettings:
 @dataclass(frozen=True)
 class FloorSettings:
     """In-process runtime benchmarks (issue 3)."""
-    window: WindowPolicy = WindowPolicy()
+    window: WindowPolicy = WindowPolicy()  # batch-1 latency window (warm-up excluded)
+    # batches > 1: throughput is a mean over the window, so fewer calls suffice than for a p99
+    throughput_window: WindowPolicy = WindowPolicy(min_samples=100)
     batch_sizes: tuple[int, ...] = (1, 32)
     thread_counts: tuple[int, ...] = (1, 2)  # 1 = what a pinned server gets; 2 = all cores here
     repeats: int = 3
+    grouping: str = "isolated"  # isolated: one process per point | family: one per runtime framework
+    pin_cpu: int = 0  # the core a threads=1 process is pinned to (os.sched_setaffinity)
+    pytensor_twins: tuple[str, ...] = ("mlp",)  # twins rebuilt as a PyTensor graph (the Theano row)
+    process_timeout_s: float = 900.0  # per measuring process
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,10 @@ class ServeSettings:
     max_batch_delay_ms: int = 5
     ready_timeout_s: float = 120.0
     stop_timeout_s: float = 20.0
+    threads: int = 1  # intra-op threads per worker (= the in-process floor's 1-thread point) and netty threads
+    pin_server_cpu: int | None = 0  # core the server is pinned to when the machine has >= 2 cores (None: no pin)
+    fixed_ports: bool = False  # True: the servers' default ports (fail clearly if taken); False: free ports
+    twins: tuple[str, ...] = ()  # twins to serve (empty: every twin in the manifest)
 
 
 @dataclass(frozen=True)
@@ -77,17 +87,20 @@ class Profile:
 
 QUICK = Profile(
     name="quick",
-    train=TrainSettings(epochs=8),
+    train=TrainSettings(epochs=8, twin_epochs=(("resnet", 3),)),
     floor=FloorSettings(
-        window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=1.0, min_samples=200,
+        window=WindowPolicy(warmup_seconds=0.2, warmup_samples=10, min_seconds=0.3, min_samples=100,
                             max_seconds=20.0),
-        thread_counts=(1,), repeats=1),
+        throughput_window=WindowPolicy(warmup_seconds=0.1, warmup_samples=3, min_seconds=0.2, min_samples=10,
+                                       max_seconds=20.0),
+        thread_counts=(1,), repeats=1, grouping="family", process_timeout_s=300.0),
     load=LoadSettings(
         window=WindowPolicy(warmup_seconds=1.0, warmup_samples=10, min_seconds=3.0, min_samples=200,
                             max_seconds=30.0),
         max_users=16, open_loop_fractions=(0.5,), repeats=1),
     note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "
-         "are not backed at 99% confidence), in-process floor at 1 thread only",
+         "are not backed at 99% confidence), in-process floor at 1 thread only with >= 100 calls per batch-1 "
+         "point (backs p50 and p90 only), one process per runtime framework",
 )
 
 FULL = Profile(name="full")

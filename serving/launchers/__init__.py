@@ -1,0 +1,4 @@
+"""Launchers: how a server process runs (native process group, Docker container). Importing this
+package registers both in `serving.base.LAUNCHERS`, native first (`auto` prefers it)."""
+from serving.launchers import native  # noqa: F401  (registered first)
+from serving.launchers import docker  # noqa: F401,E402

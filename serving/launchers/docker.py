@@ -1,0 +1,155 @@
+"""Docker launcher: the official server image (pinned tag) through the `docker` Python SDK.
+
+Same configs and ports as native: each port is published on 127.0.0.1 only (same number inside and
+outside), the server binds 0.0.0.0 inside its own network namespace, configs and the model store are
+bind-mounted (read-only unless the server must write there), the container runs as the calling user
+and is pinned with `cpuset_cpus`. Containers are removed on every exit path: `stop()`, the serve
+stage's `finally`, and an `atexit` hook for anything still tracked. Images are never pulled here (the
+toolkit does no downloads at run time): a missing image is reported with the `docker pull` command.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
+
+_LIVE: set["DockerHandle"] = set()
+_LOCK = threading.Lock()
+
+
+def _client() -> Any:
+    import docker  # lazy: only this launcher needs the SDK
+
+    return docker.from_env(timeout=30)
+
+
+class DockerHandle(Handle):
+    def __init__(self, container: Any, log_path: Path, started_at: float) -> None:
+        self.container = container
+        self.log_path = Path(log_path)
+        self.started_at = started_at
+        self._removed = False
+        self._pump = threading.Thread(target=self._copy_logs, name=f"logs-{container.name}", daemon=True)
+        self._pump.start()
+        with _LOCK:
+            _LIVE.add(self)
+
+    def _copy_logs(self) -> None:
+        with open(self.log_path, "ab") as out:
+            try:
+                for chunk in self.container.logs(stream=True, follow=True):
+                    out.write(chunk)
+                    out.flush()
+            except Exception as exc:  # the container went away: note it in the log, not silently
+                out.write(f"\n[deploy-compare] log stream ended: {type(exc).__name__}: {exc}\n".encode())
+
+    def alive(self) -> bool:
+        if self._removed:
+            return False
+        try:
+            self.container.reload()
+        except Exception:
+            return False
+        return self.container.status in ("created", "running")
+
+    def stop(self, timeout: float) -> None:
+        if self._removed:
+            return
+        try:
+            try:
+                self.container.stop(timeout=int(timeout))
+            finally:
+                self.container.remove(force=True)
+        except Exception as exc:
+            if "No such container" not in str(exc) and "404" not in str(exc):
+                raise
+        finally:
+            self._removed = True
+            with _LOCK:
+                _LIVE.discard(self)
+
+    def pids(self) -> list[int]:
+        import psutil
+
+        try:
+            self.container.reload()
+            root = psutil.Process(int(self.container.attrs["State"]["Pid"]))
+            return [root.pid, *(c.pid for c in root.children(recursive=True))]
+        except Exception:
+            return []
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_bytes()[-200_000:].decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+
+def stop_all_containers(timeout: float = 20.0) -> None:
+    with _LOCK:
+        live = list(_LIVE)
+    for handle in live:
+        handle.stop(timeout)
+
+
+atexit.register(stop_all_containers)
+
+
+def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
+    """The `containers.run` arguments for a spec (pure: unit-tested without an engine)."""
+    kwargs: dict[str, Any] = {
+        "image": spec.image,
+        "command": list(spec.command),
+        "name": f"deploy-compare-{spec.name}-{uuid.uuid4().hex[:8]}",
+        "detach": True,
+        "ports": {f"{port}/tcp": ("127.0.0.1", port) for port in spec.ports.values()},
+        "volumes": {str(Path(h).resolve()): {"bind": c, "mode": "rw" if h in spec.writable else "ro"}
+                    for h, c in spec.mounts.items()},
+        "environment": dict(spec.env),
+        "labels": {"deploy-compare": spec.name},
+        "user": f"{os.getuid()}:{os.getgid()}",
+    }
+    if spec.container_cwd:
+        kwargs["working_dir"] = spec.container_cwd
+    if spec.cpus:
+        kwargs["cpuset_cpus"] = ",".join(str(c) for c in sorted(spec.cpus))
+    return kwargs
+
+
+@LAUNCHERS.register("docker")
+class DockerLauncher(Launcher):
+    name = "docker"
+    bind_host = "0.0.0.0"  # inside the container's namespace; published on 127.0.0.1 only
+
+    def check(self, server_cls: type[Server]) -> None:
+        pull = f"docker pull {server_cls.image}"
+        try:
+            client = _client()
+            client.ping()
+        except Exception as exc:
+            raise NotAvailable(f"no Docker engine reachable ({type(exc).__name__}: {str(exc)[:160]})",
+                               f"start a Docker engine, then: {pull}") from None
+        try:
+            client.images.get(server_cls.image)
+        except Exception:
+            raise NotAvailable(f"Docker image {server_cls.image} is not present locally", pull) from None
+
+    def path(self, host_path: Path, spec_mounts: dict[str, str]) -> str:
+        host = Path(host_path).resolve()
+        for h, c in spec_mounts.items():
+            base = Path(h).resolve()
+            if host == base or base in host.parents:
+                return str(PurePosixPath(c) / host.relative_to(base))
+        raise ValueError(f"{host} is not under any mount of the container ({', '.join(spec_mounts)})")
+
+    def launch(self, spec: LaunchSpec, log_path: Path) -> Handle:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        container = _client().containers.run(**container_kwargs(spec))
+        return DockerHandle(container, log_path, started)

@@ -1,0 +1,95 @@
+"""TorchServe's `config.properties`, rendered per run from typed settings.
+
+Safe defaults (issue 7): every address on the launcher's bind host (127.0.0.1 natively), token
+authorization on (TorchServe writes `key_file.json` in its working directory; clients read it),
+model-control API off, `allowed_urls` limited to this run's model store, no per-model pip installs,
+no config from environment variables. Workers, netty threads, batch size and delay, queue size and
+request size limits are explicit, so the recorded settings are the ones the server ran with.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class TorchServeConfig:
+    bind_host: str
+    ports: dict[str, int]  # inference, management, metrics, grpc_inference, grpc_management
+    model_store: str  # as the server sees it
+    models: dict[str, str]  # served name -> .mar file name
+    workers: int
+    netty_threads: int
+    batch_size: int
+    max_batch_delay_ms: int
+    response_timeout_s: int = 120
+    job_queue_size: int = 100
+    max_request_size: int = 16 * 1024 * 1024  # bytes; larger bodies get 413 from the frontend
+    max_response_size: int = 16 * 1024 * 1024
+    token_expiration_min: int = 24 * 60
+
+    def allowed_urls(self) -> str:
+        """Regex of model URLs TorchServe may load: .mar files of this run's model store only."""
+        return "file://" + re.escape(self.model_store.rstrip("/")) + r"/[^/]+\.mar"
+
+    def model_entries(self) -> dict[str, dict[str, dict[str, object]]]:
+        return {name: {"1.0": {"defaultVersion": True, "marName": mar, "minWorkers": self.workers,
+                               "maxWorkers": self.workers, "batchSize": self.batch_size,
+                               "maxBatchDelay": self.max_batch_delay_ms,
+                               "responseTimeout": self.response_timeout_s}}
+                for name, mar in sorted(self.models.items())}
+
+    def properties(self) -> dict[str, str]:
+        h, p = self.bind_host, self.ports
+        return {
+            "inference_address": f"http://{h}:{p['inference']}",
+            "management_address": f"http://{h}:{p['management']}",
+            "metrics_address": f"http://{h}:{p['metrics']}",
+            "grpc_inference_address": h,
+            "grpc_inference_port": str(p["grpc_inference"]),
+            "grpc_management_address": h,
+            "grpc_management_port": str(p["grpc_management"]),
+            "model_store": self.model_store,
+            "load_models": ",".join(sorted(self.models.values())),
+            "models": json.dumps(self.model_entries(), separators=(",", ":")),
+            "default_workers_per_model": str(self.workers),
+            "number_of_netty_threads": str(self.netty_threads),
+            "netty_client_threads": str(self.netty_threads),
+            "job_queue_size": str(self.job_queue_size),
+            "default_response_timeout": str(self.response_timeout_s),
+            "max_request_size": str(self.max_request_size),
+            "max_response_size": str(self.max_response_size),
+            "disable_token_authorization": "false",
+            "token_expiration_min": str(self.token_expiration_min),
+            "enable_model_api": "false",
+            "allowed_urls": self.allowed_urls(),
+            "install_py_dep_per_model": "false",
+            "enable_envvars_config": "false",
+            "metrics_mode": "prometheus",
+            "enable_metrics_api": "true",
+            "disable_system_metrics": "true",
+        }
+
+    def render(self) -> str:
+        lines = ["# written by deploy-compare for one run; see serving/torchserve/config.py"]
+        lines += [f"{key}={_escape(value)}" for key, value in self.properties().items()]
+        return "\n".join(lines) + "\n"
+
+    def record(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if k != "models"} | {"served_models": sorted(self.models)}
+
+
+def _escape(value: str) -> str:
+    """Java .properties value escaping (backslash is the escape character)."""
+    return value.replace("\\", "\\\\")
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Read back a rendered file the way java.util.Properties does for our values (for tests)."""
+    out = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = re.sub(r"\\(.)", r"\1", value)
+    return out

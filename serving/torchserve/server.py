@@ -1,0 +1,164 @@
+"""TorchServe behind the `Server` lifecycle: archives built from verified artifacts, a per-run
+`config.properties`, token authorization on, health = ping + every model with a READY worker.
+
+The server's working directory is a private temporary folder (mode 0700) outside the run folder:
+TorchServe writes its token file `key_file.json` there, so no secret lands in the run's logs or
+results; clients read the token from that file (`key_file` property) at run time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import requests
+
+from serving.base import SERVERS, Launcher, LaunchSpec, Server
+from serving.catalog import CONTAINER_PATHS, ServedModel
+from serving.endpoint import Endpoint
+from serving.metrics import parse_prometheus
+from serving.torchserve.archive import build_mar, mar_sha256
+from serving.torchserve.config import TorchServeConfig
+
+if TYPE_CHECKING:
+    from deploy_compare.config import ServeSettings
+
+VERSION = "0.12.0"
+
+
+@SERVERS.register("torchserve")
+class TorchServe(Server):
+    name = "torchserve"
+    binary = "torchserve"
+    install_native = f"pip install torchserve=={VERSION} torch-model-archiver=={VERSION} pyyaml (and Java 17)"
+    image = f"pytorch/torchserve:{VERSION}-cpu"
+    fatal_log = (r"(?m)^.*(?:java\.net\.BindException|Address already in use|Failed to load model|"
+                 r"Load model failed|Invalid model|ModelServer failed to start|"
+                 r"Exception in thread \"main\").*$",)
+
+    def __init__(self, launcher: Launcher, settings: "ServeSettings", models: list[ServedModel], model_store: Path,
+                 log_path: Path, ports: dict[str, int], cpus: set[int] | None = None,
+                 state_dir: Path | None = None) -> None:
+        state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="dc-torchserve-"))
+        os.chmod(state, 0o700)
+        super().__init__(launcher, settings, state, log_path)
+        self._own_state = state_dir is None
+        self.models = {m.served_name: m for m in models}
+        self.model_store = Path(model_store)
+        self.ports = dict(ports)
+        self.cpus = cpus
+        self.config: TorchServeConfig | None = None
+        self.mars: dict[str, str] = {}  # served name -> sha256 of its .mar
+
+    # --- configuration ---
+    def prepare(self) -> LaunchSpec:
+        for name, model in self.models.items():
+            self.mars[name] = mar_sha256(build_mar(model, self.model_store, self.settings.threads))
+        (self.state_dir / "tmp").mkdir(exist_ok=True)
+        ts_logs = self.log_path.parent / "torchserve"
+        ts_logs.mkdir(parents=True, exist_ok=True)
+        paths = CONTAINER_PATHS["torchserve"]
+        mounts = {str(self.model_store): paths["model_store"], str(self.state_dir): paths["state"],
+                  str(ts_logs): "/home/model-server/logs"}
+        seen = lambda p: self.launcher.path(p, mounts)  # noqa: E731  (path as the server sees it)
+        self.config = TorchServeConfig(
+            bind_host=self.launcher.bind_host, ports=self.ports, model_store=seen(self.model_store),
+            models={name: f"{name}.mar" for name in self.models}, workers=self.settings.workers,
+            netty_threads=self.settings.threads, batch_size=self.settings.batch_size,
+            max_batch_delay_ms=self.settings.max_batch_delay_ms)
+        cfg = self.state_dir / "config.properties"
+        cfg.write_text(self.config.render(), encoding="utf-8")
+        args = ["--foreground", "--ncs", "--ts-config", seen(cfg), "--model-store", seen(self.model_store)]
+        env = {"LOG_LOCATION": seen(ts_logs), "METRICS_LOCATION": seen(ts_logs),
+               "TEMP": seen(self.state_dir / "tmp"), "TMPDIR": seen(self.state_dir / "tmp"),
+               # the workers run the handler: one intra-op thread pool of the configured size
+               "OMP_NUM_THREADS": str(self.settings.threads), "MKL_NUM_THREADS": str(self.settings.threads)}
+        return LaunchSpec(name="torchserve", argv=[self.binary, *args], image=self.image,
+                          command=["torchserve", *args], ports=self.ports, mounts=mounts,
+                          writable={str(self.state_dir), str(ts_logs)}, env=env, cwd=self.state_dir,
+                          container_cwd=paths["state"], cpus=self.cpus)
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self._own_state:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # --- addresses and the token ---
+    def url(self, role: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.ports[role]}{path}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.state_dir / "key_file.json"
+
+    def token(self, kind: str) -> str:
+        """The current `inference` or `management` key (read from TorchServe's key file; never logged)."""
+        try:
+            data = json.loads(self.key_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RuntimeError(f"TorchServe has not written its key file {self.key_file} yet") from None
+        return str(data[kind]["key"])
+
+    def auth(self, kind: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(kind)}"}
+
+    # --- health ---
+    def healthy(self) -> bool:
+        try:
+            ping = requests.get(self.url("inference", "/ping"), headers=self.auth("inference"), timeout=2)
+            if ping.status_code != 200:
+                return False
+            return all(self.worker_status(name) == "READY" for name in self.models)
+        except (requests.RequestException, RuntimeError, ValueError, KeyError):
+            return False
+
+    def describe(self, name: str) -> list[dict]:
+        resp = requests.get(self.url("management", f"/models/{name}"), headers=self.auth("management"), timeout=5)
+        resp.raise_for_status()
+        return resp.json()
+
+    def worker_status(self, name: str) -> str:
+        workers = self.describe(name)[0].get("workers", [])
+        return "READY" if workers and all(w.get("status") == "READY" for w in workers) else "NOT_READY"
+
+    def worker_pids(self, name: str) -> list[int]:
+        return [int(w["pid"]) for w in self.describe(name)[0].get("workers", []) if w.get("pid", -1) > 0]
+
+    def model_load_seconds(self) -> dict[str, float]:
+        """Model load time per served model from TorchServe's own `WorkerLoadTime` gauge (ms)."""
+        resp = requests.get(self.url("metrics", "/metrics"), timeout=5)
+        resp.raise_for_status()
+        out: dict[str, float] = {}
+        for s in parse_prometheus(resp.text):
+            if s.name == "WorkerLoadTime":
+                worker = s.labels.get("WorkerName", "")
+                for name in self.models:
+                    if f"-{name}_" in worker:
+                        out[name] = max(out.get(name, 0.0), s.value / 1000.0)
+        return out
+
+    # --- what clients use ---
+    def endpoints(self) -> list[Endpoint]:
+        headers = self.auth("inference")
+        settings = self.record()
+        out = []
+        for name, m in self.models.items():
+            common = dict(server="torchserve", model=m.twin, served_name=name, layout=m.layout, headers=headers,
+                          server_pids=self.pids(), server_cpus=sorted(self.cpus or ()),
+                          settings={**settings, "format": m.format, "mar_sha256": self.mars.get(name, "")})
+            out.append(Endpoint(stack=f"torchserve/{m.format}", protocol="rest",
+                                target=self.url("inference", f"/predictions/{name}"), **common))
+            out.append(Endpoint(stack=f"torchserve/{m.format}", protocol="grpc",
+                                target=f"127.0.0.1:{self.ports['grpc_inference']}", **common))
+        return out
+
+    def record(self) -> dict[str, object]:
+        cfg = self.config.record() if self.config else {}
+        return {"server": self.name, "version": VERSION, "launcher": self.launcher.name,
+                "ports": dict(self.ports), "cpus": sorted(self.cpus or ()), "threads": self.settings.threads,
+                "metrics_url": self.url("metrics", "/metrics"), "key_file": str(self.key_file), **cfg}
