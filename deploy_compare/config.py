@@ -21,7 +21,7 @@ class TrainSettings:
     twin_epochs: tuple[tuple[str, int], ...] = ()  # per-twin overrides of `epochs`, e.g. (("resnet", 4),)
     batch_size: int = 32
     learning_rate: float = 1e-3  # Adam in both frameworks
-    threads: int = 2  # TF intra-op and PyTorch threads while training
+    threads: int = 1  # TF intra/inter-op and PyTorch threads while training (see models/training.py)
     seed: int = 1234
     parity_batch: int = 64  # size of the fixed held-out batch used by every parity check
 

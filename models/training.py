@@ -11,6 +11,10 @@ Per twin (settings: `profile.train`):
    dict); `run_dir.heldout(twin)`: the parity batch = the first `parity_batch` samples of the held-out split
    (the split is shuffled by the seed, so this is a fixed, class-mixed subset) with the Keras logits;
    `models.json`: one TwinRecord per twin.
+
+Threads: both frameworks train with `profile.train.threads` (default 1, recorded per twin). On this shared
+2-core machine, 2 OpenMP threads made PyTorch training 6-14x slower whenever other processes kept the cores
+busy (spin-waiting threads); one thread is robust, and the twins are small enough not to need more.
 """
 from __future__ import annotations
 
