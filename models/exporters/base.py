@@ -1,6 +1,16 @@
-"""The exporter axis: `Exporter.export()` writes one artifact and returns its manifest record."""
+"""The exporter axis: `Exporter.export()` writes one artifact (or its variants) and returns manifest records.
+
+An exporter receives an `ExportJob` (the trained model of its own framework, its per-sample input shape
+and layout, and where to write) so it knows nothing about the zoo. The signature written into each
+record (input/output names, shapes, dtypes) is read back from the written artifact by `models.inspect`,
+so the manifest states what the file really holds, dynamic batch included.
+"""
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.metadata
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,12 +19,18 @@ from typing import ClassVar
 from deploy_compare.registry import Registry
 from deploy_compare.results import NotRun
 
+INPUT_NAME = "input"    # the one input of every exported artifact
+OUTPUT_NAME = "logits"  # the one output of every exported artifact
+
 
 @dataclass
 class TensorSpec:
     name: str
     shape: list[int | None]  # None = dynamic (batch)
     dtype: str  # numpy dtype name, e.g. "float32"
+
+    def shape_text(self) -> str:
+        return "[" + ", ".join("batch" if d is None else str(d) for d in self.shape) + "]" if self.shape else "[?]"
 
 
 @dataclass
@@ -58,16 +74,82 @@ class Manifest:
         raise KeyError(f"no {fmt}/{variant} artifact of twin {twin!r} in the manifest")
 
 
+@dataclass(frozen=True)
+class ExportJob:
+    """What one exporter needs for one twin: the model of its framework and where to write."""
+
+    twin: str
+    model: object  # a Keras model (tensorflow exporters) or an eval-mode torch.nn.Module (pytorch exporters)
+    input_shape: tuple[int, ...]  # per-sample shape in `layout`
+    layout: str  # NHWC | NCHW | NF
+    out_dir: Path  # e.g. results/<run>/artifacts/<twin>/<format>/
+    run_root: Path  # the run folder; record paths are relative to it
+
+
+def digest(path: Path) -> tuple[str, int]:
+    """sha256 and size in bytes of a file, or of a directory (every file, in sorted relative-path order,
+    its relative path hashed before its content)."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{path} is neither a file nor a folder holding files")
+    h, total = hashlib.sha256(), 0
+    for f in files:
+        if path.is_dir():
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+                total += len(chunk)
+    return h.hexdigest(), total
+
+
+def versions(*distributions: str) -> dict[str, str]:
+    return {d: importlib.metadata.version(d) for d in distributions}
+
+
 class Exporter(ABC):
-    """One export format (and source framework). Implementations import TF/torch lazily."""
+    """One export format from one source framework. Implementations import TF/torch lazily.
+
+    `optional` exporters (a converter that may not support this TF version) do not fail the stage:
+    their error is recorded as a `NotRun` in the manifest, with `enable_command`.
+    """
 
     name: ClassVar[str]
     format: ClassVar[str]
     source_framework: ClassVar[str]
+    tools: ClassVar[tuple[str, ...]]  # distributions whose versions go into every record
+    optional: ClassVar[bool] = False
+    enable_command: ClassVar[str] = ""
 
     @abstractmethod
-    def export(self, twin: str, model: object, out_dir: Path, run_dir: Path) -> list[ArtifactRecord]:
-        """Write the artifact(s) for `model` under `out_dir`; return their records (paths relative to run_dir)."""
+    def export(self, job: ExportJob) -> list[ArtifactRecord]:
+        """Write the artifact(s) for `job.model` under `job.out_dir`; return their records."""
+
+    def record(self, job: ExportJob, path: Path, variant: str, started: float, notes: str = "") -> ArtifactRecord:
+        """The manifest record of a written artifact; `started` is the perf_counter() at export start.
+        Signature and dynamic batch are read back from the file itself."""
+        from models.inspect import inspect_artifact
+
+        seconds = time.perf_counter() - started
+        info = inspect_artifact(path)
+        if info.format != self.format:
+            raise RuntimeError(f"exporter {self.name} wrote {path}, detected as {info.format}, not {self.format}")
+        return ArtifactRecord(
+            twin=job.twin, format=self.format, variant=variant, source_framework=self.source_framework,
+            exporter=self.name, path=Path(path).relative_to(job.run_root).as_posix(), sha256=info.sha256,
+            bytes=info.bytes, inputs=info.inputs, outputs=info.outputs, layout=job.layout,
+            dynamic_batch=all(spec.shape[0] is None for spec in info.inputs), export_seconds=round(seconds, 4),
+            tool_versions=versions(*self.tools), notes=notes)
 
 
 EXPORTERS: Registry[type[Exporter]] = Registry("exporter")
+
+# One module per exporter; importing it registers it (the modules import TF/torch lazily).
+IMPLEMENTATIONS = ("savedmodel", "tflite", "torchscript", "onnx_torch", "onnx_tf")
+
+
+def load_exporters() -> Registry[type[Exporter]]:
+    for module in IMPLEMENTATIONS:
+        importlib.import_module(f"models.exporters.{module}")
+    return EXPORTERS

@@ -9,11 +9,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from deploy_compare.registry import Registry
+
+if TYPE_CHECKING:
+    from models.exporters.base import ArtifactRecord
 
 
 @dataclass(frozen=True)
@@ -41,3 +44,50 @@ class Runtime(ABC):
 
 
 RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
+
+
+class ArtifactRuntime(Runtime):
+    """A runtime for an exported artifact: its layout and dynamic batch come from the artifact's record."""
+
+    format: ClassVar[str]  # the artifact format it loads (savedmodel | tflite | torchscript | onnx)
+
+    def __init__(self, layout: str, dynamic_batch: bool = True) -> None:
+        self._caps = Capabilities(layout=layout, dynamic_batch=dynamic_batch)
+
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+
+# artifact format -> name of the runtime that loads it (filled by @register_format on the implementations)
+FORMAT_RUNTIMES: Registry[str] = Registry("artifact format")
+
+# One module per runtime under models/runtimes/; importing registers it (TF/torch are imported in load()).
+IMPLEMENTATIONS = ["savedmodel", "tflite", "torchscript", "ort"]
+
+
+def register_format(cls: type[ArtifactRuntime]) -> type[ArtifactRuntime]:
+    RUNTIMES.register(cls.name)(cls)
+    FORMAT_RUNTIMES.register(cls.format)(cls.name)
+    return cls
+
+
+def load_runtimes() -> Registry[type[Runtime]]:
+    import importlib
+
+    for module in IMPLEMENTATIONS:
+        importlib.import_module(f"models.runtimes.{module}")
+    return RUNTIMES
+
+
+def runtime_for(record: "ArtifactRecord") -> ArtifactRuntime:
+    """An unloaded runtime for an artifact, chosen by the artifact's format."""
+    load_runtimes()
+    cls = RUNTIMES.get(FORMAT_RUNTIMES.get(record.format))
+    return cls(layout=record.layout, dynamic_batch=record.dynamic_batch)
+
+
+def open_artifact(record: "ArtifactRecord", run_root: Path, threads: int) -> ArtifactRuntime:
+    """Runtime for `record`, loaded from `run_root / record.path` with `threads` intra-op threads."""
+    runtime = runtime_for(record)
+    runtime.load(Path(run_root) / record.path, threads)
+    return runtime
