@@ -58,6 +58,7 @@ class ServeSettings:
     fixed_ports: bool = False  # True: the servers' default ports (fail clearly if taken); False: free ports
     twins: tuple[str, ...] = ()  # twins to serve (empty: every twin in the manifest)
 
+    allow_public_bind: bool = False  # allow a server that cannot bind 127.0.0.1 only (native TF Serving)
 
 @dataclass(frozen=True)
 class LoadSettings:

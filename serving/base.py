@@ -19,6 +19,7 @@ from serving.endpoint import Endpoint
 
 if TYPE_CHECKING:
     from deploy_compare.config import ServeSettings
+    from serving.catalog import ServedModel
 
 
 class ServerError(RuntimeError):
@@ -77,7 +78,7 @@ class Launcher(ABC):
     bind_host: ClassVar[str]  # the address servers bind to, as seen inside their network namespace
 
     @abstractmethod
-    def check(self, server_cls: type["Server"]) -> None:
+    def check(self, server_cls: type["Server"], settings: "ServeSettings") -> None:
         """Raise `NotAvailable` (reason + enabling command) if this launcher cannot run the server here."""
 
     @abstractmethod
@@ -98,13 +99,18 @@ class Server(ABC):
     binary: ClassVar[str]  # native executable name
     install_native: ClassVar[str]  # the command that installs the native binary
     image: ClassVar[str]  # pinned official Docker image
+    native_loopback: ClassVar[bool] = True  # False: the native binary cannot bind 127.0.0.1 only
     fatal_log: ClassVar[tuple[str, ...]] = ()  # regexes of log lines that mean "will never be ready"
 
-    def __init__(self, launcher: Launcher, settings: "ServeSettings", state_dir: Path, log_path: Path) -> None:
+    def __init__(self, launcher: Launcher, settings: "ServeSettings", models: list["ServedModel"], store: Path,
+                 log_path: Path, ports: dict[str, int], cpus: set[int] | None = None) -> None:
         self.launcher = launcher
         self.settings = settings
-        self.state_dir = Path(state_dir)
+        self.models = {m.served_name: m for m in models}
+        self.store = Path(store)  # where this server's model files go (inside the run folder)
         self.log_path = Path(log_path)
+        self.ports = dict(ports)
+        self.cpus = cpus
         self.handle: Handle | None = None
         self.ready_seconds: float | None = None
 
@@ -176,7 +182,7 @@ class Server(ABC):
 SERVERS: Registry[type[Server]] = Registry("server")
 
 
-def choose_launcher(choice: str, server_cls: type[Server]) -> Launcher:
+def choose_launcher(choice: str, server_cls: type[Server], settings: "ServeSettings") -> Launcher:
     """`auto`: the first launcher (native, then docker) that can run `server_cls` here. An explicit
     choice that cannot run raises `NotAvailable` with its reason. Import the implementations first."""
     import serving.launchers  # noqa: F401  (registers native and docker)
@@ -186,7 +192,7 @@ def choose_launcher(choice: str, server_cls: type[Server]) -> Launcher:
     for name in names:
         launcher = LAUNCHERS.get(name)()
         try:
-            launcher.check(server_cls)
+            launcher.check(server_cls, settings)
         except NotAvailable as exc:
             reasons.append(f"{name}: {exc.reason}")
             commands.append(exc.enable_command)

@@ -3,12 +3,11 @@ by `deploy-compare serve --fixed-ports` and by docker-compose.yml, which a test 
 module), and the artifacts a run serves, verified against the manifest before anything starts."""
 from __future__ import annotations
 
-import hashlib
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.exporters.base import ArtifactRecord, Manifest
+from models.exporters.base import ArtifactRecord, Manifest, digest
 
 # Default ports: the servers' documented defaults. Native runs pick free ports unless asked for these.
 DEFAULT_PORTS: dict[str, dict[str, int]] = {
@@ -51,20 +50,8 @@ class ServedModel:
     input_shape: tuple[int, ...]  # per sample, in `layout`
     input_dtype: str
     sha256: str
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of a file, or of a directory's files (sorted relative paths and contents)."""
-    digest = hashlib.sha256()
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            digest.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    input_name: str = ""  # signature input / output names (TF Serving's gRPC tensors are keyed by them)
+    output_name: str = ""
 
 
 def verified_model(run_root: Path, rec: ArtifactRecord) -> ServedModel:
@@ -77,7 +64,7 @@ def verified_model(run_root: Path, rec: ArtifactRecord) -> ServedModel:
                                "refused (artifacts are loaded only from the run's own folder)")
     if not path.exists():
         raise ArtifactMismatch(f"artifact {rec.key} ({rec.format}) is missing: {path}; rerun the export stage")
-    actual = sha256_of(path)
+    actual, _ = digest(path)
     if actual != rec.sha256:
         raise ArtifactMismatch(f"artifact {rec.key} ({rec.format}) at {path} does not match the manifest "
                                f"(sha256 {actual[:12]}... != recorded {rec.sha256[:12]}...): refused to serve it; "
@@ -85,17 +72,19 @@ def verified_model(run_root: Path, rec: ArtifactRecord) -> ServedModel:
     spec = rec.inputs[0]
     return ServedModel(twin=rec.twin, format=rec.format, served_name=served_name(rec.twin, rec.format), path=path,
                        layout=rec.layout, input_shape=tuple(int(d) for d in spec.shape[1:] if d is not None),
-                       input_dtype=spec.dtype, sha256=rec.sha256)
+                       input_dtype=spec.dtype, sha256=rec.sha256, input_name=spec.name,
+                       output_name=rec.outputs[0].name if rec.outputs else "")
 
 
-def served_models(run_root: Path, manifest: Manifest, server: str, twins: list[str] | None = None
-                  ) -> list[ServedModel]:
-    """Every fp32 artifact of `server`'s formats in the manifest (optionally only `twins`), verified."""
+def served_models(run_root: Path, manifest: Manifest, server: str, twins: list[str] | None = None,
+                  formats: list[str] | None = None) -> list[ServedModel]:
+    """Every fp32 artifact of `server`'s formats in the manifest (optionally only `twins` / `formats`),
+    verified against the manifest."""
     out = []
     for rec in manifest.artifacts:
         if rec.variant != "fp32" or (rec.format, rec.source_framework) not in SERVED_FORMATS[server]:
             continue
-        if twins is not None and rec.twin not in twins:
+        if (twins is not None and rec.twin not in twins) or (formats is not None and rec.format not in formats):
             continue
         out.append(verified_model(run_root, rec))
     return out

@@ -33,3 +33,14 @@ def spine_run(tmp_path_factory):
     run_dir = RunDir(config.run_dir).create()
     run_pipeline(RunContext(config=config, run_dir=run_dir))
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def torchserve_mlp(spine_run):
+    """Real TorchServe (native, free 127.0.0.1 ports, token auth on) serving the `spine_run` mlp
+    TorchScript model; yields the server: `.endpoints()` gives its REST and gRPC Endpoints
+    (headers hold the inference token). Stopped at the end of the session."""
+    from serving.testing import running_torchserve
+
+    with running_torchserve(spine_run, twins=("mlp",), formats=("torchscript",)) as server:
+        yield server

@@ -127,7 +127,7 @@ class DockerLauncher(Launcher):
     name = "docker"
     bind_host = "0.0.0.0"  # inside the container's namespace; published on 127.0.0.1 only
 
-    def check(self, server_cls: type[Server]) -> None:
+    def check(self, server_cls: type[Server], settings: object) -> None:
         pull = f"docker pull {server_cls.image}"
         try:
             client = _client()

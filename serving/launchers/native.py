@@ -7,9 +7,13 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deploy_compare.proc import ManagedProcess, group_members
 from serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
+
+if TYPE_CHECKING:
+    from deploy_compare.config import ServeSettings
 
 
 def resolve_binary(name: str) -> str | None:
@@ -44,7 +48,11 @@ class NativeLauncher(Launcher):
     name = "native"
     bind_host = "127.0.0.1"
 
-    def check(self, server_cls: type[Server]) -> None:
+    def check(self, server_cls: type[Server], settings: "ServeSettings") -> None:
+        if not server_cls.native_loopback and not settings.allow_public_bind:
+            raise NotAvailable(f"native {server_cls.name} binds 0.0.0.0 (it cannot listen on 127.0.0.1 only) and "
+                               "public listeners are off", "use --launcher docker (ports published on 127.0.0.1), "
+                               "or accept a public listener with ServeSettings(allow_public_bind=True)")
         if resolve_binary(server_cls.binary) is None:
             raise NotAvailable(f"`{server_cls.binary}` is not installed (not in {Path(sys.executable).parent} "
                                "nor on PATH)", server_cls.install_native)

@@ -6,7 +6,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from serving.catalog import ServedModel, sha256_of
+from models.exporters.base import digest
+from serving.catalog import ServedModel
 
 HANDLER = Path(__file__).with_name("handler.py")
 
@@ -33,4 +34,4 @@ def build_mar(model: ServedModel, store: Path, threads: int) -> Path:
 
 
 def mar_sha256(mar: Path) -> str:
-    return sha256_of(mar)
+    return digest(mar)[0]

@@ -12,19 +12,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import requests
 
-from serving.base import SERVERS, Launcher, LaunchSpec, Server
-from serving.catalog import CONTAINER_PATHS, ServedModel
+from serving.base import SERVERS, LaunchSpec, Server
+from serving.catalog import CONTAINER_PATHS
 from serving.endpoint import Endpoint
 from serving.metrics import parse_prometheus
 from serving.torchserve.archive import build_mar, mar_sha256
 from serving.torchserve.config import TorchServeConfig
-
-if TYPE_CHECKING:
-    from deploy_compare.config import ServeSettings
 
 VERSION = "0.12.0"
 
@@ -39,39 +35,32 @@ class TorchServe(Server):
                  r"Load model failed|Invalid model|ModelServer failed to start|"
                  r"Exception in thread \"main\").*$",)
 
-    def __init__(self, launcher: Launcher, settings: "ServeSettings", models: list[ServedModel], model_store: Path,
-                 log_path: Path, ports: dict[str, int], cpus: set[int] | None = None,
-                 state_dir: Path | None = None) -> None:
-        state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="dc-torchserve-"))
-        os.chmod(state, 0o700)
-        super().__init__(launcher, settings, state, log_path)
-        self._own_state = state_dir is None
-        self.models = {m.served_name: m for m in models}
-        self.model_store = Path(model_store)
-        self.ports = dict(ports)
-        self.cpus = cpus
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.state_dir = Path(tempfile.mkdtemp(prefix="dc-torchserve-"))  # private: holds the key file
+        os.chmod(self.state_dir, 0o700)
         self.config: TorchServeConfig | None = None
         self.mars: dict[str, str] = {}  # served name -> sha256 of its .mar
 
     # --- configuration ---
     def prepare(self) -> LaunchSpec:
         for name, model in self.models.items():
-            self.mars[name] = mar_sha256(build_mar(model, self.model_store, self.settings.threads))
+            self.mars[name] = mar_sha256(build_mar(model, self.store, self.settings.threads))
         (self.state_dir / "tmp").mkdir(exist_ok=True)
         ts_logs = self.log_path.parent / "torchserve"
         ts_logs.mkdir(parents=True, exist_ok=True)
         paths = CONTAINER_PATHS["torchserve"]
-        mounts = {str(self.model_store): paths["model_store"], str(self.state_dir): paths["state"],
+        mounts = {str(self.store): paths["model_store"], str(self.state_dir): paths["state"],
                   str(ts_logs): "/home/model-server/logs"}
         seen = lambda p: self.launcher.path(p, mounts)  # noqa: E731  (path as the server sees it)
         self.config = TorchServeConfig(
-            bind_host=self.launcher.bind_host, ports=self.ports, model_store=seen(self.model_store),
+            bind_host=self.launcher.bind_host, ports=self.ports, model_store=seen(self.store),
             models={name: f"{name}.mar" for name in self.models}, workers=self.settings.workers,
             netty_threads=self.settings.threads, batch_size=self.settings.batch_size,
             max_batch_delay_ms=self.settings.max_batch_delay_ms)
         cfg = self.state_dir / "config.properties"
         cfg.write_text(self.config.render(), encoding="utf-8")
-        args = ["--foreground", "--ncs", "--ts-config", seen(cfg), "--model-store", seen(self.model_store)]
+        args = ["--foreground", "--ncs", "--ts-config", seen(cfg), "--model-store", seen(self.store)]
         env = {"LOG_LOCATION": seen(ts_logs), "METRICS_LOCATION": seen(ts_logs),
                "TEMP": seen(self.state_dir / "tmp"), "TMPDIR": seen(self.state_dir / "tmp"),
                # the workers run the handler: one intra-op thread pool of the configured size
@@ -85,8 +74,7 @@ class TorchServe(Server):
         try:
             super().stop()
         finally:
-            if self._own_state:
-                shutil.rmtree(self.state_dir, ignore_errors=True)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     # --- addresses and the token ---
     def url(self, role: str, path: str = "") -> str:

@@ -1,0 +1,61 @@
+"""Build the servers for a run folder: verified artifacts, ports, CPU placement, launcher choice.
+Used by the serve stage, `deploy-compare serve` and the test fixtures (one code path)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from deploy_compare.config import ServeSettings
+from deploy_compare.results import NotRun
+from deploy_compare.rundir import RunDir
+from serving.base import SERVERS, NotAvailable, Server, choose_launcher
+from serving.catalog import allocate_ports, served_models
+
+
+def server_cpus(settings: ServeSettings) -> set[int] | None:
+    """The core the server is pinned to when this process may use >= 2 cores (the load generator
+    gets the others); None when there is nothing to separate or pinning is off."""
+    available = sorted(os.sched_getaffinity(0))
+    if settings.pin_server_cpu is None or len(available) < 2:
+        return None
+    if settings.pin_server_cpu not in available:
+        raise ValueError(f"cannot pin the server to core {settings.pin_server_cpu}: this process may use "
+                         f"cores {available}")
+    return {settings.pin_server_cpu}
+
+
+def load_generator_cpus(settings: ServeSettings) -> set[int] | None:
+    """The cores left for the load generator when the server is pinned."""
+    pinned = server_cpus(settings)
+    return None if pinned is None else set(os.sched_getaffinity(0)) - pinned
+
+
+@dataclass
+class Planned:
+    server: Server | None
+    not_run: NotRun | None
+
+
+def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: list[str] | None = None) -> Planned:
+    """The server `name` for this run, or a NotRun saying why it cannot run here and how to enable it.
+    Raises (before anything starts) on a tampered artifact or a taken fixed port."""
+    from models.exporters.stage import load_manifest
+
+    cls = SERVERS.get(name)
+    try:
+        launcher = choose_launcher(settings.launcher, cls, settings)
+    except NotAvailable as exc:
+        return Planned(None, NotRun(what=name, reason=exc.reason, enable_command=exc.enable_command))
+    models = served_models(run_dir.path, load_manifest(run_dir), name, list(settings.twins) or None, formats)
+    if not models:
+        return Planned(None, NotRun(what=name, reason=f"the manifest holds no artifact {name} serves",
+                                    enable_command="deploy-compare run --stages export --force"))
+    server = cls(launcher, settings, models, run_dir.artifacts / name, run_dir.logs / f"{name}.log",
+                 allocate_ports(name, settings.fixed_ports), server_cpus(settings))
+    return Planned(server, None)
+
+
+def import_servers() -> None:
+    """Register every server implementation."""
+    import serving.tfserving.server  # noqa: F401
+    import serving.torchserve.server  # noqa: F401
