@@ -57,8 +57,8 @@ class ServeSettings:
     pin_server_cpu: int | None = 0  # core the server is pinned to when the machine has >= 2 cores (None: no pin)
     fixed_ports: bool = False  # True: the servers' default ports (fail clearly if taken); False: free ports
     twins: tuple[str, ...] = ()  # twins to serve (empty: every twin in the manifest)
-
     allow_public_bind: bool = False  # allow a server that cannot bind 127.0.0.1 only (native TF Serving)
+
 
 @dataclass(frozen=True)
 class LoadSettings:
