@@ -1,0 +1,79 @@
+"""The report (issue 6): a run folder's saved results -> results.json, report.md, report.html, plots/.
+
+- pipeline stage `report`: `run_stage(ctx)` renders the run and prints the terminal summary;
+- CLI: `deploy-compare report RUN_DIR` re-renders any run folder from its saved results alone.
+
+Flow: `collect` loads every stage's results file with its dataclass into one `ReportResults`, which is
+saved as results.json and loaded back; plots, report.md and report.html are rendered from that
+loaded aggregate only (`sections` builds one document, `document` renders it twice).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from deploy_compare import results
+from deploy_compare.report.model import ReportResults
+from deploy_compare.rundir import RunDir
+
+
+@dataclass(frozen=True)
+class Rendered:
+    results: ReportResults
+    markdown: Path
+    html: Path
+
+
+def render_results(res: ReportResults, run_dir: RunDir) -> tuple[Path, Path]:
+    """Plots, report.md and report.html from an aggregate (no stage file is read here)."""
+    from deploy_compare.report import document, plots, sections
+
+    figures = plots.draw_all(res, run_dir.plots)
+    doc = sections.build_document(res, figures)
+    md, page = run_dir.file("report.md"), run_dir.file("report.html")
+    results.atomic_write_text(md, document.to_markdown(doc))
+    results.atomic_write_text(page, document.to_html(doc, run_dir.path))
+    return md, page
+
+
+def render(run_dir: RunDir, console: Console) -> Rendered:
+    """Collect the run's saved results into results.json, then render the report from it."""
+    from deploy_compare.report.collect import collect
+
+    res = collect(run_dir, warn=lambda message: console.print(f"[yellow]report: {message}[/]"))
+    results.save(res, run_dir.results)
+    saved = results.load(ReportResults, run_dir.results)
+    md, page = render_results(saved, run_dir)
+    return Rendered(results=saved, markdown=md, html=page)
+
+
+def run_stage(ctx) -> None:
+    """Pipeline stage `report`: render, then print the headline figures and the report path."""
+    from deploy_compare.report.summary import print_summary
+
+    rendered = render(ctx.run_dir, ctx.console)
+    print_summary(ctx.console, rendered.results, rendered.html)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder, e.g. results/<run-id>")
+    parser.add_argument("--quiet", action="store_true", help="do not print the summary table")
+
+
+def main(args: argparse.Namespace) -> int:
+    from deploy_compare.cli import UserError
+    from deploy_compare.report.summary import print_summary
+
+    run_dir = RunDir(args.run_dir.resolve())
+    if not run_dir.path.is_dir():
+        raise UserError(f"run folder {run_dir.path} does not exist; pass a folder written by `deploy-compare run`")
+    console = Console(stderr=True)
+    rendered = render(run_dir, console)
+    if not args.quiet:
+        print_summary(console, rendered.results, rendered.html)
+    else:
+        console.print(f"report: {rendered.html}")
+    return 0

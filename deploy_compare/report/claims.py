@@ -1,0 +1,195 @@
+"""The seed study's comparison table, in our words, and the cells this run backs with figures.
+
+The seed study (TensorFlow / Keras / Theano / PyTorch) makes claims in six rows. A run can measure
+two of them: *Computational graph* (eager vs graph speed, PyTensor's compile cost) and *Deployment*
+(exports, parity, in-process latency, servers). The other rows stay claims, marked "not measured".
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from deploy_compare.report import fmt
+from deploy_compare.report.model import FRAMEWORKS, Cell, ComparisonRow, ReportResults
+
+# row -> framework -> the seed study's claim, paraphrased
+CLAIMS: dict[str, dict[str, str]] = {
+    "Primary use case": {
+        "TensorFlow": "production at scale, deployment and research",
+        "Keras": "fast prototyping and research, beginner friendly",
+        "Theano": "academic research; now deprecated",
+        "PyTorch": "research and fast iteration",
+    },
+    "API level": {
+        "TensorFlow": "low-level ops plus a high-level API (Keras)",
+        "Keras": "high-level only",
+        "Theano": "low-level",
+        "PyTorch": "low-level, with torch.nn as the high-level layer",
+    },
+    "Computational graph": {
+        "TensorFlow": "static graphs in 1.x; eager by default since 2.x",
+        "Keras": "eager, inherited from TensorFlow 2.x",
+        "Theano": "static graph",
+        "PyTorch": "dynamic (define-by-run)",
+    },
+    "Ease of use": {
+        "TensorFlow": "steep at the low level; Keras makes it friendly",
+        "Keras": "the easiest start, for beginners and experiments",
+        "Theano": "hard: graphs must be compiled explicitly",
+        "PyTorch": "intuitive and Pythonic",
+    },
+    "Community & ecosystem": {
+        "TensorFlow": "very large and mature, with tools such as TensorBoard",
+        "Keras": "part of the TensorFlow ecosystem",
+        "Theano": "inactive; obsolete",
+        "PyTorch": "strong and growing; research-oriented docs",
+    },
+    "Deployment": {
+        "TensorFlow": "broad deployment tooling (TF Serving, TF Lite, TF.js)",
+        "Keras": "deploys through its TensorFlow backend",
+        "Theano": "not suited to modern deployment",
+        "PyTorch": "has TorchServe; less mature than TensorFlow's tooling",
+    },
+}
+
+# rows no run of this toolkit can measure: why, shown once under the table
+UNMEASURABLE = {
+    "Primary use case": "a matter of intent, not of measurement",
+    "API level": "a property of the API surface, not of a run",
+    "Ease of use": "needs a user study",
+    "Community & ecosystem": "needs ecosystem data (downloads, contributors), not a benchmark",
+}
+
+
+FORMAT_NAMES = {"savedmodel": "SavedModel", "tflite": "TFLite", "torchscript": "TorchScript", "onnx": "ONNX"}
+SERVER_NAMES = {"tfserving": "TF Serving", "torchserve": "TorchServe"}
+
+
+# comparison column -> (floor framework, graph runtimes to cite; empty = all)
+GRAPH_EVIDENCE = {"TensorFlow": ("tensorflow", ("savedmodel",)), "Keras": ("tensorflow", ("keras-function",)),
+                  "PyTorch": ("pytorch", ())}
+
+
+def _graph_lines(res: ReportResults, column: str) -> list[str]:
+    framework, graphs = GRAPH_EVIDENCE[column]
+    rows = [g for g in res.graph_ratios if g.framework == framework and (not graphs or g.graph in graphs)]
+    threads = min((g.threads for g in rows), default=0)
+    lines = []
+    for g in rows:
+        if g.threads == threads:
+            faster = "graph faster" if g.ratio >= 1 else "eager faster"
+            lines.append(f"[{g.twin}](#floor): {g.eager} {fmt.ms(g.eager_p50_ms)} vs {g.graph} "
+                         f"{fmt.ms(g.graph_p50_ms)} p50 (batch 1, {g.threads} thread): eager/graph "
+                         f"{g.ratio:.2f}x, {faster}")
+    return lines
+
+
+def _theano_lines(res: ReportResults) -> list[str]:
+    t = res.theano
+    if t is None or not t.measured:
+        return []
+    return [f"[{t.successor}](#floor) (Theano's maintained successor), {twin}: graph compile "
+            f"{fmt.seconds(t.compile_seconds.get(twin))}, then {fmt.ms(p50)} p50 per batch-1 call"
+            for twin, p50 in t.p50_ms.items()]
+
+
+def _artifact_line(res: ReportResults, format_: str, framework: str, suffix: str = "") -> list[str]:
+    rows = [a for a in res.artifacts if a.format == format_ and a.framework == framework]
+    if not rows:
+        return []
+    name = FORMAT_NAMES.get(format_, format_) + suffix
+    sizes = ", ".join(f"{a.twin} {fmt.size(a.bytes)}" for a in rows if a.variant == "fp32") or fmt.NA
+    checked = [a for a in rows if a.variant == "fp32" and a.parity != "not checked"]
+    if checked:
+        passed = sum(a.parity == "pass" for a in checked)
+        worst = max((a.max_abs_error for a in checked if a.max_abs_error is not None), default=None)
+        parity = f"parity {passed}/{len(checked)} pass (max abs err {fmt.sci(worst)})"
+    else:
+        parity = "parity not checked"
+    quant = [a for a in rows if a.variant != "fp32" and a.top1_agreement is not None]
+    qtext = "".join(f"; {a.twin} {a.variant} {fmt.pct(a.top1_agreement)} top-1" for a in quant)
+    return [f"[{name}](#artifacts): {sizes}; {parity}{qtext}"]
+
+
+def _floor_line(res: ReportResults, format_: str, framework: str) -> list[str]:
+    pts = [f for f in res.floor if f.format == format_ and f.framework == framework and f.variant == "fp32"
+           and f.batch == 1 and f.latency is not None and not f.error]
+    if not pts:
+        return []
+    threads = min(f.threads for f in pts)
+    per_twin = ", ".join(f"{f.twin} {fmt.ms(f.latency.p50)}" for f in pts if f.threads == threads)
+    runtime = pts[0].runtime
+    return [f"[in-process](#floor) {runtime} p50, batch 1, {threads} thread(s): {per_twin}"]
+
+
+def _server_lines(res: ReportResults, server: str) -> list[str]:
+    name = SERVER_NAMES.get(server, server)
+    out = []
+    for c in res.cold_start:
+        if c.server == server:
+            out.append(f"[{name}](#serving) {c.stack} ({c.model}): ready in {fmt.seconds(c.start_to_ready_s)}, "
+                       f"first request {fmt.ms(c.first_request_ms)}")
+    for (stack, protocol, model), top in res.saturation().items():
+        if stack.startswith(server) and top is not None:
+            out.append(f"[{name}](#curves) {stack} {protocol} ({model}): saturates at {fmt.rate(top.throughput)} "
+                       f"({top.users} users), p99 {fmt.percentile(top.latency, 'p99')} ms")
+    for n in res.not_run:
+        if n.what.startswith(server):
+            out.append(f"[{name}](#not-run) {n.what}: not run here ({n.reason})")
+    return out
+
+
+def _deployment(res: ReportResults, framework: str) -> list[str]:
+    if framework == "TensorFlow":
+        return (_artifact_line(res, "savedmodel", "tensorflow") + _floor_line(res, "savedmodel", "tensorflow")
+                + _artifact_line(res, "tflite", "tensorflow") + _floor_line(res, "tflite", "tensorflow")
+                + _server_lines(res, "tfserving"))
+    if framework == "Keras":
+        twins = sorted({a.twin for a in res.artifacts if a.framework == "tensorflow"})
+        lines = [f"[exports](#artifacts) of the Keras twins ({', '.join(twins)}) are the TensorFlow column's "
+                 "SavedModel and TFLite artifacts"] if twins else []
+        return lines + _artifact_line(res, "onnx", "tensorflow", " (tf2onnx)")
+    if framework == "Theano":
+        evidence = _theano_lines(res)
+        if res.theano is None:
+            return []
+        none = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in res.theano.deployment.items()) or "none"
+        return [f"[none](#floor) ({none}); Theano itself does not run here ([why](#not-run))"] + evidence
+    return (_artifact_line(res, "torchscript", "pytorch") + _floor_line(res, "torchscript", "pytorch")
+            + _artifact_line(res, "onnx", "pytorch") + _floor_line(res, "onnx", "pytorch")
+            + _server_lines(res, "torchserve"))
+
+
+def _graph(res: ReportResults, framework: str) -> list[str]:
+    if framework == "Theano":
+        return _theano_lines(res)
+    return _graph_lines(res, framework)
+
+
+SERVED = ("artifacts", "floor", "serving", "curves")
+# row -> framework -> (section holding the figures, sections whose missing results leave the cell short)
+MEASURED_AT: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "Computational graph": dict.fromkeys(FRAMEWORKS, ("floor", ("floor",))),
+    "Deployment": {"TensorFlow": ("artifacts", SERVED), "Keras": ("artifacts", ("artifacts",)),
+                   "Theano": ("floor", ("floor",)), "PyTorch": ("serving", SERVED)},
+}
+EVIDENCE: dict[str, Callable[[ReportResults, str], list[str]]] = {"Computational graph": _graph,
+                                                                  "Deployment": _deployment}
+
+
+def comparison(res: ReportResults) -> list[ComparisonRow]:
+    rows = []
+    for feature, claims in CLAIMS.items():
+        cells = {}
+        for fw in FRAMEWORKS:
+            cell = Cell(claim=claims[fw])
+            if feature in EVIDENCE:
+                cell.link, needs = MEASURED_AT[feature][fw]
+                cell.measured = EVIDENCE[feature](res, fw)
+                cell.gaps = list(dict.fromkeys(m.file for m in res.missing if m.section in needs))
+                if cell.measured:
+                    cell.status = "measured"
+                elif cell.gaps:
+                    cell.status = "missing"
+            cells[fw] = cell
+        rows.append(ComparisonRow(feature=feature, cells=cells))
+    return rows

@@ -1,0 +1,52 @@
+"""Number formatting shared by the tables, the comparison cells and the terminal summary."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from deploy_compare.report.model import LatencyStats
+
+NA = "–"
+UNBACKED = "*"
+UNBACKED_NOTE = ("`*` = percentile not backed at 99% confidence by this point's sample count "
+                 "(needs >= 44 samples for p90, 459 for p99, 4603 for p99.9; conventions rule 2)")
+
+
+def na_if_none(render: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`render(value)`, or the n/a mark when the value is None or NaN (nothing measured)."""
+    @functools.wraps(render)
+    def wrapper(value: Any) -> str:
+        return NA if value is None or value != value else render(value)
+
+    return wrapper
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    if value is None or value != value:
+        return NA
+    if value == 0:
+        return "0"
+    return f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
+
+
+ms = na_if_none(lambda v: f"{num(v)} ms")
+seconds = na_if_none(lambda v: f"{num(v)} s")
+rate = na_if_none(lambda v: f"{num(v)}/s")
+pct = na_if_none(lambda v: f"{100 * v:.4g}%")  # a fraction shown as percent
+sci = na_if_none(lambda v: f"{v:.1e}")
+
+
+@na_if_none
+def size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes} B"
+
+
+def percentile(stats: LatencyStats | None, name: str) -> str:
+    """A latency percentile in ms, starred when the sample count cannot back it."""
+    if stats is None:
+        return NA
+    value = {"p50": stats.p50, "p90": stats.p90, "p99": stats.p99, "p99.9": stats.p999}[name]
+    return num(value) + ("" if name in stats.backed else UNBACKED)

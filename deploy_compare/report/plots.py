@@ -1,0 +1,223 @@
+"""Plots drawn from `ReportResults` into the run folder's plots/ (PNG), one function per plot.
+
+Every axis is labelled with its unit; ranges wider than a decade get a log scale; invalid load
+points are drawn as hollow red crosses and labelled, never as results. matplotlib is imported
+lazily (Agg backend) so the rest of the report stays light.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from deploy_compare.registry import Registry
+from deploy_compare.report.document import Figure
+from deploy_compare.report.model import ReportResults
+
+Draw = Callable[[ReportResults, object], str | None]  # (results, matplotlib Figure) -> caption, or None (no data)
+PLOTS: Registry[Draw] = Registry("plot")
+INVALID_STYLE = {"marker": "X", "s": 110, "facecolors": "none", "edgecolors": "#d62728", "linewidths": 1.6,
+                 "zorder": 5}
+
+
+def plot(name: str) -> Callable[[Draw], Draw]:
+    return PLOTS.register(name)
+
+
+def _log_if_wide(ax, which: str, values: list[float], decades: float = 1.0) -> None:
+    """Log scale on axis `which` ("x" or "y") when the positive values span more than `decades` decades;
+    tick labels stay plain numbers (0.1, 1, 10), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+
+    positive = [v for v in values if v and v > 0]
+    if positive and max(positive) / min(positive) > 10 ** decades:
+        axis = ax.xaxis if which == "x" else ax.yaxis
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        if max(positive) / min(positive) < 100:  # short span: label some minor ticks too, plainly
+            axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+        else:
+            axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def draw_all(res: ReportResults, folder: Path) -> dict[str, Figure]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Figure] = {}
+    for name, draw in PLOTS.items():
+        fig = plt.figure(figsize=(9, 4.8), dpi=100)
+        try:
+            caption = draw(res, fig)
+            if caption is not None:
+                fig.tight_layout()
+                path = folder / f"{name}.png"
+                fig.savefig(path, format="png", metadata={"Software": None})
+                figures[name] = Figure(path=f"{folder.name}/{path.name}", caption=caption)
+        finally:
+            plt.close(fig)
+    return figures
+
+
+@plot("latency_throughput")
+def latency_throughput(res: ReportResults, fig) -> str | None:
+    closed = [p for p in res.load_points if p.mode == "closed"]
+    if not closed:
+        return None
+    ax = fig.add_subplot(1, 1, 1)
+    for key in sorted({(p.stack, p.protocol, p.model) for p in closed}):
+        pts = sorted((p for p in closed if (p.stack, p.protocol, p.model) == key), key=lambda p: p.users or 0)
+        valid = [p for p in pts if p.valid]
+        label = f"{key[0]} {key[1]} ({key[2]})"
+        line, = ax.plot([p.throughput for p in valid], [p.latency.p99 for p in valid], "o-", label=f"{label} p99")
+        ax.plot([p.throughput for p in valid], [p.latency.p50 for p in valid], "s--", color=line.get_color(),
+                alpha=0.7, label=f"{label} p50")
+        for p in valid:
+            ax.annotate(str(p.users), (p.throughput, p.latency.p99), textcoords="offset points", xytext=(3, 4),
+                        fontsize=7, color=line.get_color())
+    bad = [p for p in closed if not p.valid]
+    if bad:
+        ax.scatter([p.throughput for p in bad], [p.latency.p99 for p in bad], label="invalid point (p99)",
+                   **INVALID_STYLE)
+    ax.set_xlabel("throughput (requests/s, completed)")
+    ax.set_ylabel("latency (ms)")
+    _log_if_wide(ax, "y", [p.latency.p50 for p in closed] + [p.latency.p99 for p in closed])
+    _log_if_wide(ax, "x", [p.throughput for p in closed])
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Closed loop: latency vs throughput (labels = concurrent users)")
+    return ("Closed-loop latency (p50 dashed, p99 solid) against completed throughput; each marker is one "
+            "concurrency step, labelled with its number of users. Invalid points: hollow red crosses.")
+
+
+@plot("openloop")
+def openloop(res: ReportResults, fig) -> str | None:
+    pts = [p for p in res.load_points if p.mode == "open" and p.uncorrected is not None]
+    if not pts:
+        return None
+    ax = fig.add_subplot(1, 1, 1)
+    labels = [f"{p.stack} {p.protocol}\n{p.model} @ {p.target_rate:.0f}/s" for p in pts]
+    xs = range(len(pts))
+    width = 0.2
+    series = (("p50 uncorrected", [p.uncorrected.p50 for p in pts], "#9ecae1", -1.5),
+              ("p50 corrected", [p.latency.p50 for p in pts], "#3182bd", -0.5),
+              ("p99 uncorrected", [p.uncorrected.p99 for p in pts], "#fdae6b", 0.5),
+              ("p99 corrected", [p.latency.p99 for p in pts], "#e6550d", 1.5))
+    hatches = ["xx" if not p.valid else "" for p in pts]
+    for label, values, color, offset in series:
+        bars = ax.bar([x + offset * width for x in xs], values, width, label=label, color=color)
+        for bar, hatch in zip(bars, hatches):
+            if hatch:  # an invalid point: hatched, red-edged and labelled, never read as a result
+                bar.set_hatch(hatch)
+                bar.set_edgecolor("#d62728")
+                bar.set_alpha(0.45)
+    for x, p in zip(xs, pts):
+        if not p.valid:
+            ax.scatter([x], [p.latency.p99], **INVALID_STYLE)
+            ax.annotate("INVALID", (x, p.latency.p99), textcoords="offset points", xytext=(0, 8), ha="center",
+                        fontsize=8, color="#d62728")
+    ax.set_xticks(list(xs), labels, fontsize=7)
+    ax.set_ylabel("latency (ms)")
+    _log_if_wide(ax, "y", [v for _, values, _, _ in series for v in values])
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Open loop: latency from scheduled send (corrected) vs from actual send (uncorrected)")
+    return ("Open-loop points: corrected latency counts the time a request waited behind its schedule; the gap to "
+            "the uncorrected figure is what coordinated omission hides.")
+
+
+@plot("floor")
+def floor(res: ReportResults, fig) -> str | None:
+    rows = [f for f in res.floor if f.batch == 1 and f.latency is not None]
+    if not rows:
+        return None
+    rows.sort(key=lambda f: (f.twin, f.latency.p50))
+    ax = fig.add_subplot(1, 1, 1)
+    labels = [f"{f.twin} · {f.runtime} · {f.threads}t" for f in rows]
+    ax.barh(range(len(rows)), [f.latency.p50 for f in rows], color="#3182bd", label="p50")
+    ax.scatter([f.latency.p99 for f in rows], range(len(rows)), marker="|", s=120, color="#e6550d", label="p99",
+               zorder=4)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("latency per batch-1 call (ms)")
+    _log_if_wide(ax, "x", [f.latency.p50 for f in rows] + [f.latency.p99 for f in rows])
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("In-process floor at batch 1")
+    fig.set_size_inches(9, max(3.0, 0.28 * len(rows) + 1.2))
+    return "In-process latency at batch 1 per twin, runtime and thread count (bar: p50, tick: p99)."
+
+
+@plot("artifact_sizes")
+def artifact_sizes(res: ReportResults, fig) -> str | None:
+    if not res.artifacts:
+        return None
+    rows = sorted(res.artifacts, key=lambda a: (a.twin, a.format, a.variant))
+    ax = fig.add_subplot(1, 1, 1)
+    colors = ["#d62728" if a.parity == "fail" else "#3182bd" for a in rows]
+    ax.barh(range(len(rows)), [a.bytes / 1e3 for a in rows], color=colors)
+    ax.set_yticks(range(len(rows)), [f"{a.twin} · {a.format} · {a.variant}" for a in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("artifact size (kB)")
+    _log_if_wide(ax, "x", [a.bytes for a in rows])
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.set_title("Artifact size per twin, format and variant (red: failed parity)")
+    fig.set_size_inches(9, max(3.0, 0.25 * len(rows) + 1.2))
+    return "Size on disk of every exported artifact."
+
+
+STACK_COLORS = ("#9ecae1", "#3182bd", "#fdae6b", "#e6550d")
+
+
+def _stacked_barh(fig, labels: list[str], segments: list[tuple[str, list[float]]], xlabel: str, title: str):
+    """Horizontal bars stacked from `segments` (legend label, one value per bar), one bar per label."""
+    ax = fig.add_subplot(1, 1, 1)
+    ys = list(range(len(labels)))
+    left = [0.0] * len(labels)
+    for (label, values), color in zip(segments, STACK_COLORS):
+        ax.barh(ys, values, left=left, color=color, label=label)
+        left = [a + b for a, b in zip(left, values)]
+    ax.set_yticks(ys, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title(title)
+    fig.set_size_inches(9, max(2.8, 0.4 * len(labels) + 1.4))
+    return ax
+
+
+@plot("cold_start")
+def cold_start(res: ReportResults, fig) -> str | None:
+    rows = res.cold_start
+    if not rows:
+        return None
+    ax = _stacked_barh(fig, [f"{c.stack} ({c.model})" for c in rows], [
+        ("process start -> ready", [c.start_to_ready_s or 0.0 for c in rows]),
+        ("model load", [c.model_load_s or 0.0 for c in rows]),
+        ("first request", [(c.first_request_ms or 0.0) / 1e3 for c in rows])],
+        "time since server process start (s)", "Cold start per server and model")
+    ax.legend(fontsize=7)
+    return ("Cold start: process start to ready, then model load and the first request (stacked as reported; a "
+            "model loaded during start-up overlaps the first bar).")
+
+
+@plot("server_client")
+def server_client(res: ReportResults, fig) -> str | None:
+    rows = [r for r in res.server_client if r.server_total_ms is not None]
+    if not rows:
+        return None
+    queue = [r.server_queue_ms or 0.0 for r in rows]
+    ax = _stacked_barh(fig, [f"{r.stack} {r.protocol} ({r.model}, {r.point})" for r in rows], [
+        ("server queue", queue),
+        ("server inference", [r.server_inference_ms or max(0.0, r.server_total_ms - q) for r, q in zip(rows, queue)]),
+        ("outside the server (client - server)", [max(0.0, r.client_mean_ms - r.server_total_ms) for r in rows])],
+        "mean time per request (ms)", "Where the time goes: server-side vs client-side")
+    floor_pts = [(y, r.floor_p50_ms) for y, r in enumerate(rows) if r.floor_p50_ms is not None]
+    if floor_pts:
+        ax.scatter([v for _, v in floor_pts], [y for y, _ in floor_pts], marker="D", color="black", zorder=4,
+                   label="in-process floor p50")
+    ax.legend(fontsize=7)
+    return ("Client-side mean latency split into the server's queue and inference time and the rest (transport, "
+            "serialization, HTTP/gRPC handling), with the in-process floor for reference.")

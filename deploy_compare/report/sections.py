@@ -1,0 +1,379 @@
+"""`ReportResults` -> `Document`: one builder per section, registered in reading order.
+
+Builders only read the aggregate (and the list of plots drawn from it). A section whose results file
+is missing opens with a note saying which file, why, and the command that produces it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from deploy_compare.registry import Registry
+from deploy_compare.report import fmt
+from deploy_compare.report.claims import UNMEASURABLE
+from deploy_compare.report.model import FRAMEWORKS, FloorRow, LatencyStats, LoadPoint, ReportResults
+from deploy_compare.report.document import Block, Bullets, Document, Figure, Note, Para, Section, Table
+
+Builder = Callable[[ReportResults, dict[str, Figure]], list[Block]]
+SECTIONS: Registry[tuple[str, Builder]] = Registry("report section")
+
+
+def section(anchor: str, title: str) -> Callable[[Builder], Builder]:
+    def decorator(build: Builder) -> Builder:
+        SECTIONS.register(anchor)((title, build))
+        return build
+
+    return decorator
+
+
+def build_document(res: ReportResults, figures: dict[str, Figure]) -> Document:
+    profile = res.settings.profile if res.settings else "unknown"
+    subtitle = f"Run `{res.run_id}`, profile **{profile}**"
+    if res.environment:
+        subtitle += f", git `{res.environment.git_commit[:12]}`" + (" (dirty)" if res.environment.git_dirty else "")
+    doc = Document(title="deploy-compare: TensorFlow/Keras vs PyTorch deployment", subtitle=subtitle)
+    for anchor, (title, build) in SECTIONS.items():
+        blocks: list[Block] = [
+            Note(f"`{m.file}` is missing: {m.reason}. Produce it with `{m.enable_command}`.", "missing")
+            for m in res.missing_for(anchor)]
+        blocks += build(res, figures)
+        doc.sections.append(Section(anchor=anchor, title=title, blocks=blocks))
+    return doc
+
+
+def _quick_note(res: ReportResults) -> list[Block]:
+    if not res.quick or res.settings is None:
+        return []
+    note = res.settings.profile_note.removeprefix("quick profile: ")
+    return [Note(f"**{res.settings.profile} profile** — {note}. Single repeats carry no "
+                 "interval across repeats; starred percentiles are not backed by their sample count.", "warn")]
+
+
+def _empty(res: ReportResults, anchor: str, text: str) -> list[Block]:
+    """A section without rows: say so, unless its missing-file note already says why."""
+    return [] if res.missing_for(anchor) else [Para(text)]
+
+
+def _lead(text: str, figures: dict[str, Figure], plot: str) -> list[Block]:
+    """A section's opening paragraph, then its plot when one was drawn."""
+    return [Para(text)] + ([figures[plot]] if plot in figures else [])
+
+
+def _latency_cells(stats: LatencyStats | None) -> list[str]:
+    return [fmt.percentile(stats, name) for name in ("p50", "p90", "p99", "p99.9")]
+
+
+# ------------------------------------------------------------------------------------------- sections
+
+@section("comparison", "The comparison table")
+def comparison(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    rows = []
+    for row in res.comparison:
+        cells = [f"**{row.feature}**"]
+        for fw in FRAMEWORKS:
+            cell = row.cells[fw]
+            text = f"claimed: {cell.claim}"
+            if cell.status == "measured":
+                text += "\n**this run:**" + "".join(f"\n• {line}" for line in cell.measured)
+                text += f"\n[figures](#{cell.link})"
+                if cell.gaps:
+                    text += "; lacking " + ", ".join(f"`{gap}`" for gap in cell.gaps) + " ([why](#not-run))"
+            elif cell.status == "missing":
+                text += ("\nnot measured in this run: lacking " + ", ".join(f"`{gap}`" for gap in cell.gaps)
+                         + " ([why](#not-run))")
+            else:
+                text += "\nnot measured"
+            cells.append(text)
+        rows.append(cells)
+    reasons = "; ".join(f"{row}: {why}" for row, why in UNMEASURABLE.items())
+    return [
+        Para("The seed study compares TensorFlow, Keras, Theano and PyTorch in six rows. Its claims are shown as "
+             "**claimed** (our wording). The *Computational graph* and *Deployment* rows are backed by this run's "
+             "figures, each linking to its section; the other rows no run can measure, so they stay claims."),
+        *_quick_note(res),
+        Table(headers=["Feature", *FRAMEWORKS], rows=rows, footnotes=[f"Not measurable by a run: {reasons}."]),
+    ]
+
+
+@section("environment", "Environment and fairness settings")
+def environment(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    blocks: list[Block] = []
+    env, s = res.environment, res.settings
+    rows: list[list[str]] = []
+    if s:
+        rows += [["profile", f"{s.profile}: {s.profile_note}" if s.profile_note else s.profile],
+                 ["repeats", f"floor {s.repeats_floor}, load {s.repeats_load} per point"],
+                 ["in-process threads", ", ".join(map(str, s.floor_threads))],
+                 ["in-process batch sizes", ", ".join(map(str, s.floor_batches))],
+                 ["floor window", s.floor_window], ["load window", s.load_window]]
+        rows += [[k, v] for k, v in s.serve.items()]
+    if env:
+        rows += [["CPU", f"{env.cpu_model} ({env.cpu_count} logical CPUs, affinity {env.cpu_affinity})"],
+                 ["memory", fmt.size(env.memory_bytes)], ["python", env.python], ["platform", env.platform],
+                 ["java", env.java or fmt.NA],
+                 ["git commit", f"`{env.git_commit}`" + (" (uncommitted changes)" if env.git_dirty else "")],
+                 ["thread variables", ", ".join(f"{k}={v}" for k, v in env.thread_env.items()) or "none set"]]
+    if rows:
+        blocks.append(Table(headers=["setting", "value"], rows=rows))
+    if env:
+        blocks.append(Table(headers=["package", "version"], rows=[[k, v] for k, v in env.packages.items()]))
+    if res.stages:
+        total = sum(t.seconds for t in res.stages)
+        blocks.append(Para("Wall time per pipeline stage:"))
+        blocks.append(Table(
+            headers=["stage", "wall time", "status"],
+            rows=[[t.stage, fmt.seconds(t.seconds), "ok" if t.ok else f"failed: {t.error}"] for t in res.stages]
+            + [["**total**", fmt.seconds(total), ""]]))
+    return blocks
+
+
+@section("models", "Model zoo")
+def models(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    if not res.models:
+        return _empty(res, "models", "No trained twins recorded.")
+    return [
+        Para("Each twin is defined once per framework with the same architecture and trained with that framework's "
+             "own API; the Keras weights are then transplanted into the PyTorch twin, so every export computes "
+             "the same function."),
+        Table(headers=["twin", "dataset", "framework", "parameters", "held-out accuracy", "epochs", "train time",
+                       "note"],
+              rows=[[m.twin, m.dataset, m.framework, f"{m.params:,}", fmt.pct(m.accuracy),
+                     fmt.num(m.epochs), fmt.seconds(m.train_seconds), m.note] for m in res.models])]
+
+
+@section("artifacts", "Artifacts and parity")
+def artifacts(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    if not res.artifacts:
+        return _empty(res, "artifacts", "No artifacts recorded.")
+    rows = [[a.twin, a.format, a.variant, a.framework, fmt.size(a.bytes), fmt.seconds(a.export_seconds),
+             fmt.sci(a.max_abs_error), fmt.sci(a.max_rel_error), fmt.pct(a.top1_agreement), fmt.pct(a.accuracy),
+             f"{a.parity}: {a.parity_note}" if a.parity_note else a.parity] for a in res.artifacts]
+    blocks: list[Block] = [
+        Para("Every artifact answered the fixed held-out batch of its twin before any timing; fp32 artifacts must "
+             "reach max abs error <= 1e-4 against the Keras reference and 100% top-1 agreement, quantized "
+             "variants report their figures."),
+        Table(headers=["twin", "format", "variant", "from", "size", "export time", "max abs err", "max rel err",
+                       "top-1 agreement", "accuracy", "parity"], rows=rows,
+              invalid_rows={i for i, a in enumerate(res.artifacts) if a.parity == "fail"})]
+    if "artifact_sizes" in figures:
+        blocks.append(figures["artifact_sizes"])
+    return blocks
+
+
+def _spread(f: FloorRow) -> str:
+    if f.batch != 1 or f.p50_median_ms is None:
+        return fmt.NA
+    ci = f" [{fmt.num(f.p50_ci_ms[0])}, {fmt.num(f.p50_ci_ms[1])}]" if f.p50_ci_ms else ""
+    return f"{fmt.num(f.p50_median_ms)}{ci} ({f.repeats}x)"
+
+
+@section("floor", "In-process floor")
+def floor(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    blocks: list[Block] = []
+    if res.floor:
+        blocks.append(Para(
+            "Each runtime runs its artifact (or the trained twin, for eager and compiled modes) inside one "
+            "process, with no network: the floor under any server's latency. Latency per call in ms at the batch "
+            "shown; throughput in samples/s; p50 across repeats as median [95% interval of the mean]."))
+        blocks.append(Table(
+            headers=["twin", "runtime", "from", "threads", "batch", "load", "first call", "p50", "p90", "p99",
+                     "p99.9", "n", "throughput", "p50 across repeats", "peak RSS"],
+            rows=[[f.twin, f.label, f.framework, str(f.threads), str(f.batch), fmt.seconds(f.load_seconds),
+                   fmt.seconds(f.first_seconds), *_latency_cells(f.latency),
+                   str(f.latency.n) if f.latency else fmt.NA, fmt.rate(f.throughput), _spread(f),
+                   fmt.size(f.peak_rss_bytes) + (" (shared process)" if f.shared_process else "")]
+                  for f in res.floor],
+            invalid_rows={i for i, f in enumerate(res.floor) if f.error},
+            footnotes=[fmt.UNBACKED_NOTE,
+                       "Peak RSS marked *shared process* is the process's peak after the points measured before it "
+                       "in the same process (quick profile grouping), not this runtime's alone.",
+                       *[f"{f.twin} {f.label} ({f.threads} thread): failed: {f.error}" for f in res.floor
+                         if f.error and f.batch == 1]]))
+        if "floor" in figures:
+            blocks.append(figures["floor"])
+    elif not res.missing_for("floor"):
+        blocks.append(Para("No in-process measurements recorded."))
+    if res.harness_overhead:
+        blocks.append(Para("Harness overhead (the `null` runtime returns a constant, measured the same way): "
+                           + "; ".join(f"{h.twin} batch {h.batch}: {fmt.percentile(h.latency, 'p50')} ms p50 per call"
+                                       for h in res.harness_overhead) + "."))
+    if res.graph_ratios:
+        blocks.append(Para("Eager vs graph execution (the *Computational graph* row): latency ratio = eager p50 / "
+                           "graph p50 at batch 1, throughput ratio = graph / eager samples/s at the larger batch; "
+                           "above 1 the graph is faster."))
+        blocks.append(Table(headers=["framework", "twin", "threads", "eager", "graph", "eager p50", "graph p50",
+                                     "latency ratio", "throughput ratio"],
+                            rows=[[g.framework, g.twin, str(g.threads), g.eager, g.graph, fmt.ms(g.eager_p50_ms),
+                                   fmt.ms(g.graph_p50_ms), f"{g.ratio:.2f}x",
+                                   f"{g.throughput_ratio:.2f}x at batch {g.batch}" if g.throughput_ratio else fmt.NA]
+                                  for g in res.graph_ratios]))
+    t = res.theano
+    if t is not None:
+        text = (f"**Theano row.** Theano itself does not run here: {t.theano_reason} Its maintained successor "
+                f"{t.successor} stands in. Theano has no export format and no server, so its deployment cells are "
+                "*none*. ")
+        if t.measured:
+            text += "Evidence of the static-graph cost: " + "; ".join(
+                f"the `{twin}` twin as a {t.successor} graph compiles in {fmt.seconds(t.compile_seconds.get(twin))}, "
+                f"then runs at {fmt.ms(p50)} p50 per batch-1 call" for twin, p50 in t.p50_ms.items()) + "."
+        else:
+            text += f"{t.successor} was not measured in this run (see [what did not run](#not-run))."
+        blocks.append(Para(text))
+    return blocks
+
+
+@section("serving", "Serving: cold start and served parity")
+def serving(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    blocks: list[Block] = []
+    if res.cold_start:
+        blocks.append(Para("Cold start, per server and model: process start to ready, model load (from the "
+                           "server's own metrics or log), first request, then the steady-state p50."))
+        blocks.append(Table(headers=["server", "stack", "model", "start -> ready", "model load", "first request",
+                                     "steady p50", "load time source"],
+                            rows=[[c.server, c.stack, c.model, fmt.seconds(c.start_to_ready_s),
+                                   fmt.seconds(c.model_load_s), fmt.ms(c.first_request_ms), fmt.ms(c.steady_p50_ms),
+                                   c.source] for c in res.cold_start]))
+        if "cold_start" in figures:
+            blocks.append(figures["cold_start"])
+    if res.served_parity:
+        blocks.append(Para("Served parity: each endpoint answered the held-out batch before it was timed."))
+        blocks.append(Table(headers=["stack", "protocol", "model", "max abs err", "top-1 agreement", "parity"],
+                            rows=[[p.stack, p.protocol, p.model, fmt.sci(p.max_abs_error), fmt.pct(p.top1_agreement),
+                                   "pass" if p.passed else "FAIL (not timed)"] for p in res.served_parity],
+                            invalid_rows={i for i, p in enumerate(res.served_parity) if not p.passed}))
+    servers_not_run = [n for n in res.not_run if n.source == "serving.json"]
+    if servers_not_run:
+        blocks.append(Bullets([f"**{n.what}**: not run here — {n.reason} (enable: `{n.enable_command}`)"
+                               for n in servers_not_run]))
+    if not blocks and not res.missing_for("serving"):
+        blocks.append(Para("No server results recorded."))
+    return blocks
+
+
+def _point_label(p: LoadPoint) -> str:
+    return f"{p.users} users" if p.mode == "closed" else f"{fmt.num(p.target_rate)} req/s offered"
+
+
+def _invalid_note(points: list[LoadPoint]) -> list[str]:
+    bad = [p for p in points if not p.valid]
+    if not bad:
+        return []
+    return ["Invalid points (shown, never used as results): " + "; ".join(
+        f"{p.stack} {p.protocol} {_point_label(p)}: {', '.join(p.invalid_reasons)}" for p in bad)]
+
+
+@section("latency", "Latency percentiles per stack and protocol")
+def latency(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    pts = res.load_points
+    if not pts:
+        return _empty(res, "latency", "No load points recorded.")
+    blocks: list[Block] = [*_quick_note(res)]
+    rows = [[f"{p.stack} {p.protocol}", p.model, p.mode, _point_label(p), fmt.rate(p.throughput),
+             *_latency_cells(p.latency), str(p.latency.n), fmt.pct(p.error_rate), fmt.pct(p.generator_cpu),
+             str(p.repeats)] for p in pts]
+    blocks.append(Table(
+        headers=["stack", "model", "loop", "load", "throughput", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "n",
+                 "errors", "generator CPU", "repeats"],
+        rows=rows, invalid_rows={i for i, p in enumerate(pts) if not p.valid},
+        footnotes=[fmt.UNBACKED_NOTE, "Open-loop latency is measured from the scheduled send time "
+                   "(coordinated-omission corrected).", *_invalid_note(pts)]))
+    placement = sorted({(tuple(p.server_cpus), tuple(p.generator_cpus)) for p in pts})
+    if placement:
+        blocks.append(Para("CPU placement: " + "; ".join(
+            f"server on CPUs {list(s) or 'any'}, load generator on CPUs {list(g) or 'any'}" for s, g in placement)
+            + "."))
+    if res.headroom:
+        h = res.headroom
+        text = (f"Load generator headroom against the null endpoint: {fmt.rate(h.throughput)} "
+                f"(p50 {fmt.ms(h.p50_ms)}) on CPUs {h.cpus}")
+        if h.per_core is not None:
+            text += f", {fmt.rate(h.per_core)} per core"
+        if h.ratio is not None:
+            text += f"; {h.ratio:.1f}x the fastest valid server throughput ({fmt.rate(h.fastest_server)})"
+        blocks.append(Para(text + "."))
+    return blocks
+
+
+@section("curves", "Latency vs throughput")
+def curves(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    closed = [p for p in res.load_points if p.mode == "closed"]
+    if not closed:
+        return _empty(res, "curves", "No closed-loop sweep recorded.")
+    blocks: list[Block] = _lead(
+        "Closed-loop sweeps: N concurrent users, each waiting for its answer, N = 1, 2, 4, ... until two steps "
+        "add < 5% throughput or p99 passes the SLO. Invalid points are drawn as red crosses.",
+        figures, "latency_throughput")
+    saturation = [[f"{stack} {protocol}", model, fmt.rate(top.throughput), str(top.users),
+                   fmt.percentile(top.latency, "p50"), fmt.percentile(top.latency, "p99")] if top else
+                  [f"{stack} {protocol}", model, "no valid point", fmt.NA, fmt.NA, fmt.NA]
+                  for (stack, protocol, model), top in res.saturation().items()]
+    blocks.append(Table(headers=["stack", "model", "saturation throughput", "at users", "p50 ms", "p99 ms"],
+                        rows=saturation, footnotes=[fmt.UNBACKED_NOTE]))
+    return blocks
+
+
+@section("openloop", "Open loop: corrected vs uncorrected latency")
+def openloop(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    pts = [p for p in res.load_points if p.mode == "open"]
+    if not pts:
+        return _empty(res, "openloop", "No open-loop points recorded.")
+    blocks: list[Block] = _lead(
+        "Requests arrive on a seeded Poisson schedule, independent of responses. *Corrected* latency runs from the "
+        "scheduled send time (what a user waiting in line sees); *uncorrected* from the actual send, as a "
+        "closed-loop tool would report it. Late sends are sends more than the configured threshold behind "
+        "schedule.", figures, "openloop")
+    blocks.append(Table(
+        headers=["stack", "model", "offered", "achieved", "p50 corrected", "p50 uncorrected", "p99 corrected",
+                 "p99 uncorrected", "late sends", "n"],
+        rows=[[f"{p.stack} {p.protocol}", p.model, fmt.rate(p.target_rate), fmt.rate(p.throughput),
+               fmt.percentile(p.latency, "p50"), fmt.percentile(p.uncorrected, "p50"),
+               fmt.percentile(p.latency, "p99"), fmt.percentile(p.uncorrected, "p99"), fmt.pct(p.late_fraction),
+               str(p.latency.n)] for p in pts],
+        invalid_rows={i for i, p in enumerate(pts) if not p.valid},
+        footnotes=["Latencies in ms. " + fmt.UNBACKED_NOTE, *_invalid_note(pts)]))
+    return blocks
+
+
+@section("server-client", "Server-side vs client-side time")
+def server_client(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    if not res.server_client:
+        return _empty(res, "server-client", "No server-side metrics recorded.")
+    blocks: list[Block] = _lead(
+        "Mean time per request as the client saw it, against the server's own accounting (metrics scraped before "
+        "and after the load window) and the in-process floor of the same artifact: the difference is transport, "
+        "serialization and the server's own overhead.", figures, "server_client")
+    blocks.append(Table(
+        headers=["stack", "model", "point", "client mean", "server queue", "server inference", "server total",
+                 "in-process floor p50", "outside the server"],
+        rows=[[f"{r.stack} {r.protocol}", r.model, r.point, fmt.ms(r.client_mean_ms), fmt.ms(r.server_queue_ms),
+               fmt.ms(r.server_inference_ms), fmt.ms(r.server_total_ms), fmt.ms(r.floor_p50_ms),
+               fmt.ms(r.client_mean_ms - r.server_total_ms) if r.server_total_ms is not None else fmt.NA]
+              for r in res.server_client]))
+    return blocks
+
+
+@section("memory", "Memory")
+def memory(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    if not res.memory:
+        return [Para("No memory figures recorded (they come from the floor and serving results).")]
+    return [Para("Peak resident set size: in-process runtimes measured in their own fresh process; servers as "
+                 "the sum over the server's process group."),
+            Table(headers=["what", "kind", "peak RSS"],
+                  rows=[[m.what, m.kind, fmt.size(m.peak_rss_bytes)] for m in res.memory])]
+
+
+@section("not-run", "What did not run, and why")
+def not_run(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    blocks: list[Block] = []
+    if res.not_run:
+        blocks.append(Table(headers=["what", "reason", "command that enables it", "recorded in"],
+                            rows=[[n.what, n.reason, f"`{n.enable_command}`", n.source] for n in res.not_run]))
+    if res.missing:
+        seen: dict[str, list[str]] = {}
+        for m in res.missing:
+            seen.setdefault(f"`{m.file}`: {m.reason} (produce it with `{m.enable_command}`)", []).append(m.section)
+        blocks.append(Para("Results files missing from this run folder, and the sections that lack them:"))
+        blocks.append(Bullets([f"{text}; affects {', '.join(f'[{s}](#{s})' for s in secs)}"
+                               for text, secs in seen.items()]))
+    if not blocks:
+        blocks.append(Para("Everything ran."))
+    return blocks

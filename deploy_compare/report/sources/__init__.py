@@ -1,0 +1,41 @@
+"""Report sources: one per results file of the run folder, registered in pipeline order.
+
+A `Source` loads its file with the dataclass of the stage that wrote it (`deploy_compare.results.load`),
+flattens it into the report's rows (`ReportResults`) and returns the file's `NotRun` records. Stage
+modules are imported lazily inside each fill function, so rendering a report never imports TensorFlow
+or PyTorch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from deploy_compare import results
+from deploy_compare.registry import Registry
+from deploy_compare.report.model import ReportResults
+
+Fill = Callable[[Path, ReportResults], list[results.NotRun]]
+
+
+@dataclass(frozen=True)
+class Source:
+    filename: str  # in the run folder
+    stage: str  # pipeline stage that writes it ("run" = the run command itself)
+    sections: tuple[str, ...]  # report sections it feeds
+    fill: Fill  # loads the file with its dataclass, fills the aggregate, returns the file's NotRun records
+
+
+SOURCES: Registry[Source] = Registry("report source")
+
+
+def source(filename: str, stage: str, *sections: str) -> Callable[[Fill], Fill]:
+    def decorator(fill: Fill) -> Fill:
+        SOURCES.register(filename)(Source(filename, stage, sections, fill))
+        return fill
+
+    return decorator
+
+
+# registration order = pipeline order
+from deploy_compare.report.sources import core, spine, floor, serving, loadtest  # noqa: E402,F401

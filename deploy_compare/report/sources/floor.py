@@ -1,0 +1,57 @@
+"""The in-process floor: floor.json (runtime benchmarks, eager vs graph, the Theano/PyTensor row)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from deploy_compare import results
+from deploy_compare.report.model import FloorRow, GraphRatio, LatencyStats, ReportResults, TheanoRow
+from deploy_compare.report.sources import source
+
+
+def latency_stats(m: results.Measurement, backed: list[str] | None = None) -> LatencyStats:
+    """A `Measurement` in ms -> the report's latency row (percentiles as computed from the raw samples)."""
+    from deploy_compare.stats import backed_percentiles
+
+    if m.unit not in ("ms", "s"):
+        raise ValueError(f"latency measurement {m.name!r} has unit {m.unit!r}; expected ms or s")
+    scale = 1e3 if m.unit == "s" else 1.0
+    st = m.stats
+    n = int(st.get("n", len(m.samples)))
+    return LatencyStats(n=n, p50=st["p50"] * scale, p90=st["p90"] * scale, p99=st["p99"] * scale,
+                        p999=st["p99.9"] * scale, mean=st["mean"] * scale,
+                        backed=list(backed) if backed is not None else backed_percentiles(n))
+
+
+@source("floor.json", "floor", "floor")
+def floor(path: Path, res: ReportResults) -> list[results.NotRun]:
+    from models.floor import FloorResults
+
+    fl = results.load(FloorResults, path)
+    framework_of = {a.key: a.framework for a in res.artifacts}
+    spread = {(s.twin, s.runtime, s.variant, s.artifact, s.threads): s for s in fl.spread}
+    first = min((p.repeat for p in fl.points), default=0)
+    for p in fl.points:
+        if p.repeat != first:  # one row per point identity: the first repeat; the spread columns hold the rest
+            continue
+        spec = p.spec
+        sp = spread.get((spec.twin, spec.runtime, spec.variant, spec.artifact, p.threads))
+        base = dict(twin=spec.twin, runtime=spec.runtime,
+                    framework=framework_of.get(spec.artifact or "", spec.framework),
+                    format=spec.format, variant=spec.variant, threads=p.threads, load_seconds=p.load_seconds,
+                    first_seconds=p.first_inference_seconds, peak_rss_bytes=p.peak_rss_bytes,
+                    shared_process=p.group_size > 1, error="" if p.ok else (p.error or "failed"))
+        if sp is not None:
+            base.update(repeats=len(sp.p50_ms), p50_median_ms=sp.interval.get("median"),
+                        p50_ci_ms=(sp.interval["ci_lo"], sp.interval["ci_hi"]) if len(sp.p50_ms) > 1 else None)
+        rows = [FloorRow(batch=b.batch, latency=latency_stats(b.latency, b.backed_percentiles),
+                         throughput=b.throughput, **base) for b in p.batches] or [
+                FloorRow(batch=1, latency=None, throughput=None, **base)]
+        (res.harness_overhead if spec.runtime == "null" else res.floor).extend(rows)
+    res.graph_ratios = [GraphRatio(framework=g.framework, twin=g.twin, threads=g.threads, eager=g.eager, graph=g.graph,
+                                   eager_p50_ms=g.eager_p50_ms, graph_p50_ms=g.graph_p50_ms, ratio=g.latency_ratio,
+                                   batch=g.batch, throughput_ratio=g.throughput_ratio) for g in fl.graph_ratios]
+    t = fl.theano
+    res.theano = TheanoRow(theano_reason=t.theano.reason, successor=t.successor,
+                           compile_seconds=dict(t.graph_compile_seconds), p50_ms=dict(t.p50_ms),
+                           deployment=dict(t.deployment))
+    return [*fl.not_run, t.theano]

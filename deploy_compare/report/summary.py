@@ -1,0 +1,50 @@
+"""The terminal summary printed at the end of the pipeline: headline figures and where the report is."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from deploy_compare.report import fmt
+from deploy_compare.report.model import ReportResults
+
+
+def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    fp32 = [a for a in res.artifacts if a.variant == "fp32" and a.parity != "not checked"]
+    if fp32:
+        rows.append(("fp32 artifacts passing parity", f"{sum(a.parity == 'pass' for a in fp32)}/{len(fp32)}"))
+    for twin in sorted({f.twin for f in res.floor}):
+        pts = [f for f in res.floor if f.twin == twin and f.batch == 1 and f.latency is not None]
+        if pts:
+            best = min(pts, key=lambda f: f.latency.p50)
+            rows.append((f"fastest in-process, {twin} batch 1", f"{best.runtime} {fmt.ms(best.latency.p50)} p50"))
+    for g in res.graph_ratios:
+        rows.append((f"eager/graph, {g.framework} {g.twin}", f"{g.ratio:.2f}x ({g.eager} vs {g.graph})"))
+    for c in res.cold_start:
+        rows.append((f"cold start {c.stack} ({c.model})", f"ready {fmt.seconds(c.start_to_ready_s)}, "
+                                                          f"first request {fmt.ms(c.first_request_ms)}"))
+    for (stack, protocol, model), top in res.saturation().items():
+        value = (f"{fmt.rate(top.throughput)} at {top.users} users, p99 {fmt.percentile(top.latency, 'p99')} ms"
+                 if top else "no valid point")
+        rows.append((f"saturation {stack} {protocol} ({model})", value))
+    invalid = sum(not p.valid for p in res.load_points)
+    if res.load_points:
+        rows.append(("load points valid", f"{len(res.load_points) - invalid}/{len(res.load_points)}"))
+    for n in res.not_run:
+        rows.append((f"not run: {n.what}", n.reason))
+    for m in {m.file: m for m in res.missing}.values():
+        rows.append((f"missing: {m.file}", m.reason))
+    return rows
+
+
+def print_summary(console: Console, res: ReportResults, report: Path) -> None:
+    table = Table(title=f"deploy-compare run {res.run_id}" + (" (quick profile)" if res.quick else ""),
+                  show_lines=False)
+    table.add_column("headline", style="bold")
+    table.add_column("figure")
+    for name, value in headline_rows(res):
+        table.add_row(name, value)
+    console.print(table)
+    console.print(f"report: [bold]{report}[/]")

@@ -1,0 +1,74 @@
+"""A hand-made `ReportResults` with every section filled, invalid points included: exercises the renderers and
+plots independently of the stage modules (the golden test covers the path from a run folder)."""
+from __future__ import annotations
+
+from deploy_compare.report import claims
+from deploy_compare.report.model import (
+    ArtifactRow, ColdStartRow, FloorRow, GraphRatio, Headroom, LatencyStats, LoadPoint, MemoryRow, ModelRow,
+    NotRunRow, ReportResults, ServedParityRow, ServerClientRow, SettingsView, TheanoRow)
+from deploy_compare.stats import backed_percentiles
+
+
+def lat(p50: float, n: int = 300, spread: float = 1.0) -> LatencyStats:
+    return LatencyStats(n=n, p50=p50, p90=p50 * (1 + 0.5 * spread), p99=p50 * (1 + 2 * spread),
+                        p999=p50 * (1 + 4 * spread), mean=p50 * 1.1, backed=backed_percentiles(n))
+
+
+def full_results() -> ReportResults:
+    res = ReportResults(
+        run_id="synthetic", quick=True, environment=None,
+        settings=SettingsView(run_id="synthetic", profile="quick", profile_note="quick profile: one repeat",
+                              repeats_floor=1, repeats_load=1, floor_threads=[1], floor_batches=[1, 32],
+                              floor_window="window >= 1 s and >= 200 samples", load_window="window >= 3 s",
+                              serve={"workers": "1", "launcher": "native",
+                                     "CPU placement": "server 0, generator 1"}))
+    res.models = [ModelRow("mlp", "digits-flat", "Keras (fit)", 17226, 0.95, 1.2, 8)]
+    res.artifacts = [
+        ArtifactRow("mlp/savedmodel/fp32", "mlp", "savedmodel", "fp32", "tensorflow", 178_000, 0.4,
+                    2e-7, 1e-6, 1.0, 0.95, "pass"),
+        ArtifactRow("mlp/tflite/int8-dynamic", "mlp", "tflite", "int8-dynamic", "tensorflow", 24_000, 0.8,
+                    3e-2, 1e-2, 0.98, 0.94, "reported"),
+        ArtifactRow("mlp/torchscript/fp32", "mlp", "torchscript", "fp32", "pytorch", 79_000, 1.4,
+                    3e-7, 1e-6, 1.0, 0.95, "pass"),
+        ArtifactRow("mlp/onnx-torch/fp32", "mlp", "onnx", "fp32", "pytorch", 75_000, 4.8,
+                    5e-4, 1e-3, 0.97, 0.93, "fail", "max abs error 5.0e-04 > 1e-04"),
+    ]
+    res.floor = [
+        FloorRow("mlp", "savedmodel", "tensorflow", "savedmodel", "fp32", 1, 1, 0.9, 0.05, lat(0.21), 4500.0,
+                 600_000_000),
+        FloorRow("mlp", "torchscript", "pytorch", "torchscript", "fp32", 1, 1, 0.1, 0.01, lat(0.03), 30000.0,
+                 300_000_000),
+        FloorRow("mlp", "onnxruntime", "pytorch", "onnx", "fp32", 1, 1, 0.05, 0.001, lat(0.012), 70000.0,
+                 90_000_000),
+    ]
+    res.harness_overhead = [FloorRow("mlp", "null", "none", "trained", "fp32", 1, 1, None, None, lat(0.0004),
+                                     None, None)]
+    res.graph_ratios = [GraphRatio("tensorflow", "mlp", 1, "keras-eager", "savedmodel", 1.9, 0.21, 9.05),
+                        GraphRatio("pytorch", "mlp", 1, "torch-eager", "torchscript", 0.035, 0.03, 1.17)]
+    res.theano = TheanoRow("theano is not installed.", "pytensor", {"mlp": 3.2}, {"mlp": 0.02},
+                           {"export_format": "none", "server": "none"})
+    res.cold_start = [ColdStartRow("torchserve", "torchserve/torchscript", "mlp", 6.1, 0.4, 12.0, 1.4, "log")]
+    res.served_parity = [ServedParityRow("torchserve/torchscript", "rest", "mlp", 2e-7, 1.0, True),
+                         ServedParityRow("torchserve/onnx", "grpc", "mlp", 2e-3, 0.9, False)]
+    closed = [LoadPoint("torchserve/torchscript", "rest", "mlp", "closed", u, None, t, lat(p, 400))
+              for u, t, p in ((1, 300, 3.0), (2, 520, 3.8), (4, 700, 5.5), (8, 720, 11.0))]
+    closed.append(LoadPoint("torchserve/torchscript", "rest", "mlp", "closed", 16, None, 650, lat(40.0, 400),
+                            generator_cpu=0.97, valid=False, invalid_reasons=["generator CPU 97% > 90%"]))
+    closed += [LoadPoint("torchserve/torchscript", "grpc", "mlp", "closed", u, None, t, lat(p, 500))
+               for u, t, p in ((1, 450, 2.1), (2, 800, 2.4), (4, 1000, 3.9))]
+    opened = [LoadPoint("torchserve/torchscript", "rest", "mlp", "open", None, 360, 355, lat(4.0, 1000, 2.0),
+                        uncorrected=lat(3.2, 1000), late_fraction=0.002, server_cpus=[0], generator_cpus=[1]),
+              LoadPoint("torchserve/torchscript", "grpc", "mlp", "open", None, 500, 470, lat(9.0, 1000, 3.0),
+                        uncorrected=lat(3.0, 1000), late_fraction=0.04, valid=False,
+                        invalid_reasons=["4% of sends > 1 ms late"])]
+    res.load_points = closed + opened
+    res.server_client = [ServerClientRow("torchserve/torchscript", "rest", "mlp", "4 users", 5.8, 0.3, 0.6, 1.1,
+                                         0.03)]
+    res.memory = [MemoryRow("torchscript (mlp)", "in-process", 300_000_000),
+                  MemoryRow("torchserve", "server", 900_000_000)]
+    res.headroom = Headroom(throughput=9000.0, per_core=9000.0, cpus=[1], p50_ms=0.1, fastest_server=1000.0,
+                            ratio=9.0)
+    res.not_run = [NotRunRow("serving.json", "tfserving/savedmodel/rest", "no tensorflow_model_server binary and no "
+                             "Docker engine", "docker pull tensorflow/serving:2.19.1")]
+    res.comparison = claims.comparison(res)
+    return res

@@ -1,0 +1,80 @@
+"""Golden-file test of the report: a stored run folder (tests/fixtures/report/run/) rendered to report.md and
+compared with tests/fixtures/report/golden_report.md.
+
+Regenerate after an intended change with `REPORT_GOLDEN_UPDATE=1 pytest tests/test_report_golden.py`, then
+review the diff of the golden file like code.
+"""
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from deploy_compare import results
+from deploy_compare.report import ReportResults, render
+from deploy_compare.rundir import RunDir
+
+FIXTURES = Path(__file__).parent / "fixtures" / "report"
+GOLDEN = FIXTURES / "golden_report.md"
+
+
+def copy_fixture(tmp_path: Path, drop: tuple[str, ...] = ()) -> RunDir:
+    run = tmp_path / "results" / "fixture-run"
+    shutil.copytree(FIXTURES / "run", run)
+    for name in drop:
+        (run / name).unlink(missing_ok=True)
+    return RunDir(run)
+
+
+def render_quietly(run_dir: RunDir):
+    out = io.StringIO()
+    return render(run_dir, Console(file=out, width=120)), out.getvalue()
+
+
+def normalized(text: str, tmp_path: Path) -> str:
+    return text.replace(str(tmp_path), "<tmp>")
+
+
+def test_report_md_matches_golden(tmp_path):
+    rendered, _ = render_quietly(copy_fixture(tmp_path))
+    text = normalized(rendered.markdown.read_text(encoding="utf-8"), tmp_path)
+    if os.environ.get("REPORT_GOLDEN_UPDATE") == "1":
+        GOLDEN.write_text(text, encoding="utf-8")
+        pytest.skip(f"golden file regenerated: {GOLDEN}")
+    golden = GOLDEN.read_text(encoding="utf-8")
+    if text != golden:
+        diff = difflib.unified_diff(golden.splitlines(True), text.splitlines(True), "golden", "rendered")
+        diff = "".join(list(diff)[:80])
+        pytest.fail("report.md differs from the golden file; if the change is intended, regenerate with "
+                    f"REPORT_GOLDEN_UPDATE=1 and review it:\n{diff}")
+
+
+def test_results_json_round_trips_and_holds_what_the_report_shows(tmp_path):
+    run_dir = copy_fixture(tmp_path)
+    rendered, _ = render_quietly(run_dir)
+    data = json.loads(run_dir.results.read_text(encoding="utf-8"))
+    assert results.to_json_data(results.load(ReportResults, run_dir.results)) == data
+    assert rendered.results.comparison and len(rendered.results.comparison) == 6
+    assert rendered.results.artifacts, "the fixture's manifest should give artifact rows"
+
+
+def test_missing_results_file_renders_with_reason_and_command(tmp_path):
+    run_dir = copy_fixture(tmp_path, drop=("loadtest.json", "serving.json"))
+    stages = results.load(list[results.StageTiming], run_dir.stages)
+    stages.append(results.StageTiming(stage="serve", seconds=4.2, ok=False,
+                                      error="ServerError: torchserve did not become ready within 120 s"))
+    results.save(stages, run_dir.stages, list[results.StageTiming])
+    rendered, _ = render_quietly(run_dir)
+    md = rendered.markdown.read_text(encoding="utf-8")
+    latency = md.split('<a id="latency"></a>')[1].split("<a id=")[0]
+    assert "`loadtest.json` is missing: stage `serve` failed after 4.2 s: ServerError: torchserve did not" in latency
+    assert f"--run-id fixture-run --results-dir {run_dir.path.parent} --stages serve report" in latency
+    not_run = md.split('<a id="not-run"></a>')[1]
+    assert "`serving.json`" in not_run and "`loadtest.json`" in not_run
+    assert {m.file for m in rendered.results.missing} >= {"serving.json", "loadtest.json"}

@@ -1,0 +1,120 @@
+"""The report's renderers on a hand-made aggregate with every section filled (tests/report_samples.py):
+self-contained HTML, invalid points marked, unbacked percentiles starred, the CLI and the pipeline stage,
+and a headless-Chromium screenshot (marked `browser`)."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from deploy_compare import cli, results
+from deploy_compare.report import ReportResults, render_results
+from deploy_compare.rundir import RunDir
+from tests.report_samples import full_results
+from tests.test_report_golden import copy_fixture
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    run_dir = RunDir(tmp_path_factory.mktemp("report") / "synthetic")
+    run_dir.path.mkdir()
+    res = full_results()
+    md, page = render_results(res, run_dir)
+    return run_dir, res, md.read_text(encoding="utf-8"), page.read_text(encoding="utf-8")
+
+
+def test_html_is_one_self_contained_file(rendered):
+    run_dir, _, _, page = rendered
+    assert not re.search(r"https?://", page), "report.html must not reference any external URL"
+    assert not re.search(r"<(script|link|iframe)\b|@import|url\(", page)
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert len(sources) == len(list(run_dir.plots.glob("*.png"))) >= 5
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs and all(h.startswith("#") for h in hrefs), "links may only point inside the report"
+    anchors = set(re.findall(r'<section id="([^"]+)"', page))
+    assert {h[1:] for h in hrefs} <= anchors, "every link must land on a section"
+
+
+def test_invalid_points_are_marked_never_results(rendered):
+    _, res, md, page = rendered
+    invalid = [p for p in res.load_points if not p.valid]
+    assert len(re.findall(r'<tr class="invalid">', page)) >= len(invalid) + 1  # + the failed artifact
+    assert md.count("INVALID") >= len(invalid)
+    assert "generator CPU 97% > 90%" in md and "4% of sends > 1 ms late" in md
+    # the saturation figure ignores the invalid 16-user point (650 req/s)
+    assert "saturates at 720/s (8 users)" in md
+
+
+def test_quick_profile_is_labelled_and_unbacked_percentiles_starred(rendered):
+    _, _, md, _ = rendered
+    assert "**quick profile**" in md
+    assert "not backed at 99% confidence" in md
+    row = next(line for line in md.splitlines()
+               if line.startswith("| torchserve/torchscript rest | mlp | closed | 1 users"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert not cells[5].endswith("*") and cells[7].endswith("*") and cells[8].endswith("*")  # n=400: p99, p99.9
+
+
+def test_comparison_cells_cite_figures_and_link_sections(rendered):
+    _, res, md, _ = rendered
+    deployment = next(r for r in res.comparison if r.feature == "Deployment").cells
+    assert any("SavedModel" in line for line in deployment["TensorFlow"].measured)
+    assert any("TF Serving" in line and "not run here" in line for line in deployment["TensorFlow"].measured)
+    assert any("TorchServe" in line for line in deployment["PyTorch"].measured)
+    assert deployment["Theano"].measured[0].startswith("[none](#floor)")
+    ease = next(r for r in res.comparison if r.feature == "Ease of use").cells
+    assert all(c.status == "not measured" and not c.measured for c in ease.values())
+    assert "claimed: intuitive and Pythonic<br>not measured" in md
+
+
+def test_results_json_round_trip(tmp_path):
+    res = full_results()
+    path = results.save(res, tmp_path / "results.json")
+    assert results.load(ReportResults, path) == res
+
+
+def test_cli_renders_a_run_folder_and_refuses_a_missing_one(tmp_path, capsys):
+    run_dir = copy_fixture(tmp_path)
+    assert cli.main(["report", str(run_dir.path), "--quiet"]) == 0
+    assert run_dir.file("report.html").exists() and run_dir.results.exists()
+    assert cli.main(["report", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_pipeline_stage_prints_the_summary(tmp_path):
+    from deploy_compare.config import QUICK, RunConfig
+    from deploy_compare.pipeline import RunContext
+    from deploy_compare.report import run_stage
+
+    run_dir = copy_fixture(tmp_path)
+    out = io.StringIO()
+    ctx = RunContext(config=RunConfig(profile=QUICK, run_id=run_dir.path.name, results_root=run_dir.path.parent),
+                     run_dir=run_dir, console=Console(file=out, width=160))
+    run_stage(ctx)
+    text = out.getvalue()
+    assert "headline" in text and "report: " in text and str(run_dir.file("report.html")) in text.replace("\n", "")
+
+
+@pytest.mark.browser
+def test_report_opens_in_headless_chromium(rendered, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); `apt-get install -y chromium` to run")
+    run_dir, _, _, _ = rendered
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1400,4000", f"--screenshot={shot}", run_dir.file("report.html").as_uri()],
+        capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, f"chromium failed: {proc.stderr[-2000:]}"
+    assert shot.exists() and shot.stat().st_size > 20_000, "screenshot missing or blank"
+    if os.environ.get("REPORT_SCREENSHOT"):  # keep it for a human to look at
+        shutil.copyfile(shot, os.environ["REPORT_SCREENSHOT"])
