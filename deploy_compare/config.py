@@ -74,6 +74,11 @@ class LoadSettings:
     late_send_ms: float = 1.0
     late_send_fraction_limit: float = 0.01
     seed: int = 4321
+    twins: tuple[str, ...] = ()  # twins whose endpoints are load-tested (empty: every served endpoint)
+    headroom_users: int = 16  # closed-loop users against the null endpoint (the generator's headroom)
+    open_loop_connections: int = 64  # open loop: requests in flight at most; later sends wait for one
+    drain_seconds: float = 10.0  # open loop: wait for outstanding requests after the last send
+    workers: int = 0  # locust worker processes (0 = one generator process)
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,9 @@ QUICK = Profile(
                                        max_seconds=20.0),
         thread_counts=(1,), repeats=1, grouping="family", process_timeout_s=300.0),
     load=LoadSettings(
-        window=WindowPolicy(warmup_seconds=1.0, warmup_samples=10, min_seconds=3.0, min_samples=200,
-                            max_seconds=30.0),
-        max_users=16, open_loop_fractions=(0.5,), repeats=1),
+        window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
+                            max_seconds=20.0),
+        max_users=8, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0),
     note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "
          "are not backed at 99% confidence), in-process floor at 1 thread only with >= 100 calls per batch-1 "
          "point (backs p50 and p90 only), one process per runtime framework",

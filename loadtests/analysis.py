@@ -1,0 +1,77 @@
+"""Raw samples (from the locust process) -> typed points with statistics and a valid/invalid verdict."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from deploy_compare.config import LoadSettings
+from deploy_compare.stats import backed_percentiles, repeat_interval, summarize
+from loadtests.plan import RawPoint
+from loadtests.results import GeneratorCpu, LatencySummary, LoadPoint, RepeatSummary, Sweep
+from loadtests.rules import StepFigure, ValidityLimits, invalid_reasons, saturation_index
+
+
+def latency_summary(samples: Sequence[float]) -> LatencySummary | None:
+    if not samples:
+        return None
+    return LatencySummary(stats=summarize(samples), backed=backed_percentiles(len(samples)))
+
+
+def limits_of(settings: LoadSettings) -> ValidityLimits:
+    return ValidityLimits(generator_cpu_limit=settings.generator_cpu_limit, late_send_ms=settings.late_send_ms,
+                          late_send_fraction_limit=settings.late_send_fraction_limit,
+                          error_rate_threshold=settings.error_rate_threshold,
+                          min_samples=1)
+
+
+def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> LoadPoint:
+    ok = len(raw.latency_ms)
+    n_err = sum(raw.errors.values())
+    error_rate = n_err / (ok + n_err) if ok + n_err else 1.0
+    late = sum(1 for x in raw.lateness_ms if x > settings.late_send_ms)
+    late_fraction = late / len(raw.lateness_ms) if raw.lateness_ms else 0.0
+    cpu = [GeneratorCpu(role=c.role, cpu_fraction=round(c.fraction, 4)) for c in raw.cpu]
+    cpu_max = max((c.cpu_fraction for c in cpu), default=0.0)
+    limits = limits_of(settings)
+    reasons = invalid_reasons(generator_cpu_max=cpu_max, late_fraction=late_fraction, error_rate=error_rate,
+                              ok_count=ok, window_incomplete=raw.window_incomplete, limits=limits)
+    return LoadPoint(
+        mode=raw.mode, users=raw.users, target_rate=raw.rate, repeat=repeat,
+        duration_s=round(raw.window_seconds, 4), count=ok, errors=dict(raw.errors), error_rate=error_rate,
+        throughput_rps=ok / raw.window_seconds if raw.window_seconds > 0 else 0.0,
+        latency_ms=latency_summary(raw.latency_ms), samples_ms=[round(x, 3) for x in raw.latency_ms],
+        generator_cpu=cpu, valid=not reasons, invalid_reasons=reasons,
+        error_flag=error_rate > settings.error_rate_threshold, warmup_count=raw.warmup_count,
+        uncorrected_ms=latency_summary(raw.uncorrected_ms), lateness_ms=latency_summary(raw.lateness_ms),
+        late_fraction=late_fraction, scheduled=raw.scheduled)
+
+
+def p99(point: LoadPoint) -> float | None:
+    return point.latency_ms.stats["p99"] if point.latency_ms else None
+
+
+def to_sweep(points: list[LoadPoint], stop_reason: str, slo_p99_ms: float, repeat: int) -> Sweep:
+    """The saturation point: the highest valid throughput whose p99 meets the SLO."""
+    valid = [p for p in points if p.valid]
+    figures = [StepFigure(users=p.users or 0, throughput=p.throughput_rps, p99_ms=p99(p)) for p in valid]
+    i = saturation_index(figures, slo_p99_ms)
+    return Sweep(repeat=repeat, points=points, stop_reason=stop_reason,
+                 saturation_users=valid[i].users if i is not None else None,
+                 saturation_rps=valid[i].throughput_rps if i is not None else None)
+
+
+def repeat_summaries(points: list[LoadPoint]) -> list[RepeatSummary]:
+    """Median + 95% interval across repeats, per load level that has >= 2 valid repeats."""
+    by_load: dict[tuple[str, str], list[LoadPoint]] = {}
+    for p in points:
+        if p.valid and p.latency_ms:
+            by_load.setdefault((p.mode, p.load), []).append(p)
+    out = []
+    for (mode, load), group in by_load.items():
+        if len(group) < 2:
+            continue
+        out.append(RepeatSummary(mode=mode, load=load, metrics={
+            "throughput_rps": repeat_interval([p.throughput_rps for p in group]),
+            "p50_ms": repeat_interval([p.latency_ms.stats["p50"] for p in group if p.latency_ms]),
+            "p99_ms": repeat_interval([p.latency_ms.stats["p99"] for p in group if p.latency_ms]),
+        }))
+    return out

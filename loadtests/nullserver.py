@@ -1,0 +1,124 @@
+"""The null endpoint: a trivial HTTP/1.1 server on 127.0.0.1 that answers every POST with a fixed
+`{"predictions": ...}` body, so the load generator can be measured against something that costs
+(almost) nothing. Used once per run to give the generator's headroom, and in tests.
+
+Raw asyncio protocol (no framework): keep-alive, Content-Length bodies, pipelining-safe. A path
+containing "error" answers HTTP 500 (to exercise error counting); GET answers a health document.
+
+    python -m loadtests.nullserver --port 8080 [--host 127.0.0.1]
+
+Start it in its own process (`start_null_server`), pinned to the server's core.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+import time
+from pathlib import Path
+
+_BODY = b'{"predictions": [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]]}'
+_OK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(_BODY)) + _BODY
+_ERR_BODY = b'{"error": "null server: path asked for an error"}'
+_ERR = (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % len(_ERR_BODY)) + _ERR_BODY
+_HEALTH_BODY = b'{"status": "Healthy"}'
+_HEALTH = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+           % len(_HEALTH_BODY)) + _HEALTH_BODY
+_BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+MAX_BODY = 64 * 1024 * 1024
+
+
+class _NullProtocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    try:
+                        length = int(value.strip())
+                    except ValueError:
+                        length = -1
+            if length < 0 or length > MAX_BODY:
+                assert self.transport is not None
+                self.transport.write(_BAD)
+                self.transport.close()
+                return
+            if len(self.buf) < end + 4 + length:
+                return
+            del self.buf[:end + 4 + length]
+            request_line = head.split(b"\r\n", 1)[0]
+            assert self.transport is not None
+            if request_line.startswith(b"GET"):
+                self.transport.write(_HEALTH)
+            elif b"error" in request_line:
+                self.transport.write(_ERR)
+            else:
+                self.transport.write(_OK)
+
+
+async def _serve(host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_NullProtocol, host, port, reuse_address=True, backlog=1024)
+    print(f"null server listening on http://{host}:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def wait_listening(host: str, port: int, timeout: float = 10.0) -> None:
+    """Bounded readiness poll: a TCP connect that succeeds."""
+    deadline = time.monotonic() + timeout
+    last: OSError | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError as exc:
+            last = exc
+            time.sleep(0.05)
+    raise TimeoutError(f"null server on {host}:{port} did not listen within {timeout}s ({last})")
+
+
+def start_null_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1"):
+    """Start the null server in its own process group (a ManagedProcess); returns it once listening."""
+    from deploy_compare.proc import ManagedProcess
+
+    proc = ManagedProcess([sys.executable, "-m", "loadtests.nullserver", "--host", host, "--port", str(port)],
+                          log_path, cpus=cpus, name="nullserver").start()
+    try:
+        wait_listening(host, port)
+    except BaseException:
+        tail = proc.log_tail(2000)
+        proc.stop()
+        raise RuntimeError(f"null server failed to start on {host}:{port}; log {log_path}:\n{tail}") from None
+    return proc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(_serve(args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

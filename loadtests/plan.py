@@ -1,0 +1,72 @@
+"""The contract between the orchestrating process and the locust process (which never share memory:
+locust monkey-patches the standard library with gevent, so it always runs in its own process).
+
+- `Plan`: what the locust process must run (mode, steps, window policy, stop rule, open-loop
+  settings), written as JSON and passed with `--dc-plan FILE`.
+- `RawPoint` / `RawRun`: what it hands back (`--dc-out FILE`): per point the raw per-request samples
+  (milliseconds, perf_counter deltas), errors by kind and the generator's CPU time per process.
+  Statistics are derived from these by the orchestrator (`loadtests.analysis`), never by locust.
+
+Light module: numpy-free, locust-free; imported on both sides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from deploy_compare.stats import WindowPolicy
+
+
+@dataclass
+class Plan:
+    mode: str  # closed | open
+    steps: list[float]  # closed: users per step; open: target arrival rates (req/s)
+    window: WindowPolicy
+    out: str  # path of the RawRun JSON the locust process writes
+    plateau_gain: float = 0.05  # closed: stop after two steps each adding < this fraction of throughput
+    slo_p99_ms: float = 200.0  # closed: stop once a step's p99 exceeds it
+    stop_rule: bool = True  # closed: apply the stop rule (False = run every step)
+    seed: int = 4321  # open: seed of the Poisson schedule
+    connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
+    drain_seconds: float = 10.0  # open: how long to wait for outstanding requests after the last send
+    expect_workers: int = 0  # distributed: number of locust workers (0 = single process)
+
+
+@dataclass
+class ProcessCpu:
+    role: str  # local | master | worker
+    pid: int
+    cpu_seconds: float  # user + system CPU time of the process during the window
+    wall_seconds: float
+
+    @property
+    def fraction(self) -> float:
+        """CPU used as a fraction of one core (a gevent process is one core's worth of Python)."""
+        return self.cpu_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+@dataclass
+class RawPoint:
+    mode: str
+    users: int | None
+    rate: float | None
+    window_seconds: float
+    latency_ms: list[float]  # successful requests: closed = response time; open = completion - SCHEDULED send
+    errors: dict[str, int] = field(default_factory=dict)  # kind -> count (non-2xx as "http_<code>")
+    warmup_count: int = 0
+    cpu: list[ProcessCpu] = field(default_factory=list)
+    # open loop only
+    uncorrected_ms: list[float] = field(default_factory=list)  # completion - actual send (connection acquired)
+    lateness_ms: list[float] = field(default_factory=list)  # dispatch - scheduled send (generator's own delay)
+    scheduled: int = 0  # sends scheduled in the window
+    unfinished: int = 0  # still in flight when the drain ended (also counted in errors as "unfinished")
+    window_incomplete: str | None = None  # why the window could not reach its minimums, if it could not
+
+
+@dataclass
+class RawRun:
+    plan: Plan
+    points: list[RawPoint]
+    stop_reason: str
+    workers: int  # worker processes that reported samples (0 = single process)
+    locust_version: str
+    error: str | None = None  # the locust side failed part-way: points so far are kept

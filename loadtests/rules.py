@@ -1,0 +1,75 @@
+"""The rules that decide when a sweep stops and whether a point is valid (conventions Part 1, rules 4-5).
+Pure functions, shared by the locust process (sweep control) and the orchestrator (validity)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StepFigure:
+    users: int
+    throughput: float  # successful requests per second
+    p99_ms: float | None  # None when the step had no successful request
+
+
+def sweep_stop_reason(history: list[StepFigure], plateau_gain: float, slo_p99_ms: float) -> str | None:
+    """Why a closed-loop sweep should stop after the last step of `history`, or None to go on.
+
+    Stops when the last step's p99 exceeds the SLO, or when the last two steps each added less than
+    `plateau_gain` (a fraction) of throughput over the step before them.
+    """
+    if not history:
+        return None
+    last = history[-1]
+    if last.p99_ms is None:
+        return f"no successful request at {last.users} users"
+    if last.p99_ms > slo_p99_ms:
+        return f"p99 {last.p99_ms:.1f} ms exceeded the SLO of {slo_p99_ms:g} ms at {last.users} users"
+    if len(history) >= 3:
+        gains = [_gain(history[-3 + i], history[-2 + i]) for i in range(2)]
+        if all(g < plateau_gain for g in gains):
+            return (f"throughput plateau: the steps to {history[-2].users} and {last.users} users added "
+                    f"{gains[0]:+.1%} and {gains[1]:+.1%} (< {plateau_gain:.0%} each)")
+    return None
+
+
+def _gain(before: StepFigure, after: StepFigure) -> float:
+    if before.throughput <= 0:
+        return float("inf") if after.throughput > 0 else 0.0
+    return after.throughput / before.throughput - 1.0
+
+
+def saturation_index(history: list[StepFigure], slo_p99_ms: float) -> int | None:
+    """Index of the saturation point: the step with the highest throughput whose p99 meets the SLO."""
+    within = [i for i, s in enumerate(history) if s.p99_ms is not None and s.p99_ms <= slo_p99_ms]
+    if not within:
+        return None
+    return max(within, key=lambda i: history[i].throughput)
+
+
+@dataclass(frozen=True)
+class ValidityLimits:
+    generator_cpu_limit: float = 0.90  # fraction of one core per generator process
+    late_send_ms: float = 1.0
+    late_send_fraction_limit: float = 0.01
+    error_rate_threshold: float = 0.01
+    min_samples: int = 1
+
+
+def invalid_reasons(*, generator_cpu_max: float, late_fraction: float, error_rate: float, ok_count: int,
+                    window_incomplete: str | None, limits: ValidityLimits) -> list[str]:
+    """Why a point must not be reported as a result (empty = valid)."""
+    reasons = []
+    if generator_cpu_max > limits.generator_cpu_limit:
+        reasons.append(f"generator saturated: {generator_cpu_max:.0%} CPU of one core "
+                       f"(> {limits.generator_cpu_limit:.0%}); the number measures the load generator")
+    if late_fraction > limits.late_send_fraction_limit:
+        reasons.append(f"{late_fraction:.2%} of sends were more than {limits.late_send_ms:g} ms late "
+                       f"(> {limits.late_send_fraction_limit:.0%}): the schedule was not kept")
+    if error_rate > limits.error_rate_threshold:
+        reasons.append(f"error rate {error_rate:.2%} above the threshold {limits.error_rate_threshold:.0%}")
+    if window_incomplete:
+        reasons.append(window_incomplete)
+    if ok_count < limits.min_samples:
+        reasons.append(f"only {ok_count} successful requests (< {limits.min_samples} required)")
+    return reasons

@@ -1,0 +1,143 @@
+"""Senders: one request to one endpoint, timed with `time.perf_counter` and reported through locust's
+`request` event. Imported only inside a locust process (gevent-patched).
+
+A sender owns its connection (REST: a geventhttpclient pool via locust's FastHttpSession; gRPC: a
+channel) and a pre-serialized request cycle, so sending costs no serialization. Closed-loop users
+hold one sender each; the open-loop scheduler shares one sender between its in-flight requests.
+
+gRPC requests are encoded once with a few lines of protobuf wire format (`_pb`), so the hot path
+needs no generated stubs (and TF Serving's stubs, which import TensorFlow, are never loaded):
+- TorchServe  /org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions
+  PredictionsRequest{model_name=1, input=3 map<string,bytes>}: input["data"] = the REST JSON body.
+- TF Serving  /tensorflow.serving.PredictionService/Predict
+  PredictRequest{model_spec=1 {name=1, signature_name=3}, inputs=2 map<string,TensorProto>},
+  TensorProto{dtype=1 (DT_FLOAT=1), tensor_shape=2 {dim=2 {size=1}}, tensor_content=4}.
+Responses are not decoded (parity of served answers is the serving stage's job); a non-OK status is
+an error of kind `grpc_<STATUS>`.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
+TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
+
+
+class _pb:  # minimal protobuf wire-format writer
+    @staticmethod
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            if n:
+                out.append(b | 0x80)
+            else:
+                out.append(b)
+                return bytes(out)
+
+    @classmethod
+    def ld(cls, num: int, data: bytes) -> bytes:  # length-delimited field
+        return cls.varint(num << 3 | 2) + cls.varint(len(data)) + data
+
+    @classmethod
+    def vi(cls, num: int, value: int) -> bytes:  # varint field
+        return cls.varint(num << 3) + cls.varint(value)
+
+
+def torchserve_request(model_name: str, body: bytes, input_key: str = "data") -> bytes:
+    entry = _pb.ld(1, input_key.encode()) + _pb.ld(2, body)
+    return _pb.ld(1, model_name.encode()) + _pb.ld(3, entry)
+
+
+def tfserving_request(model_name: str, signature: str, input_name: str, array: Any) -> bytes:
+    import numpy as np
+
+    arr = np.ascontiguousarray(array, dtype="<f4")
+    shape = b"".join(_pb.ld(2, _pb.vi(1, int(d))) for d in arr.shape)
+    tensor = _pb.vi(1, 1) + _pb.ld(2, shape) + _pb.ld(4, arr.tobytes())
+    spec = _pb.ld(1, model_name.encode()) + (_pb.ld(3, signature.encode()) if signature else b"")
+    entry = _pb.ld(1, input_name.encode()) + _pb.ld(2, tensor)
+    return _pb.ld(1, spec) + _pb.ld(2, entry)
+
+
+def error_kind(exception: BaseException | None, response: Any = None) -> str:
+    """Short, stable name of a failed request's kind: http_<code>, grpc_<STATUS> or the exception type."""
+    code = getattr(response, "status_code", None)
+    if code:
+        return f"http_{code}"
+    grpc_code = getattr(exception, "code", None)
+    if callable(grpc_code):
+        try:
+            return f"grpc_{grpc_code().name}"
+        except Exception:  # not a grpc.RpcError after all: fall through to the type name
+            pass
+    return type(exception).__name__ if exception is not None else "unknown"
+
+
+class RestSender:
+    """POST pre-serialized JSON bodies to one path (FastHttpSession: geventhttpclient, perf_counter timing)."""
+
+    def __init__(self, environment: Any, host: str, path: str, bodies: list[bytes], headers: dict[str, str],
+                 concurrency: int = 1, session: Any = None) -> None:
+        from locust.contrib.fasthttp import FastHttpSession
+
+        self.session = session or FastHttpSession(base_url=host, request_event=environment.events.request,
+                                                  user=None, concurrency=max(1, concurrency),
+                                                  network_timeout=30.0, connection_timeout=10.0)
+        self.path = path
+        self.bodies = itertools.cycle(bodies)
+        self.headers = {"Content-Type": "application/json", **headers}
+
+    def send(self, context: dict | None = None) -> None:
+        self.session.post(self.path, data=next(self.bodies), headers=self.headers, name=self.path,
+                          context=context or {})
+
+
+class GrpcSender:
+    """A unary call with pre-serialized request bytes over one channel; fires the `request` event."""
+
+    _gevent_ready = False
+
+    def __init__(self, environment: Any, target: str, method: str, requests: list[bytes],
+                 metadata: list[tuple[str, str]], name: str, timeout: float = 30.0) -> None:
+        import grpc
+
+        GrpcSender._init_gevent()
+        self.environment = environment
+        self.channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                              ("grpc.max_send_message_length", 64 << 20)])
+        self.call = self.channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        self.requests = itertools.cycle(requests)
+        self.metadata = metadata or None
+        self.name = name
+        self.timeout = timeout
+
+    @classmethod
+    def _init_gevent(cls) -> None:
+        if not cls._gevent_ready:
+            from grpc.experimental import gevent as grpc_gevent
+
+            grpc_gevent.init_gevent()
+            cls._gevent_ready = True
+
+    def send(self, context: dict | None = None) -> None:
+        import grpc
+
+        request = next(self.requests)
+        exc: BaseException | None = None
+        length = 0
+        t0 = time.perf_counter()
+        try:
+            length = len(self.call(request, timeout=self.timeout, metadata=self.metadata))
+        except grpc.RpcError as err:
+            exc = err
+        elapsed_ms = (time.perf_counter() - t0) * 1000.0
+        self.environment.events.request.fire(request_type="grpc", name=self.name, response_time=elapsed_ms,
+                                             response_length=length, exception=exc, context=context or {},
+                                             response=None)
+
+    def close(self) -> None:
+        self.channel.close()

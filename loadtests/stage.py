@@ -1,0 +1,168 @@
+"""The load stage: called by the serve stage (`serving.stage`) while the servers are up.
+
+    run(ctx, endpoints, around=None)
+
+1. the generator's headroom against the null endpoint (once per run);
+2. per endpoint (inside `around(endpoint)`, the serving side's metric scrape): a closed-loop sweep per
+   repeat, its saturation throughput, then open-loop points at `open_loop_fractions` of it;
+3. `loadtest.json` rewritten after every endpoint, so a crash keeps what was measured.
+
+A failing endpoint (server killed, locust failure) is marked failed with the reason; the others are
+still measured. The quick profile measures only `LoadSettings.twins` and says so (NotRun records).
+"""
+from __future__ import annotations
+
+import contextlib
+import statistics
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Sequence
+
+from deploy_compare.config import LoadSettings, Profile
+from deploy_compare.results import NotRun, save, to_json_data
+from loadtests.analysis import repeat_summaries, to_sweep
+from loadtests.headroom import generator_cpus, measure_headroom
+from loadtests.launch import LocustTarget
+from loadtests.modes import LoadJob, get_mode
+from loadtests.results import EndpointLoad, LoadTestResults
+from serving.endpoint import Endpoint
+
+Around = Callable[[Endpoint], ContextManager[Any]]
+
+
+def _alive(pids: Sequence[int]) -> bool:
+    import psutil
+
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
+def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str, twin: str | None,
+                     log_dir: Path, modes: Sequence[str] = ("closed", "open"), users: list[int] | None = None,
+                     rates: list[float] | None = None, workers: int | None = None,
+                     extra_options: Sequence[str] = ()) -> EndpointLoad:
+    """Closed-loop sweep(s) then open-loop points for one endpoint; never raises for the endpoint's own
+    failures (they become status="failed" with the points measured before)."""
+    cpus = generator_cpus(endpoint.server_cpus) if endpoint.server_cpus else None
+    n_workers = settings.workers if workers is None else workers
+    target = LocustTarget.for_endpoint(endpoint, payload, twin=twin)
+    target.options += list(extra_options)
+    result = EndpointLoad(endpoint=endpoint.describe(), status="ok", failure=None,
+                          payload={"source": str(payload), "twin": twin, "layout": endpoint.layout},
+                          generator_cpus=sorted(cpus) if cpus else [], workers=n_workers)
+    name = endpoint.stack.replace("/", "-") + f"-{endpoint.protocol}"
+    job = LoadJob(target=target, settings=settings, log_dir=log_dir, name=name, cpus=cpus, workers=n_workers,
+                  users=users, rates=rates, connections=settings.open_loop_connections)
+
+    def check(what: str, outcome_error: str | None) -> bool:
+        if endpoint.server_pids and not _alive(endpoint.server_pids):
+            result.status = "failed"
+            result.failure = (f"server process(es) {endpoint.server_pids} exited during the {what}; "
+                              "the points measured before are kept (errors after it are counted in them)")
+            return False
+        if outcome_error:
+            result.status = "failed"
+            result.failure = f"load generator failed during the {what}: {outcome_error.splitlines()[0]}"
+            return False
+        return True
+
+    try:
+        if "closed" in modes:
+            for r in range(settings.repeats):
+                outcome = get_mode("closed").run(job, repeat=r)
+                result.sweeps.append(to_sweep(outcome.points, outcome.stop_reason, settings.slo_p99_ms, r))
+                result.workers = outcome.workers
+                if not check(f"closed-loop sweep (repeat {r})", outcome.error):
+                    return result
+            sats = [s.saturation_rps for s in result.sweeps if s.saturation_rps]
+            result.saturation_rps = statistics.median(sats) if sats else None
+        if "open" in modes:
+            if not rates and not result.saturation_rps:
+                result.status = "failed"
+                result.failure = ("no valid closed-loop point within the SLO: no saturation throughput to "
+                                  "derive open-loop rates from")
+                return result
+            job.saturation_rps = result.saturation_rps
+            for r in range(settings.repeats):
+                outcome = get_mode("open").run(job, repeat=r)
+                result.open_points += outcome.points
+                if not check(f"open-loop points (repeat {r})", outcome.error):
+                    return result
+        return result
+    except Exception as exc:  # one endpoint's failure must not stop the others: recorded with its reason
+        result.status = "failed"
+        result.failure = f"{type(exc).__name__}: {exc}"
+        return result
+    finally:
+        result.repeat_summaries = repeat_summaries(
+            [p for s in result.sweeps for p in s.points] + result.open_points)
+
+
+def label_of(profile: Profile) -> str:
+    if profile.name == "full":
+        return f"full profile: {profile.load.repeats} repeats per point, median and 95% interval"
+    return f"{profile.name} profile (not for quoting without care): {profile.note}"
+
+
+def settings_data(settings: LoadSettings) -> dict[str, Any]:
+    return to_json_data(settings)
+
+
+def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -> LoadTestResults:
+    """The pipeline's load stage (see the module doc). Returns what it saved to `loadtest.json`."""
+    profile: Profile = ctx.config.profile
+    settings = profile.load
+    run_dir = ctx.run_dir
+    log_dir = run_dir.logs / "load"
+    results = LoadTestResults(profile=profile.name, label=label_of(profile), settings=settings_data(settings),
+                              locust_version=_locust_version(), headroom=None)
+    chosen, skipped = [], []
+    for ep in endpoints:
+        (chosen if not settings.twins or ep.model in settings.twins else skipped).append(ep)
+    for ep in skipped:
+        results.not_run.append(NotRun(what=f"load/{ep.stack}/{ep.protocol}/{ep.model}",
+                                      reason=f"the {profile.name} profile load-tests only twins {settings.twins}",
+                                      enable_command="make deploy-compare PROFILE=full"))
+    if not chosen:
+        save(results, run_dir.loadtest)
+        return results
+    first = chosen[0]
+    try:
+        results.headroom = measure_headroom(settings, str(run_dir.path), log_dir, twin=first.model,
+                                            server_cpus=set(first.server_cpus) or None)
+        ctx.console.print(f"generator headroom (null endpoint): {results.headroom.rps_per_core:,.0f} req/s per core")
+    except Exception as exc:  # the headroom is a check, not a gate: recorded, the servers still measured
+        results.not_run.append(NotRun(what="load/null-endpoint headroom", reason=f"{type(exc).__name__}: {exc}",
+                                      enable_command="deploy-compare loadtest --null"))
+    save(results, run_dir.loadtest)
+    for ep in chosen:
+        ctx.console.print(f"load: {ep.stack} {ep.protocol} ({ep.model})")
+        scope = around(ep) if around is not None else contextlib.nullcontext()
+        measured: EndpointLoad | None = None
+        try:
+            with scope:
+                measured = measure_endpoint(ep, settings, payload=str(run_dir.path), twin=ep.model,
+                                            log_dir=log_dir)
+        except Exception as exc:  # raised by the serving side's `around` (e.g. a scrape of a dead server)
+            reason = f"around({ep.stack}/{ep.protocol}) failed: {type(exc).__name__}: {exc}"
+            if measured is None:
+                measured = EndpointLoad(endpoint=ep.describe(), status="failed", failure=reason, payload={},
+                                        generator_cpus=[], workers=0)
+            else:
+                measured.failure = "; ".join(x for x in (measured.failure, reason) if x)
+        results.endpoints.append(measured)
+        save(results, run_dir.loadtest)
+        sat = f"{measured.saturation_rps:,.0f} req/s" if measured.saturation_rps else "n/a"
+        ctx.console.print(f"  {measured.status}: saturation {sat}" + (f" ({measured.failure})" if measured.failure
+                                                                        else ""))
+    return results
+
+
+def _locust_version() -> str:
+    from importlib.metadata import version
+
+    return version("locust")
