@@ -71,8 +71,8 @@ class TwinRecord:
     accuracy_keras: float  # on the whole held-out split
     accuracy_torch_native: float  # the PyTorch twin trained by its own loop
     accuracy_torch_transplanted: float  # the PyTorch twin holding the Keras weights
-    train_seconds_keras: float
-    train_seconds_torch: float
+    train_seconds_keras: float  # wall time of fit(), including its tf.function tracing
+    train_seconds_torch: float  # wall time of the training loop
     transplant_max_abs_diff: float  # Keras vs transplanted PyTorch logits, whole held-out split
     transplant_top1_agreement: float
     keras_path: str  # relative to the run folder
@@ -252,10 +252,9 @@ def run_stage(ctx: "RunContext") -> None:
             records.append(train_twin(name, settings, ctx.run_dir, threads, progress))
             results.save(records, ctx.run_dir.models, list[TwinRecord])
 
-    table = Table(title="twins (held-out accuracy; transplant = Keras weights in PyTorch)")
-    for col in ("twin", "params", "epochs", "keras", "torch native", "torch transplanted", "max |diff|",
-                "train s keras/torch"):
-        table.add_column(col)
+    table = Table(title="twins: held-out accuracy (k = Keras, t = PyTorch own loop, t<-k = transplanted)")
+    for col in ("twin", "params", "epochs", "acc k", "acc t", "acc t<-k", "max|diff|", "train s k/t"):
+        table.add_column(col, no_wrap=True)
     for r in records:
         table.add_row(r.twin, str(r.params_keras), str(r.epochs), f"{r.accuracy_keras:.3f}",
                       f"{r.accuracy_torch_native:.3f}", f"{r.accuracy_torch_transplanted:.3f}",
