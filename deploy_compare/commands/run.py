@@ -35,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
                        force=args.force, stages=tuple(args.stages or ()))
     run_dir = RunDir(config.run_dir)
     try:
-        run_dir.create(force=config.force or bool(config.stages and run_dir.path.exists()))
+        run_dir.create(force=config.force)
     except RunDirExists as exc:
         raise UserError(str(exc)) from None
     args.log_dir = run_dir.logs
