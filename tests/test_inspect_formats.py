@@ -1,0 +1,40 @@
+"""`deploy-compare inspect`: each of the four formats detected by content and described."""
+from __future__ import annotations
+
+import pytest
+
+from deploy_compare.cli import main as cli_main
+from models.inspect import UnknownArtifact, detect_format, inspect_artifact
+
+pytestmark = pytest.mark.slow
+
+FORMATS = ("savedmodel", "tflite", "torchscript", "onnx")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_inspect_each_format(spine_run, fmt):
+    from models.exporters.stage import load_manifest
+
+    rec = load_manifest(spine_run).find("cnn", fmt)
+    info = inspect_artifact(spine_run.path / rec.path)
+    assert info.format == fmt
+    assert (info.sha256, info.bytes) == (rec.sha256, rec.bytes)
+    assert [(s.name, s.shape, s.dtype) for s in info.inputs] == [("input", rec.inputs[0].shape, "float32")]
+    assert info.outputs[0].shape == [None, 10] and info.op_counts
+    assert (info.opset == 18) if fmt == "onnx" else info.opset is None
+    assert any("conv" in op.lower() for op in info.op_counts), info.op_counts
+
+
+def test_cli_prints_signature_and_fails_clearly_on_unknown(spine_run, tmp_path, capsys):
+    from models.exporters.stage import load_manifest
+
+    rec = load_manifest(spine_run).find("mlp", "tflite", variant="int8-dynamic")
+    assert cli_main(["inspect", str(spine_run.path / rec.path)]) == 0
+    out = capsys.readouterr().out
+    assert rec.sha256 in out and "input" in out and "[batch, 64]" in out and "FULLY_CONNECTED" in out
+    junk = tmp_path / "model.bin"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(UnknownArtifact):
+        detect_format(junk)
+    assert cli_main(["inspect", str(junk)]) == 2
+    assert "not a recognised artifact" in capsys.readouterr().err
