@@ -25,6 +25,15 @@ class TrainSettings:
     seed: int = 1234
     parity_batch: int = 64  # size of the fixed held-out batch used by every parity check
 
+    def __post_init__(self) -> None:
+        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "threads": self.threads,
+                  "parity_batch": self.parity_batch, **{f"twin_epochs[{t}]": e for t, e in self.twin_epochs}}
+        bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
+        if not self.learning_rate > 0:
+            bad.append(f"learning_rate={self.learning_rate}")
+        if bad:
+            raise ValueError(f"train settings must be positive: {', '.join(bad)}")
+
     def epochs_for(self, twin: str) -> int:
         return dict(self.twin_epochs).get(twin, self.epochs)
 

@@ -258,7 +258,8 @@ def run_stage(ctx: "RunContext") -> None:
     for r in records:
         table.add_row(r.twin, str(r.params_keras), str(r.epochs), f"{r.accuracy_keras:.3f}",
                       f"{r.accuracy_torch_native:.3f}", f"{r.accuracy_torch_transplanted:.3f}",
-                      f"{r.transplant_max_abs_diff:.1e}", f"{r.train_seconds_keras:.1f} / {r.train_seconds_torch:.1f}")
+                      f"{r.transplant_max_abs_diff:.1e}",
+                      f"{r.train_seconds_keras:.1f} / {r.train_seconds_torch:.1f}")
     ctx.console.print(table)
 
 

@@ -60,3 +60,13 @@ def test_load_trained_names_the_missing_file(tmp_path):
         load_trained(RunDir(tmp_path), "mlp")
     with pytest.raises(FileNotFoundError, match="run the train stage"):
         load_heldout(RunDir(tmp_path), "cnn")
+
+
+def test_train_settings_are_validated():
+    from deploy_compare.config import QUICK, TrainSettings
+
+    assert QUICK.train.epochs_for("resnet") < QUICK.train.epochs_for("mlp") == QUICK.train.epochs
+    with pytest.raises(ValueError, match=r"twin_epochs\[cnn\]=0"):
+        TrainSettings(twin_epochs=(("cnn", 0),))
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainSettings(learning_rate=0.0)
