@@ -49,13 +49,13 @@ class NativeLauncher(Launcher):
     bind_host = "127.0.0.1"
 
     def check(self, server_cls: type[Server], settings: "ServeSettings") -> None:
+        if resolve_binary(server_cls.binary) is None:
+            raise NotAvailable(f"`{server_cls.binary}` is not installed (not in {Path(sys.executable).parent} "
+                               "nor on PATH)", server_cls.install_native)
         if not server_cls.native_loopback and not settings.allow_public_bind:
             raise NotAvailable(f"native {server_cls.name} binds 0.0.0.0 (it cannot listen on 127.0.0.1 only) and "
                                "public listeners are off", "use --launcher docker (ports published on 127.0.0.1), "
                                "or accept a public listener with ServeSettings(allow_public_bind=True)")
-        if resolve_binary(server_cls.binary) is None:
-            raise NotAvailable(f"`{server_cls.binary}` is not installed (not in {Path(sys.executable).parent} "
-                               "nor on PATH)", server_cls.install_native)
 
     def path(self, host_path: Path, spec_mounts: dict[str, str]) -> str:
         return str(Path(host_path).resolve())

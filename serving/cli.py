@@ -1,0 +1,89 @@
+"""`deploy-compare serve RUN_DIR`: start the servers for a run folder (same code as the serve stage),
+check served parity, print the endpoints, and keep them up until Ctrl-C so you can point your own load
+at them. The token is never printed: the inference key is in the key file whose path is shown."""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from deploy_compare.config import PROFILES, get_profile
+from deploy_compare.rundir import RunDir
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a run folder with manifest.json (deploy-compare run ...)")
+    parser.add_argument("--launcher", default="auto", choices=["auto", "native", "docker"],
+                        help="how servers are started (auto: native where possible, else docker)")
+    parser.add_argument("--profile", default="quick", choices=list(PROFILES), help="serve settings to use")
+    parser.add_argument("--fixed-ports", action="store_true",
+                        help="use the servers' default ports (TorchServe 8080-8082/7070-7071, TF Serving "
+                             "8500/8501) instead of free ones; fails clearly if one is taken")
+    parser.add_argument("--twins", nargs="+", default=None, help="serve only these twins")
+    parser.add_argument("--check-every", type=float, default=5.0, help="seconds between liveness checks")
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from deploy_compare.cli import UserError
+    from models.parity import ParityTolerance
+    from serving.base import SERVERS, NotAvailable, Server, ServerError
+    from serving.catalog import ArtifactMismatch, PortInUse
+    from serving.stacks import import_servers, plan_server
+    from serving.stage import served_parity
+
+    console = Console()
+    try:
+        run_dir = RunDir(args.run_dir.resolve()).require()
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    args.log_dir = run_dir.logs
+    settings = replace(get_profile(args.profile).serve, launcher=args.launcher, fixed_ports=args.fixed_ports,
+                       twins=tuple(args.twins or ()))
+    import_servers()
+    servers: list[Server] = []
+    try:
+        for name in SERVERS.names():
+            try:
+                planned = plan_server(name, run_dir, settings)
+            except (ArtifactMismatch, PortInUse, NotAvailable, FileNotFoundError) as exc:
+                raise UserError(f"{name}: {exc}") from None
+            if planned.server is None:
+                assert planned.not_run is not None
+                console.print(f"[yellow]{name}: not run:[/] {escape(planned.not_run.reason)}\n"
+                              f"  enable with: {escape(planned.not_run.enable_command)}")
+                continue
+            server = planned.server
+            servers.append(server)
+            server.start()
+            console.print(f"{name}: starting ({server.launcher.name}), log {server.log_path}")
+            try:
+                ready = server.wait_ready(settings.ready_timeout_s)
+            except ServerError as exc:
+                raise UserError(str(exc)) from None
+            console.print(f"{name}: ready in {ready:.1f} s")
+            for ep in server.endpoints():
+                p = served_parity(ep, run_dir, ParityTolerance())
+                verdict = "parity ok" if p.ok else f"[red]PARITY FAILED: {escape(p.problem())}[/]"
+                console.print(f"  {ep.protocol:<4} {ep.served_name:<20} {ep.target}  ({ep.layout}; {verdict})")
+            key_file = server.record().get("key_file")
+            if key_file:
+                console.print(f"  token auth on: send 'Authorization: Bearer <inference key>'; keys in {key_file}")
+            if server.record().get("metrics_url"):
+                console.print(f"  metrics: {server.record()['metrics_url']}")
+        if not servers:
+            raise UserError("no server could start here (see the reasons above)")
+        console.print("serving until Ctrl-C ...")
+        while True:
+            time.sleep(args.check_every)
+            dead = [s.name for s in servers if s.handle is not None and not s.handle.alive()]
+            if dead:
+                raise ServerError(f"{', '.join(dead)} stopped unexpectedly; see the logs in {run_dir.logs}")
+    finally:
+        for server in servers:
+            server.stop()
+        if servers:
+            console.print("servers stopped")

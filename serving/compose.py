@@ -1,0 +1,56 @@
+"""Configs for docker-compose.yml, rendered by the same server code as the Docker launcher (fixed
+default ports, 0.0.0.0 inside each container, container paths from `serving.catalog`).
+
+    python -m serving.compose RUN_DIR     # what the compose `prepare` service runs
+
+writes `RUN_DIR/compose/torchserve/config.properties`, `RUN_DIR/compose/tfserving/*.config` (via the
+TF Serving store) and the model stores `RUN_DIR/artifacts/{torchserve,tfserving}`.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from deploy_compare.config import ServeSettings
+from deploy_compare.rundir import RunDir
+from serving.base import SERVERS
+from serving.catalog import DEFAULT_PORTS, served_models
+from serving.launchers.docker import DockerLauncher
+from serving.stacks import import_servers
+
+COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+# Files the compose services read, relative to the run folder (docker-compose.yml mounts these).
+TORCHSERVE_CONFIG = "compose/torchserve/config.properties"
+
+
+def render(run_dir: RunDir, settings: ServeSettings | None = None) -> dict[str, Path]:
+    from models.exporters.stage import load_manifest
+
+    import_servers()
+    settings = replace(settings or ServeSettings(), launcher="docker", fixed_ports=True)
+    manifest = load_manifest(run_dir)
+    written: dict[str, Path] = {}
+    for name in SERVERS.names():
+        models = served_models(run_dir.path, manifest, name, list(settings.twins) or None)
+        server = SERVERS.get(name)(DockerLauncher(), settings, models, run_dir.artifacts / name,
+                                   run_dir.logs / f"{name}.log", dict(DEFAULT_PORTS[name]), None)
+        try:
+            server.prepare()
+            state = getattr(server, "state_dir", None)
+            if state is not None:  # TorchServe: its config.properties (never its key file)
+                dest = run_dir.path / TORCHSERVE_CONFIG
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(state) / "config.properties", dest)
+                written[name] = dest
+            else:
+                written[name] = run_dir.artifacts / name / "config"
+        finally:
+            server.stop()  # nothing launched: removes the private state folder
+    return written
+
+
+if __name__ == "__main__":
+    for server_name, path in render(RunDir(Path(sys.argv[1]).resolve()).require()).items():
+        print(f"{server_name}: {path}")

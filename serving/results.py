@@ -1,0 +1,68 @@
+"""What the serve stage saves (`serving.json`): per server, the settings it ran with, its endpoints
+(no secrets), cold start, served parity, a first sequential latency per endpoint and the server-side
+metrics around each load window; servers that could not run are `NotRun` records."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploy_compare.results import Measurement, NotRun
+from models.parity import ParityFigures, ParityTolerance
+from serving.metrics import MetricsWindow
+
+
+@dataclass
+class ServedParity:
+    stack: str
+    protocol: str
+    served_name: str
+    twin: str
+    layout: str
+    figures: ParityFigures | None = None
+    error: str = ""  # could not ask the server
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.figures is not None and self.figures.passed
+
+    def problem(self) -> str:
+        return self.error or (self.figures.failure if self.figures else "no figures")
+
+
+@dataclass
+class ColdStart:
+    """Conventions rule 8: process start -> ready, model load (from the server's own metrics), first request."""
+
+    server: str
+    launcher: str
+    start_to_ready_s: float
+    model_load_s: dict[str, float] = field(default_factory=dict)  # served name -> seconds (server metric)
+    model_load_source: str = ""
+    first_request_s: dict[str, float] = field(default_factory=dict)  # "<served name>/<protocol>" -> seconds
+
+
+@dataclass
+class ServerRun:
+    server: str
+    launcher: str
+    settings: dict[str, Any]
+    log: str  # server console log, relative to the run folder
+    endpoints: list[dict[str, Any]] = field(default_factory=list)  # Endpoint.describe()
+    cold_start: ColdStart | None = None
+    parity: list[ServedParity] = field(default_factory=list)
+    sequential: list[Measurement] = field(default_factory=list)  # "<stack>/<served name>/<protocol>", batch 1
+    metrics: list[MetricsWindow] = field(default_factory=list)
+    timed: list[str] = field(default_factory=list)  # "<served name>/<protocol>" that passed parity and were timed
+    error: str = ""  # the server failed (start, parity, ...): what and where
+
+
+@dataclass
+class ServingResults:
+    run_id: str
+    launcher_requested: str
+    tolerance: ParityTolerance
+    probe: dict[str, float]  # the sequential probe's window policy
+    servers: list[ServerRun] = field(default_factory=list)
+    not_run: list[NotRun] = field(default_factory=list)
+    loadtest: str = ""  # "ran" or why not
+    seconds: float = 0.0  # stage wall time excluding the load test
