@@ -105,8 +105,12 @@ def _artifact_line(res: ReportResults, format_: str, framework: str, suffix: str
         parity = f"parity {passed}/{len(checked)} pass (max abs err {fmt.sci(worst)})"
     else:
         parity = "parity not checked"
-    quant = [a for a in rows if a.variant != "fp32" and a.top1_agreement is not None]
-    qtext = "".join(f"; {a.twin} {a.variant} {fmt.pct(a.top1_agreement)} top-1" for a in quant)
+    quant: dict[str, list[float]] = {}
+    for a in rows:
+        if a.variant != "fp32" and a.top1_agreement is not None:
+            quant.setdefault(a.variant, []).append(a.top1_agreement)
+    qtext = "".join(f"; {variant} top-1 agreement {fmt.pct(min(v))}"
+                    + (f"-{fmt.pct(max(v))}" if max(v) != min(v) else "") for variant, v in quant.items())
     return [f"[{name}](#artifacts): {sizes}; {parity}{qtext}"]
 
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 from deploy_compare import results
 from deploy_compare.report import claims
-from deploy_compare.report.model import MissingSection, NotRunRow, ReportResults
+from deploy_compare.report.model import MemoryRow, MissingSection, NotRunRow, ReportResults, ServerClientRow
 from deploy_compare.report.sources import SOURCES
 from deploy_compare.rundir import RunDir
 
@@ -53,11 +53,44 @@ def collect(run_dir: RunDir, warn: Callable[[str], None]) -> ReportResults:
             warn(message)
             problems.append((filename, src.stage, src.sections, message))
             continue
-        res.not_run += [NotRunRow(source=filename, what=n.what, reason=n.reason, enable_command=n.enable_command)
-                        for n in not_run]
+        for n in not_run:  # a stage may repeat an earlier stage's record (e.g. parity repeats the manifest's)
+            if not any((r.what, r.reason) == (n.what, n.reason) for r in res.not_run):
+                res.not_run.append(NotRunRow(source=filename, what=n.what, reason=n.reason,
+                                             enable_command=n.enable_command))
     for filename, stage, sections, message in problems:  # stages.json is loaded by now: cite it
         reason = message or stage_reason(res.stages, stage, filename)
         res.missing += [MissingSection(section=s, file=filename, reason=reason,
                                        enable_command=enable_command(run_dir, stage, res)) for s in sections]
-    res.comparison = claims.comparison(res)
+    derive(res)
     return res
+
+
+def derive(res: ReportResults) -> None:
+    """Rows that combine several results files: server vs client time, memory, the comparison table."""
+    for w in res.server_windows:
+        pts = [p for p in res.load_points if (p.stack, p.protocol, p.model) == (w.stack, w.protocol, w.model)]
+        # the client's own time per request: open-loop points count from the actual send (uncorrected)
+        timed = [(p.uncorrected or p.latency) if p.mode == "open" else p.latency for p in pts]
+        timed = [t for t in timed if t.n > 0]
+        if not timed or w.total_ms is None:
+            continue
+        client = sum(t.mean * t.n for t in timed) / sum(t.n for t in timed)
+        fmt_name = w.stack.partition("/")[2]
+        floor = [f for f in res.floor if f.twin == w.model and f.format == fmt_name and f.variant == "fp32"
+                 and f.batch == 1 and f.latency is not None and not f.error]
+        res.server_client.append(ServerClientRow(
+            stack=w.stack, protocol=w.protocol, model=w.model,
+            point=f"all {len(timed)} load points (count-weighted)", client_mean_ms=client,
+            server_queue_ms=w.queue_ms,
+            server_inference_ms=None if w.queue_ms is None else w.total_ms - w.queue_ms,
+            server_total_ms=w.total_ms,
+            floor_p50_ms=min(floor, key=lambda f: f.threads).latency.p50 if floor else None))
+    seen = set()
+    for f in res.floor:
+        key = (f.twin, f.label, f.threads)
+        if f.peak_rss_bytes and key not in seen:
+            seen.add(key)
+            res.memory.append(MemoryRow(what=f"{f.label} ({f.twin}, {f.threads} thread)",
+                                        kind="in-process, shared process" if f.shared_process else "in-process",
+                                        peak_rss_bytes=f.peak_rss_bytes))
+    res.comparison = claims.comparison(res)

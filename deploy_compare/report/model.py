@@ -111,9 +111,7 @@ class FloorRow:
 
     @property
     def label(self) -> str:
-        source = "" if self.format in ("trained", self.runtime) else f" {self.format}"
-        variant = "" if self.variant == "fp32" else f" {self.variant}"
-        return f"{self.runtime}{source}{variant}"
+        return self.runtime if self.variant == "fp32" else f"{self.runtime} {self.variant}"
 
 
 @dataclass
@@ -189,8 +187,24 @@ class LoadPoint:
     valid: bool = True
     invalid_reasons: list[str] = field(default_factory=list)
     repeats: int = 1
+    intervals: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> median/ci_lo/ci_hi across repeats
     server_cpus: list[int] = field(default_factory=list)
     generator_cpus: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ServerWindow:
+    """A server's own counters over one endpoint's whole load window (all its load points, warm-ups included)."""
+
+    server: str
+    stack: str
+    protocol: str
+    model: str  # served name
+    seconds: float
+    requests: float | None  # requests the server counted in the window
+    total_ms: float | None  # mean request time inside the server (TorchServe: from receipt to response, queue included)
+    queue_ms: float | None  # mean time queued before a worker took it
+    error: str = ""
 
 
 @dataclass
@@ -200,11 +214,11 @@ class ServerClientRow:
     stack: str
     protocol: str
     model: str
-    point: str
+    point: str  # which client requests the row averages
     client_mean_ms: float
     server_queue_ms: float | None
-    server_inference_ms: float | None
-    server_total_ms: float | None
+    server_inference_ms: float | None  # server time outside the queue (worker, handler, model)
+    server_total_ms: float | None  # request time inside the server, queue included
     floor_p50_ms: float | None = None  # in-process floor for the same artifact at batch 1
 
 
@@ -220,11 +234,13 @@ class Headroom:
     """Load generator against the null endpoint."""
 
     throughput: float  # req/s
-    per_core: float | None
-    cpus: list[int]
+    per_core: float | None  # req/s per core of generator CPU
+    cpus: list[int]  # cores the generator was pinned to
     p50_ms: float | None
+    generator_cpu: float | None = None  # fraction of one core
     fastest_server: float | None = None  # highest valid throughput measured on a real server
     ratio: float | None = None  # throughput / fastest_server
+    note: str = ""
 
 
 @dataclass
@@ -261,6 +277,7 @@ class ReportResults:
     theano: TheanoRow | None = None
     cold_start: list[ColdStartRow] = field(default_factory=list)
     served_parity: list[ServedParityRow] = field(default_factory=list)
+    server_windows: list[ServerWindow] = field(default_factory=list)
     load_points: list[LoadPoint] = field(default_factory=list)
     server_client: list[ServerClientRow] = field(default_factory=list)
     memory: list[MemoryRow] = field(default_factory=list)

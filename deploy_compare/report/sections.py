@@ -172,17 +172,23 @@ def floor(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     if res.floor:
         blocks.append(Para(
             "Each runtime runs its artifact (or the trained twin, for eager and compiled modes) inside one "
-            "process, with no network: the floor under any server's latency. Latency per call in ms at the batch "
-            "shown; throughput in samples/s; p50 across repeats as median [95% interval of the mean]."))
+            "process, with no network: the floor under any server's latency. Latency percentiles in ms per "
+            "batch-1 call; throughput in samples/s per batch size (b1, b32, ...); p50 across repeats as median "
+            "[95% interval of the mean]."))
+        points: dict[tuple[str, str, str, int], list[FloorRow]] = {}
+        for f in res.floor:
+            points.setdefault((f.twin, f.label, f.framework, f.threads), []).append(f)
+        firsts = [min(rows, key=lambda f: f.batch) for rows in points.values()]
         blocks.append(Table(
-            headers=["twin", "runtime", "from", "threads", "batch", "load", "first call", "p50", "p90", "p99",
-                     "p99.9", "n", "throughput", "p50 across repeats", "peak RSS"],
-            rows=[[f.twin, f.label, f.framework, str(f.threads), str(f.batch), fmt.seconds(f.load_seconds),
+            headers=["twin", "runtime", "from", "threads", "load", "first call", "p50", "p90", "p99", "p99.9", "n",
+                     "throughput", "p50 across repeats", "peak RSS"],
+            rows=[[f.twin, f.label, f.framework, str(f.threads), fmt.seconds(f.load_seconds),
                    fmt.seconds(f.first_seconds), *_latency_cells(f.latency),
-                   str(f.latency.n) if f.latency else fmt.NA, fmt.rate(f.throughput), _spread(f),
+                   str(f.latency.n) if f.latency else fmt.NA,
+                   ", ".join(f"b{r.batch} {fmt.rate(r.throughput)}" for r in rows), _spread(f),
                    fmt.size(f.peak_rss_bytes) + (" (shared process)" if f.shared_process else "")]
-                  for f in res.floor],
-            invalid_rows={i for i, f in enumerate(res.floor) if f.error},
+                  for f, rows in zip(firsts, points.values())],
+            invalid_rows={i for i, f in enumerate(firsts) if f.error},
             footnotes=[fmt.UNBACKED_NOTE,
                        "Peak RSS marked *shared process* is the process's peak after the points measured before it "
                        "in the same process (quick profile grouping), not this runtime's alone.",
@@ -253,6 +259,18 @@ def _point_label(p: LoadPoint) -> str:
     return f"{p.users} users" if p.mode == "closed" else f"{fmt.num(p.target_rate)} req/s offered"
 
 
+def _across_repeats(p: LoadPoint) -> str:
+    if p.repeats < 2 or not p.intervals:
+        return f"{p.repeats} repeat" + ("s" if p.repeats != 1 else "")
+    parts = []
+    for metric, label in (("throughput_rps", "req/s"), ("p99_ms", "p99 ms")):
+        iv = p.intervals.get(metric)
+        if iv:
+            lo, hi = fmt.num(iv.get("ci_lo")), fmt.num(iv.get("ci_hi"))
+            parts.append(f"{label} {fmt.num(iv.get('median'))} [{lo}, {hi}]")
+    return f"{p.repeats} repeats: " + "; ".join(parts)
+
+
 def _invalid_note(points: list[LoadPoint]) -> list[str]:
     bad = [p for p in points if not p.valid]
     if not bad:
@@ -269,10 +287,10 @@ def latency(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     blocks: list[Block] = [*_quick_note(res)]
     rows = [[f"{p.stack} {p.protocol}", p.model, p.mode, _point_label(p), fmt.rate(p.throughput),
              *_latency_cells(p.latency), str(p.latency.n), fmt.pct(p.error_rate), fmt.pct(p.generator_cpu),
-             str(p.repeats)] for p in pts]
+             _across_repeats(p)] for p in pts]
     blocks.append(Table(
         headers=["stack", "model", "loop", "load", "throughput", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "n",
-                 "errors", "generator CPU", "repeats"],
+                 "errors", "generator CPU", "across repeats: median [95% CI]"],
         rows=rows, invalid_rows={i for i, p in enumerate(pts) if not p.valid},
         footnotes=[fmt.UNBACKED_NOTE, "Open-loop latency is measured from the scheduled send time "
                    "(coordinated-omission corrected).", *_invalid_note(pts)]))
@@ -355,8 +373,9 @@ def server_client(res: ReportResults, figures: dict[str, Figure]) -> list[Block]
 def memory(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     if not res.memory:
         return [Para("No memory figures recorded (they come from the floor and serving results).")]
-    return [Para("Peak resident set size: in-process runtimes measured in their own fresh process; servers as "
-                 "the sum over the server's process group."),
+    return [Para("Peak resident set size of each in-process runtime's process. A runtime measured in a fresh "
+                 "process of its own gives a clean figure; *shared process* rows (quick profile grouping) include "
+                 "whatever ran before them in that process. The serve stage records no server memory."),
             Table(headers=["what", "kind", "peak RSS"],
                   rows=[[m.what, m.kind, fmt.size(m.peak_rss_bytes)] for m in res.memory])]
 

@@ -10,18 +10,28 @@ from deploy_compare.report import fmt
 from deploy_compare.report.model import ReportResults
 
 
+def short(text: str, limit: int = 90) -> str:
+    """The first sentence of a reason, cut at `limit` characters (the report has it whole)."""
+    first = text.split(". ")[0]
+    return first if len(first) <= limit else first[:limit - 1] + "…"
+
+
 def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     fp32 = [a for a in res.artifacts if a.variant == "fp32" and a.parity != "not checked"]
     if fp32:
         rows.append(("fp32 artifacts passing parity", f"{sum(a.parity == 'pass' for a in fp32)}/{len(fp32)}"))
     for twin in sorted({f.twin for f in res.floor}):
-        pts = [f for f in res.floor if f.twin == twin and f.batch == 1 and f.latency is not None]
+        pts = [f for f in res.floor
+               if f.twin == twin and f.batch == 1 and f.variant == "fp32" and f.latency is not None]
         if pts:
             best = min(pts, key=lambda f: f.latency.p50)
             rows.append((f"fastest in-process, {twin} batch 1", f"{best.runtime} {fmt.ms(best.latency.p50)} p50"))
+    pairs: dict[tuple[str, str, str], list[str]] = {}
     for g in res.graph_ratios:
-        rows.append((f"eager/graph, {g.framework} {g.twin}", f"{g.ratio:.2f}x ({g.eager} vs {g.graph})"))
+        pairs.setdefault((g.framework, g.eager, g.graph), []).append(f"{g.twin} {g.ratio:.2f}x")
+    for (framework, eager, graph), ratios in pairs.items():
+        rows.append((f"eager/graph p50, {framework} ({eager} / {graph})", ", ".join(ratios)))
     for c in res.cold_start:
         rows.append((f"cold start {c.stack} ({c.model})", f"ready {fmt.seconds(c.start_to_ready_s)}, "
                                                           f"first request {fmt.ms(c.first_request_ms)}"))
@@ -33,9 +43,9 @@ def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
     if res.load_points:
         rows.append(("load points valid", f"{len(res.load_points) - invalid}/{len(res.load_points)}"))
     for n in res.not_run:
-        rows.append((f"not run: {n.what}", n.reason))
+        rows.append((f"not run: {n.what}", short(n.reason)))
     for m in {m.file: m for m in res.missing}.values():
-        rows.append((f"missing: {m.file}", m.reason))
+        rows.append((f"missing: {m.file}", short(m.reason)))
     return rows
 
 

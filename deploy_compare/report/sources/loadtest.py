@@ -1,13 +1,69 @@
-"""Load tests: loadtest.json (closed-loop curves, open-loop points, generator headroom, validity)."""
+"""Load tests: loadtest.json (closed-loop sweeps, open-loop points, generator headroom, validity)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from deploy_compare import results
-from deploy_compare.report.model import ReportResults
+from deploy_compare.report.model import Headroom, LatencyStats, LoadPoint, ReportResults
 from deploy_compare.report.sources import source
+
+
+def _latency(summary) -> LatencyStats | None:
+    """A loadtests `LatencySummary` (ms, from raw samples) -> the report's latency row."""
+    if summary is None:
+        return None
+    st = summary.stats
+    return LatencyStats(n=int(st["n"]), p50=st["p50"], p90=st["p90"], p99=st["p99"], p999=st["p99.9"],
+                        mean=st["mean"], backed=list(summary.backed))
+
+
+def _point(p, endpoint: dict, generator_cpus: list[int], repeats: int, intervals: dict) -> LoadPoint:
+    latency = _latency(p.latency_ms)
+    reasons = list(p.invalid_reasons)
+    if latency is None:  # nothing completed: there is no figure to show, only the reason
+        latency = LatencyStats(n=0, p50=float("nan"), p90=float("nan"), p99=float("nan"), p999=float("nan"),
+                               mean=float("nan"))
+        reasons = reasons or ["no successful request in the window"]
+    if p.error_flag and not any("error" in r for r in reasons):
+        reasons.append(f"error rate {100 * p.error_rate:.2g}% above the threshold")
+    return LoadPoint(
+        stack=endpoint.get("stack", "?"), protocol=endpoint.get("protocol", "?"), model=endpoint.get("model", "?"),
+        mode=p.mode, users=p.users, target_rate=p.target_rate, throughput=p.throughput_rps, latency=latency,
+        uncorrected=_latency(p.uncorrected_ms), late_fraction=p.late_fraction if p.mode == "open" else None,
+        errors=sum(p.errors.values()), error_rate=p.error_rate,
+        generator_cpu=max((c.cpu_fraction for c in p.generator_cpu), default=None),
+        valid=p.valid and latency.n > 0, invalid_reasons=reasons, repeats=repeats,
+        intervals=intervals.get((p.mode, p.load), {}), server_cpus=list(endpoint.get("server_cpus", [])),
+        generator_cpus=list(generator_cpus))
 
 
 @source("loadtest.json", "serve", "latency", "curves", "openloop", "server-client")
 def loadtest(path: Path, res: ReportResults) -> list[results.NotRun]:
-    raise NotImplementedError("the report does not read loadtest.json yet")
+    from loadtests.results import LoadTestResults
+
+    lt = results.load(LoadTestResults, path)
+    failed: list[results.NotRun] = []
+    for ep in lt.endpoints:
+        d = ep.endpoint
+        if ep.status != "ok":
+            failed.append(results.NotRun(what=f"load test {d.get('stack')} {d.get('protocol')} ({d.get('model')})",
+                                         reason=ep.failure or ep.status, enable_command="rerun the serve stage"))
+        intervals = {(r.mode, r.load): r.metrics for r in ep.repeat_summaries}
+        repeats = max(len(ep.sweeps), 1)
+        first = min((s.repeat for s in ep.sweeps), default=0)
+        # one row per load level: the first repeat's point; the others enter through the intervals
+        points = [p for s in ep.sweeps if s.repeat == first for p in s.points]
+        first_open = min((p.repeat for p in ep.open_points), default=0)
+        points += [p for p in ep.open_points if p.repeat == first_open]
+        res.load_points += [_point(p, d, ep.generator_cpus, repeats, intervals) for p in points]
+    h = lt.headroom
+    if h is not None:
+        valid = [p.throughput for p in res.load_points if p.valid and p.mode == "closed"]
+        fastest = max(valid, default=None)
+        best = max(h.points, key=lambda p: p.throughput_rps, default=None)
+        res.headroom = Headroom(
+            throughput=h.throughput_rps, per_core=h.rps_per_core, cpus=list(h.generator_cpus),
+            p50_ms=best.latency_ms.stats["p50"] if best is not None and best.latency_ms else None,
+            generator_cpu=h.generator_cpu_fraction, fastest_server=fastest,
+            ratio=h.throughput_rps / fastest if fastest else None, note=h.note)
+    return [*lt.not_run, *failed]

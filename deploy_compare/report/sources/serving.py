@@ -1,13 +1,62 @@
-"""Servers: serving.json (cold start, served parity, server metrics, servers that could not run)."""
+"""Servers: serving.json (settings, cold start, served parity, sequential probe, server-side metrics windows,
+servers that could not run)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from deploy_compare import results
-from deploy_compare.report.model import ReportResults
+from deploy_compare.report.model import ColdStartRow, ReportResults, ServedParityRow, ServerWindow
 from deploy_compare.report.sources import source
+
+
+def _ms(m: results.Measurement, stat: str) -> float | None:
+    value = m.stats.get(stat)
+    return None if value is None else value * (1e3 if m.unit == "s" else 1.0)
 
 
 @source("serving.json", "serve", "serving", "server-client")
 def serving(path: Path, res: ReportResults) -> list[results.NotRun]:
-    raise NotImplementedError("the report does not read serving.json yet")
+    from serving.results import ServingResults
+
+    sv = results.load(ServingResults, path)
+    failures: list[results.NotRun] = []
+    for run in sv.servers:
+        if res.settings is not None:
+            res.settings.serve[f"{run.server}: launcher"] = run.launcher
+            res.settings.serve.update({f"{run.server}: {k}": str(v) for k, v in sorted(run.settings.items())})
+        if run.error:
+            failures.append(results.NotRun(what=f"{run.server} ({run.launcher})", reason=run.error,
+                                           enable_command=f"see the server log {run.log}, fix the cause, rerun "
+                                                          "the serve stage"))
+        stack_of = {(e.get("served_name"), e.get("protocol")): e.get("stack", "") for e in run.endpoints}
+        twin_of = {e.get("served_name"): e.get("model", "") for e in run.endpoints}
+        probes = {m.name: m for m in run.sequential}
+        cs = run.cold_start
+        if cs is not None:
+            for key, first_s in cs.first_request_s.items():
+                name, _, protocol = key.rpartition("/")
+                stack = stack_of.get((name, protocol), run.server)
+                probe = probes.get(f"{stack}/{name}/{protocol}")
+                res.cold_start.append(ColdStartRow(
+                    server=run.server, stack=f"{stack} {protocol}", model=twin_of.get(name) or name,
+                    start_to_ready_s=cs.start_to_ready_s, model_load_s=cs.model_load_s.get(name),
+                    first_request_ms=first_s * 1e3, steady_p50_ms=_ms(probe, "p50") if probe else None,
+                    source=cs.model_load_source))
+        for sp in run.parity:
+            f = sp.figures
+            res.served_parity.append(ServedParityRow(
+                stack=sp.stack, protocol=sp.protocol, model=sp.twin, max_abs_error=f.max_abs_err if f else float("nan"),
+                top1_agreement=f.top1_agreement if f else float("nan"), passed=sp.ok))
+        for w in run.metrics:
+            d = w.derived
+            total = d.get("mean_inference_ms", d.get("mean_request_latency_ms"))
+            res.server_windows.append(ServerWindow(
+                server=run.server, stack=w.stack, protocol=w.protocol, model=twin_of.get(w.model) or w.model,
+                seconds=w.seconds,
+                requests=w.delta.get("ts_inference_requests_total",
+                                     w.delta.get(":tensorflow:serving:request_latency_count")),
+                total_ms=total, queue_ms=d.get("mean_queue_ms"), error=w.error or ""))
+    if sv.loadtest and sv.loadtest != "ran":
+        failures.append(results.NotRun(what="load test", reason=sv.loadtest,
+                                       enable_command="fix the cause above, then rerun the serve stage"))
+    return [*sv.not_run, *failures]
