@@ -15,6 +15,7 @@ figures, while the stage pays each framework's import only once.
 """
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections import defaultdict
@@ -118,42 +119,47 @@ def compare(logits: np.ndarray, logits_ref: np.ndarray, y: np.ndarray,
 
 
 def evaluate(payload: dict[str, Any]) -> list[Any]:
-    """Child-process entry (`run_isolated`): parity rows of artifacts that share one runtime."""
+    """Child-process entry (`run_isolated`): parity rows of artifacts that share one runtime.
+    A failing artifact becomes a row with its error (full traceback in this process's log)."""
     from deploy_compare.rundir import RunDir
     from models.data import to_layout
-    from models.runtimes.base import FORMAT_RUNTIMES, open_artifact
+    from models.runtimes.base import runtime_for
     from models.training import load_heldout
     from models.zoo import get_twin
 
     run_dir = RunDir(Path(payload["run_root"]))
     tolerance = results.from_json_data(ParityTolerance, payload["tolerance"])
-    records = results.from_json_data(list[ArtifactRecord], payload["records"])
     heldout: dict[str, dict[str, np.ndarray]] = {}
     rows = []
-    for rec in records:
+    for rec in results.from_json_data(list[ArtifactRecord], payload["records"]):
         t0 = time.perf_counter()
-        row = ParityRow(artifact=rec.key, twin=rec.twin, format=rec.format, variant=rec.variant,
-                        source_framework=rec.source_framework, runtime="", layout=rec.layout, path=rec.path,
-                        seconds=0.0)
+        row = _row(rec, runtime="")
         try:
-            row.runtime = FORMAT_RUNTIMES.get(rec.format) if rec.format in FORMAT_RUNTIMES else ""
+            runtime = runtime_for(rec)
+            row.runtime = runtime.name
             batch = heldout.setdefault(rec.twin, load_heldout(run_dir, rec.twin))
             x = to_layout(batch["x"], get_twin(rec.twin).keras_layout, rec.layout)
-            runtime = open_artifact(rec, run_dir.path, payload["threads"])
-            row.runtime = runtime.name
+            runtime.load(run_dir.path / rec.path, payload["threads"])
             logits = runtime.predict(x)
             row.figures = compare(logits, batch["logits_ref"], batch["y"], None if rec.quantized else tolerance)
         except Exception as exc:  # recorded in the row; the gate fails on it by name
-            row.error = f"{type(exc).__name__}: {exc} | {traceback.format_exc(limit=3).splitlines()[-3:]}"
+            print(f"parity: {rec.key} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            row.error = f"{type(exc).__name__}: {exc} (traceback in {payload['log']})"
         row.seconds = round(time.perf_counter() - t0, 4)
         rows.append(results.to_json_data(row))
     return rows
 
 
+def _row(rec: ArtifactRecord, runtime: str, error: str = "") -> ParityRow:
+    return ParityRow(artifact=rec.key, twin=rec.twin, format=rec.format, variant=rec.variant,
+                     source_framework=rec.source_framework, runtime=runtime, layout=rec.layout, path=rec.path,
+                     seconds=0.0, error=error)
+
+
 def check(run_dir, manifest, tolerance: ParityTolerance = ParityTolerance(), threads: int = PARITY_THREADS,
           parallel: int = PARALLEL_RUNTIMES) -> ParityReport:
     """Parity rows of every artifact in `manifest` (one fresh process per runtime), in manifest order."""
-    from deploy_compare.proc import run_isolated
+    from deploy_compare.proc import IsolatedError, run_isolated
     from models.runtimes.base import FORMAT_RUNTIMES, load_runtimes
 
     load_runtimes()
@@ -163,10 +169,13 @@ def check(run_dir, manifest, tolerance: ParityTolerance = ParityTolerance(), thr
 
     def run_group(item: tuple[str, list[ArtifactRecord]]) -> list[ParityRow]:
         runtime, records = item
+        log = run_dir.logs / f"parity-{runtime}.log"
         payload = {"run_root": str(run_dir.path), "threads": threads, "tolerance": results.to_json_data(tolerance),
-                   "records": results.to_json_data(records, list[ArtifactRecord])}
-        data = run_isolated("models.parity:evaluate", payload, timeout=CHILD_TIMEOUT_S,
-                            log_path=run_dir.logs / f"parity-{runtime}.log")
+                   "records": results.to_json_data(records, list[ArtifactRecord]), "log": str(log)}
+        try:
+            data = run_isolated("models.parity:evaluate", payload, timeout=CHILD_TIMEOUT_S, log_path=log)
+        except IsolatedError as exc:  # the runtime's process died: every artifact of it fails, by name
+            return [_row(rec, runtime, error=f"runtime process failed: {exc} (log: {log})") for rec in records]
         return results.from_json_data(list[ParityRow], data)
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
@@ -212,11 +221,14 @@ def print_table(console, report: ParityReport) -> None:
     for row in report.rows:
         f = row.figures
         if f is None:
-            table.add_row(row.artifact, "-", "-", "-", "-", f"[red]ERROR[/] {escape(row.error[:80])}")
+            table.add_row(row.artifact, "-", "-", "-", "-", "[red]ERROR[/]")
             continue
         verdict = ("[green]pass[/]" if f.passed else f"[red]FAIL[/] {f.failure}") if f.gated else "reported"
         table.add_row(row.artifact, f"{f.max_abs_err:.1e}", f"{f.max_rel_err:.1e}",
                       f"{f.top1_agreement:.1%}", f"{f.accuracy:.3f}", verdict)
     console.print(table)
+    for row in report.rows:
+        if not row.ok:
+            console.print(f"[red]{row.artifact}[/]: {escape(row.problem())}")
     for nr in report.not_run:
         console.print(f"[yellow]not run[/] {nr.what}: {nr.reason}")

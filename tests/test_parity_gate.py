@@ -64,7 +64,7 @@ def test_spine_run_parity_rows(spine_run):
 
 
 @pytest.mark.slow
-def test_perturbed_weight_fails_the_gate_naming_the_artifact(spine_run, tmp_path):
+def test_perturbed_or_broken_artifacts_fail_the_gate_by_name(spine_run, tmp_path):
     import onnx
     from onnx import numpy_helper
 
@@ -85,11 +85,15 @@ def test_perturbed_weight_fails_the_gate_naming_the_artifact(spine_run, tmp_path
     array.flat[0] += 0.5
     weights.CopyFrom(numpy_helper.from_array(array, weights.name))
     onnx.save(model, str(run_dir.path / target.path))
-    results.save(Manifest(run_id=manifest.run_id, artifacts=[healthy, target]), run_dir.manifest)
+    broken = manifest.find("mlp", "tflite", variant="fp16")  # quantized: not gated, but it must load and run
+    (run_dir.path / broken.path).write_bytes((run_dir.path / broken.path).read_bytes()[:2000])
+    results.save(Manifest(run_id=manifest.run_id, artifacts=[healthy, target, broken]), run_dir.manifest)
 
     config = RunConfig(profile=QUICK, run_id="perturbed", results_root=tmp_path, stages=("parity",))
     with pytest.raises(ParityFailed, match=r"cnn/onnx-torch/fp32 .*max abs error") as info:
         run_pipeline(RunContext(config=config, run_dir=run_dir))
-    assert "mlp/onnx-torch/fp32" not in str(info.value)
+    assert "mlp/onnx-torch/fp32" not in str(info.value) and "mlp/tflite/fp16" in str(info.value)
     rows = {row.artifact: row for row in load_report(run_dir).rows}  # saved before failing, every row
     assert rows["mlp/onnx-torch/fp32"].ok and not rows["cnn/onnx-torch/fp32"].ok
+    assert rows["mlp/tflite/fp16"].error and rows["mlp/tflite/fp16"].runtime == "tflite"
+    assert "mlp/tflite/fp16 failed" in (run_dir.logs / "parity-tflite.log").read_text()
