@@ -1,0 +1,310 @@
+"""Serving without a server: config rendering (TorchServe properties, TF Serving protos), request and
+response building against the official protos and the documented REST format, launcher choice and
+Docker container arguments, artifact and port checks, metrics parsing, compose consistency."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+from dataclasses import replace
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from deploy_compare import results
+from deploy_compare.config import ServeSettings
+from serving.base import LaunchSpec, NotAvailable, choose_launcher
+from serving.catalog import (CONTAINER_PATHS, DEFAULT_PORTS, ArtifactMismatch, PortInUse, allocate_ports,
+                             check_port_free, served_models, verified_model)
+from serving.clients.rest import parse_response, request_body
+from serving.clients.base import PredictError
+from serving.endpoint import Endpoint
+from serving.launchers.docker import DockerLauncher, container_kwargs
+from serving.launchers.native import NativeLauncher
+from serving.metrics import model_totals, parse_prometheus
+from serving.stacks import import_servers
+from serving.tfserving import config as tfconfig
+from serving.tfserving.protos import messages
+from serving.tfserving.server import TFServing
+from serving.torchserve.config import TorchServeConfig, parse_properties
+from serving.torchserve.server import TorchServe
+
+ROOT = Path(__file__).resolve().parent.parent
+EP = Endpoint(stack="tfserving/savedmodel", server="tfserving", protocol="rest", model="mlp",
+              served_name="mlp-savedmodel", target="http://127.0.0.1:1/v1/models/mlp-savedmodel:predict", layout="NF")
+
+
+# --- TorchServe config.properties -------------------------------------------------------------------
+def _ts_config(store: str = "/runs/r1/artifacts/torchserve") -> TorchServeConfig:
+    return TorchServeConfig(bind_host="127.0.0.1", ports=dict(DEFAULT_PORTS["torchserve"]), model_store=store,
+                            models={"mlp-torchscript": "mlp-torchscript.mar", "mlp-onnx": "mlp-onnx.mar"},
+                            workers=1, netty_threads=1, batch_size=4, max_batch_delay_ms=7)
+
+
+def test_torchserve_properties_have_safe_defaults_and_explicit_settings():
+    props = parse_properties(_ts_config().render())
+    for key in ("inference_address", "management_address", "metrics_address"):
+        assert props[key].startswith("http://127.0.0.1:")
+    assert props["grpc_inference_address"] == props["grpc_management_address"] == "127.0.0.1"
+    assert props["disable_token_authorization"] == "false"
+    assert props["enable_model_api"] == "false"
+    assert props["install_py_dep_per_model"] == "false" and props["enable_envvars_config"] == "false"
+    models = json.loads(props["models"])
+    entry = models["mlp-onnx"]["1.0"]
+    assert (entry["minWorkers"], entry["maxWorkers"], entry["batchSize"], entry["maxBatchDelay"]) == (1, 1, 4, 7)
+    assert props["load_models"] == "mlp-onnx.mar,mlp-torchscript.mar"
+
+
+def test_torchserve_allowed_urls_admit_only_this_run_store():
+    store = "/runs/r-1.x/artifacts/torchserve"
+    regex = parse_properties(_ts_config(store).render())["allowed_urls"]
+    assert re.fullmatch(regex, f"file://{store}/mlp-onnx.mar")
+    for url in (f"file://{store}/../other/evil.mar", "file:///runs/r-1Xx/artifacts/torchserve/a.mar",
+                "https://example.com/a.mar", f"file://{store}/a.mar.py"):
+        assert not re.fullmatch(regex, url), url
+
+
+# --- TF Serving configs from protos ----------------------------------------------------------------
+def test_tfserving_model_config_parses_back_with_the_official_proto():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    text = tfconfig.model_config({"mlp-savedmodel": "/models/mlp-savedmodel", "cnn-savedmodel": "/models/cnn-savedmodel"})
+    cfg = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    names = [(c.name, c.base_path, c.model_platform, list(c.model_version_policy.specific.versions))
+             for c in cfg.model_config_list.config]
+    assert names == [("cnn-savedmodel", "/models/cnn-savedmodel", "tensorflow", [1]),
+                     ("mlp-savedmodel", "/models/mlp-savedmodel", "tensorflow", [1])]
+
+
+def test_tfserving_batching_and_monitoring_render_upstream_field_names():
+    batching = tfconfig.batching_parameters(tfconfig.BatchingSettings(8, 5000, 1, 100))
+    assert "max_batch_size {\n  value: 8\n}" in batching and "batch_timeout_micros {\n  value: 5000\n}" in batching
+    monitoring = tfconfig.monitoring_config()
+    assert monitoring == 'prometheus_config {\n  enable: true\n  path: "/monitoring/prometheus/metrics"\n}\n'
+    # field numbers as upstream (session_bundle_config.proto / monitoring_config.proto)
+    m = messages()
+    numbers = {f.name: f.number for f in m.BatchingParameters.DESCRIPTOR.fields}
+    assert numbers == {"max_batch_size": 1, "batch_timeout_micros": 2, "max_enqueued_batches": 3,
+                       "num_batch_threads": 4, "thread_pool_name": 5, "allowed_batch_sizes": 6,
+                       "pad_variable_length_inputs": 7}
+    assert m.MonitoringConfig.DESCRIPTOR.full_name == "tensorflow.serving.MonitoringConfig"
+    from google.protobuf import text_format
+    with pytest.raises(text_format.ParseError):  # a misspelt field is caught here, not by the server
+        text_format.Parse("max_batch_sise { value: 1 }", m.BatchingParameters())
+
+
+def test_tfserving_image_tag_matches_the_installed_api():
+    assert TFServing.image == f"tensorflow/serving:{version('tensorflow-serving-api')}"
+    assert TorchServe.image == f"pytorch/torchserve:{version('torchserve')}-cpu"
+
+
+# --- requests and answers -------------------------------------------------------------------------
+def test_rest_body_is_the_documented_row_format():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) / 4
+    assert json.loads(request_body(x)) == {"instances": [[0.0, 0.25, 0.5], [0.75, 1.0, 1.25]]}
+    logits = parse_response(EP, 200, b'{"predictions": [[1.5, -2.0], [0.0, 3.25]]}')
+    assert logits.dtype == np.float32 and logits.tolist() == [[1.5, -2.0], [0.0, 3.25]]
+    with pytest.raises(PredictError, match="400.*shape"):
+        parse_response(EP, 400, b'{"error": "wrong shape"}')
+    with pytest.raises(PredictError, match="not JSON"):
+        parse_response(EP, 502, b"<html>bad gateway</html>")
+
+
+def test_tfserving_grpc_request_and_response_use_the_official_protos():
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving.clients.tfserving_grpc import predict_request, predict_response_array, tensor_proto
+
+    x = np.random.default_rng(0).random((3, 8, 8, 1), dtype=np.float32)
+    req = predict_request("cnn-savedmodel", "input_1", x)
+    assert req.model_spec.name == "cnn-savedmodel" and req.model_spec.signature_name == "serving_default"
+    proto = req.inputs["input_1"]
+    assert [d.size for d in proto.tensor_shape.dim] == [3, 8, 8, 1] and proto.dtype == 1  # DT_FLOAT
+    wire = predict_pb2.PredictRequest.FromString(req.SerializeToString())
+    np.testing.assert_array_equal(np.frombuffer(wire.inputs["input_1"].tensor_content, "<f4").reshape(x.shape), x)
+    resp = predict_pb2.PredictResponse()
+    logits = np.array([[0.5, -1.0], [2.0, 3.0]], dtype=np.float32)
+    resp.outputs["output_0"].CopyFrom(tensor_proto(logits))
+    np.testing.assert_array_equal(predict_response_array(resp, "output_0"), logits)
+    listed = predict_pb2.PredictResponse()  # servers may answer with float_val instead of packed content
+    listed.outputs["output_0"].dtype = 1
+    listed.outputs["output_0"].tensor_shape.dim.add(size=2)
+    listed.outputs["output_0"].float_val.extend([1.0, 2.0])
+    assert predict_response_array(listed, "output_0").tolist() == [1.0, 2.0]
+    with pytest.raises(KeyError, match="output_0"):
+        predict_response_array(predict_pb2.PredictResponse(), "output_0")
+
+
+def test_torchserve_grpc_stubs_generate_from_the_installed_jar():
+    from serving import grpc_stubs
+
+    pb, pb_grpc = grpc_stubs.load()
+    req = pb.PredictionsRequest(model_name="mlp-onnx", input={"data": request_body(np.zeros((1, 2), np.float32))})
+    assert json.loads(req.input["data"]) == {"instances": [[0.0, 0.0]]}
+    assert hasattr(pb_grpc, "InferenceAPIsServiceStub")
+    assert grpc_stubs.stub_dir().is_relative_to(ROOT / "serving" / "_generated")  # git-ignored
+
+
+# --- launchers --------------------------------------------------------------------------------------
+def test_auto_reports_tfserving_not_run_with_reason_and_commands(monkeypatch):
+    import_servers()
+    monkeypatch.setattr("serving.launchers.native.resolve_binary", lambda name: None)
+    monkeypatch.setattr("serving.launchers.docker._client", lambda: (_ for _ in ()).throw(OSError("no engine")))
+    with pytest.raises(NotAvailable) as info:
+        choose_launcher("auto", TFServing, ServeSettings())
+    assert "tensorflow_model_server" in info.value.reason and "no Docker engine" in info.value.reason
+    assert "apt-get install tensorflow-model-server" in info.value.enable_command
+    assert "docker pull tensorflow/serving:" in info.value.enable_command
+
+
+def test_native_tfserving_is_refused_because_it_binds_all_interfaces(monkeypatch):
+    monkeypatch.setattr("serving.launchers.native.resolve_binary", lambda name: "/usr/bin/" + name)
+    with pytest.raises(NotAvailable, match="0.0.0.0"):
+        NativeLauncher().check(TFServing, ServeSettings())
+    NativeLauncher().check(TFServing, replace(ServeSettings(), allow_public_bind=True))  # explicit opt-in
+    NativeLauncher().check(TorchServe, ServeSettings())
+
+
+def test_docker_container_publishes_on_loopback_with_readonly_mounts(tmp_path):
+    store, state = tmp_path / "store", tmp_path / "state"
+    spec = LaunchSpec(name="tfserving", argv=[], image=TFServing.image, command=["--port=8500"],
+                      ports={"grpc": 8500, "rest": 8501}, mounts={str(store): "/models", str(state): "/s"},
+                      writable={str(state)}, cpus={0})
+    kw = container_kwargs(spec)
+    assert kw["ports"] == {"8500/tcp": ("127.0.0.1", 8500), "8501/tcp": ("127.0.0.1", 8501)}
+    assert kw["volumes"][str(store)] == {"bind": "/models", "mode": "ro"}
+    assert kw["volumes"][str(state)]["mode"] == "rw"
+    assert kw["cpuset_cpus"] == "0" and kw["image"] == "tensorflow/serving:" + TFServing.image.split(":")[1]
+    launcher = DockerLauncher()
+    assert launcher.path(store / "mlp" / "1", spec.mounts) == "/models/mlp/1"
+    with pytest.raises(ValueError, match="not under any mount"):
+        launcher.path(tmp_path / "elsewhere", spec.mounts)
+
+
+# --- artifacts and ports ---------------------------------------------------------------------------
+def _manifest(tmp_path: Path):
+    from models.exporters.base import ArtifactRecord, Manifest, TensorSpec, digest
+
+    art = tmp_path / "artifacts" / "mlp" / "torchscript" / "model.pt"
+    art.parent.mkdir(parents=True)
+    art.write_bytes(b"weights v1")
+    sha, size = digest(art)
+    rec = ArtifactRecord(twin="mlp", format="torchscript", variant="fp32", source_framework="pytorch",
+                         exporter="torchscript", path=art.relative_to(tmp_path).as_posix(), sha256=sha, bytes=size,
+                         inputs=[TensorSpec("x", [None, 64], "float32")], outputs=[TensorSpec("logits", [None, 10],
+                                                                                                "float32")],
+                         layout="NF", dynamic_batch=True, export_seconds=0.1)
+    return Manifest(run_id="t", artifacts=[rec]), rec, art
+
+
+def test_artifact_whose_sha256_changed_is_refused_naming_it(tmp_path):
+    manifest, rec, art = _manifest(tmp_path)
+    [model] = served_models(tmp_path, manifest, "torchserve")
+    assert model.served_name == "mlp-torchscript" and model.input_shape == (64,)
+    art.write_bytes(b"weights v2 (tampered)")
+    with pytest.raises(ArtifactMismatch, match=r"mlp/torchscript/fp32.*does not match the manifest"):
+        verified_model(tmp_path, rec)
+    with pytest.raises(ArtifactMismatch, match="outside the run folder"):
+        verified_model(tmp_path, replace(rec, path="../elsewhere/model.pt"))
+
+
+def test_port_already_taken_is_a_clear_error_before_starting():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(PortInUse, match=f"port {port} .*already taken"):
+            check_port_free(port, "torchserve inference")
+    ports = allocate_ports("torchserve", fixed=False)
+    assert set(ports) == set(DEFAULT_PORTS["torchserve"]) and len(set(ports.values())) == len(ports)
+
+
+# --- metrics -----------------------------------------------------------------------------------------
+def test_prometheus_parsing_and_model_totals():
+    text = """# HELP ts_inference_requests_total Total number of inference requests.
+# TYPE ts_inference_requests_total counter
+ts_inference_requests_total{model_name="mlp-onnx",model_version="default",hostname="h",} 12.0
+ts_inference_requests_total{model_name="cnn-onnx",model_version="default",hostname="h",} 3.0
+ts_inference_latency_microseconds{model_name="mlp-onnx",model_version="default",hostname="h",} 2400.5
+WorkerLoadTime{WorkerName="W-9000-mlp-onnx_1.0",Level="Host",Hostname="h",} 1234.0
+"""
+    samples = parse_prometheus(text)
+    assert len(samples) == 4 and samples[-1].labels["WorkerName"] == "W-9000-mlp-onnx_1.0"
+    totals = model_totals(samples, "mlp-onnx", ("ts_inference_requests_total", "ts_inference_latency_microseconds"))
+    assert totals == {"ts_inference_requests_total": 12.0, "ts_inference_latency_microseconds": 2400.5}
+
+
+def test_serving_results_round_trip(tmp_path):
+    from models.parity import ParityTolerance
+    from serving.results import ColdStart, ServerRun, ServingResults
+
+    out = ServingResults(run_id="r", launcher_requested="auto", tolerance=ParityTolerance(), probe={"min_samples": 50.0})
+    out.servers.append(ServerRun(server="torchserve", launcher="native", settings={"ports": {"inference": 1}},
+                                 log="logs/torchserve.log",
+                                 cold_start=ColdStart("torchserve", "native", 12.5, {"mlp-onnx": 3.0})))
+    path = results.save(out, tmp_path / "serving.json")
+    assert results.load(ServingResults, path) == out
+
+
+# --- docker-compose.yml and Dockerfile agree with the code -------------------------------------------
+def _mount(volume: str) -> tuple[str, str]:
+    parts = volume.split(":")
+    if parts[-1] in ("ro", "rw"):
+        parts = parts[:-1]
+    return ":".join(parts[:-1]), parts[-1]
+
+
+def test_compose_file_agrees_with_the_code():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"tfserving", "torchserve", "locust-master", "locust-worker", "toolkit"} <= set(services)
+    for name, server in (("torchserve", TorchServe), ("tfserving", TFServing)):
+        svc = services[name]
+        assert svc["image"] == server.image
+        published = sorted(svc["ports"])
+        assert published == sorted(f"127.0.0.1:{p}:{p}" for p in DEFAULT_PORTS[name].values()), name
+    ts_mounts = dict(_mount(v) for v in services["torchserve"]["volumes"])
+    assert ts_mounts["./results/${RUN_ID}/artifacts/torchserve"] == CONTAINER_PATHS["torchserve"]["model_store"]
+    tfs_mounts = dict(_mount(v) for v in services["tfserving"]["volumes"])
+    assert tfs_mounts["./results/${RUN_ID}/artifacts/tfserving"] == CONTAINER_PATHS["tfserving"]["models"]
+    tfs_cmd = services["tfserving"]["command"]
+    assert f"--port={DEFAULT_PORTS['tfserving']['grpc']}" in tfs_cmd
+    assert f"--rest_api_port={DEFAULT_PORTS['tfserving']['rest']}" in tfs_cmd
+    for flag, name in (("model_config_file", "models.config"), ("batching_parameters_file", "batching.config"),
+                       ("monitoring_config_file", "monitoring.config")):
+        assert f"--{flag}={CONTAINER_PATHS['tfserving']['models']}/config/{name}" in tfs_cmd
+    ts_cmd = services["torchserve"]["command"]
+    assert ts_cmd[ts_cmd.index("--model-store") + 1] == CONTAINER_PATHS["torchserve"]["model_store"]
+    for svc in services.values():  # nothing published beyond loopback
+        assert all(str(p).startswith("127.0.0.1:") for p in svc.get("ports", []))
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "requirements.lock" in dockerfile and "openjdk-17" in dockerfile
+
+
+def test_compose_render_writes_configs_with_container_paths_and_default_ports(tmp_path):
+    """`python -m serving.compose` (the compose `prepare` service) renders through the server code."""
+    from deploy_compare.rundir import RunDir
+    from serving import compose
+
+    manifest, rec, art = _manifest(tmp_path)
+    run_dir = RunDir(tmp_path)
+    results.save(manifest, run_dir.manifest)
+    pytest.importorskip("torch")
+    import torch
+
+    module = torch.jit.script(torch.nn.Linear(64, 10))
+    torch.jit.save(module, str(art))
+    from models.exporters.base import digest
+
+    rec.sha256, rec.bytes = digest(art)
+    results.save(manifest, run_dir.manifest)
+    written = compose.render(run_dir)
+    props = parse_properties(written["torchserve"].read_text())
+    assert props["inference_address"] == f"http://0.0.0.0:{DEFAULT_PORTS['torchserve']['inference']}"
+    assert props["model_store"] == CONTAINER_PATHS["torchserve"]["model_store"]
+    assert (run_dir.artifacts / "torchserve" / "mlp-torchscript.mar").is_file()
+    assert not list(tmp_path.rglob("key_file.json"))
