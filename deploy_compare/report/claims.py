@@ -73,14 +73,13 @@ def _graph_lines(res: ReportResults, column: str) -> list[str]:
     framework, graphs = GRAPH_EVIDENCE[column]
     rows = [g for g in res.graph_ratios if g.framework == framework and (not graphs or g.graph in graphs)]
     threads = min((g.threads for g in rows), default=0)
-    lines = []
+    pairs: dict[tuple[str, str], list[str]] = {}
     for g in rows:
         if g.threads == threads:
-            faster = "graph faster" if g.ratio >= 1 else "eager faster"
-            lines.append(f"[{g.twin}](#floor): {g.eager} {fmt.ms(g.eager_p50_ms)} vs {g.graph} "
-                         f"{fmt.ms(g.graph_p50_ms)} p50 (batch 1, {g.threads} thread): eager/graph "
-                         f"{g.ratio:.2f}x, {faster}")
-    return lines
+            pairs.setdefault((g.eager, g.graph), []).append(
+                f"{g.twin} {fmt.num(g.eager_p50_ms)} → {fmt.num(g.graph_p50_ms)} ms ({g.ratio:.2f}x)")
+    return [f"[{eager} → {graph}](#floor) batch-1 p50, {threads} thread (speed-up): {', '.join(parts)}"
+            for (eager, graph), parts in pairs.items()]
 
 
 def _theano_lines(res: ReportResults) -> list[str]:
@@ -125,20 +124,29 @@ def _floor_line(res: ReportResults, format_: str, framework: str) -> list[str]:
     return [f"[in-process](#floor) {runtime} p50, batch 1, {threads} thread(s): {per_twin}"]
 
 
+def cold_start_by_server(res: ReportResults) -> dict[str, str]:
+    """Server -> one line: ready, model load, first request and sequential p50 over its endpoints."""
+    out = {}
+    for server in dict.fromkeys(c.server for c in res.cold_start):
+        rows = [c for c in res.cold_start if c.server == server]
+        out[server] = (f"ready in {fmt.span([c.start_to_ready_s for c in rows], 's')}, model load "
+                       f"{fmt.span([c.model_load_s for c in rows], 's')}, first request "
+                       f"{fmt.span([c.first_request_ms for c in rows], 'ms')}, then sequential p50 "
+                       f"{fmt.span([c.steady_p50_ms for c in rows], 'ms')} ({len(rows)} endpoints)")
+    return out
+
+
 def _server_lines(res: ReportResults, server: str) -> list[str]:
     name = SERVER_NAMES.get(server, server)
-    out = []
-    for c in res.cold_start:
-        if c.server == server:
-            out.append(f"[{name}](#serving) {c.stack} ({c.model}): ready in {fmt.seconds(c.start_to_ready_s)}, "
-                       f"first request {fmt.ms(c.first_request_ms)}")
+    cold = cold_start_by_server(res)
+    out = [f"[{name}](#serving) cold start: {cold[server]}"] if server in cold else []
     for (stack, protocol, model), top in res.saturation().items():
         if stack.startswith(server) and top is not None:
             out.append(f"[{name}](#curves) {stack} {protocol} ({model}): saturates at {fmt.rate(top.throughput)} "
                        f"({top.users} users), p99 {fmt.percentile(top.latency, 'p99')} ms")
     for n in res.not_run:
         if n.what.startswith(server):
-            out.append(f"[{name}](#not-run) {n.what}: not run here ({n.reason})")
+            out.append(f"[{name}](#not-run) ({n.what}): not run here: {fmt.short(n.reason, 110)}")
     return out
 
 

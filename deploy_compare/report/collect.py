@@ -17,6 +17,8 @@ from deploy_compare.rundir import RunDir
 
 
 def stage_reason(stages: list[results.StageTiming], stage: str, filename: str) -> str:
+    if stage == "run":
+        return f"`deploy-compare run` writes {filename} when it creates the run folder; this folder has none"
     by_name = {t.stage: t for t in stages}
     if stage in by_name:
         t = by_name[stage]

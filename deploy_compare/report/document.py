@@ -110,6 +110,7 @@ _LINK = re.compile(r"\[([^\]]+)\]\((#[A-Za-z0-9_-]+)\)")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _CODE = re.compile(r"`([^`]+)`")
 _STRIKE = re.compile(r"~~(.+?)~~")
+_ITALIC = re.compile(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])")  # *text*, never the star after a number
 
 
 def inline_html(text: str) -> str:
@@ -118,6 +119,7 @@ def inline_html(text: str) -> str:
     out = _CODE.sub(r"<code>\1</code>", out)
     out = _BOLD.sub(r"<strong>\1</strong>", out)
     out = _STRIKE.sub(r"<s>\1</s>", out)
+    out = _ITALIC.sub(r"<em>\1</em>", out)
     out = _LINK.sub(r'<a href="\2">\1</a>', out)
     return out.replace("\n", "<br>").replace("&lt;br&gt;", "<br>")
 

@@ -44,6 +44,23 @@ def size(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
+def short(text: str, limit: int = 90) -> str:
+    """The first sentence of a reason, cut at `limit` characters (the report shows it whole elsewhere)."""
+    first = text.split(". ")[0]
+    if len(first) > limit:
+        first = first[:limit - 1] + "…"
+    return first + "`" if first.count("`") % 2 else first  # never leave a code span open
+
+
+def span(values: list[float | None], unit: str) -> str:
+    """One value, or the range "lo-hi" of several, with the unit once."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return NA
+    lo, hi = min(present), max(present)
+    return f"{num(lo)} {unit}" if lo == hi else f"{num(lo)}-{num(hi)} {unit}"
+
+
 def percentile(stats: LatencyStats | None, name: str) -> str:
     """A latency percentile in ms, starred when the sample count cannot back it."""
     if stats is None:

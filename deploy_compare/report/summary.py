@@ -7,13 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy_compare.report import fmt
+from deploy_compare.report.claims import cold_start_by_server
 from deploy_compare.report.model import ReportResults
-
-
-def short(text: str, limit: int = 90) -> str:
-    """The first sentence of a reason, cut at `limit` characters (the report has it whole)."""
-    first = text.split(". ")[0]
-    return first if len(first) <= limit else first[:limit - 1] + "…"
 
 
 def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
@@ -32,9 +27,8 @@ def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
         pairs.setdefault((g.framework, g.eager, g.graph), []).append(f"{g.twin} {g.ratio:.2f}x")
     for (framework, eager, graph), ratios in pairs.items():
         rows.append((f"eager/graph p50, {framework} ({eager} / {graph})", ", ".join(ratios)))
-    for c in res.cold_start:
-        rows.append((f"cold start {c.stack} ({c.model})", f"ready {fmt.seconds(c.start_to_ready_s)}, "
-                                                          f"first request {fmt.ms(c.first_request_ms)}"))
+    for server, text in cold_start_by_server(res).items():
+        rows.append((f"cold start {server}", text))
     for (stack, protocol, model), top in res.saturation().items():
         value = (f"{fmt.rate(top.throughput)} at {top.users} users, p99 {fmt.percentile(top.latency, 'p99')} ms"
                  if top else "no valid point")
@@ -43,9 +37,9 @@ def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
     if res.load_points:
         rows.append(("load points valid", f"{len(res.load_points) - invalid}/{len(res.load_points)}"))
     for n in res.not_run:
-        rows.append((f"not run: {n.what}", short(n.reason)))
+        rows.append((f"not run: {n.what}", fmt.short(n.reason)))
     for m in {m.file: m for m in res.missing}.values():
-        rows.append((f"missing: {m.file}", short(m.reason)))
+        rows.append((f"missing: {m.file}", fmt.short(m.reason)))
     return rows
 
 
