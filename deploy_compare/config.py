@@ -51,6 +51,9 @@ class FloorSettings:
     pin_cpu: int = 0  # the core a threads=1 process is pinned to (os.sched_setaffinity)
     pytensor_twins: tuple[str, ...] = ("mlp",)  # twins rebuilt as a PyTensor graph (the Theano row)
     process_timeout_s: float = 900.0  # per measuring process
+    max_raw_samples: int = 20000  # per window; beyond, samples are kept as an HDR histogram
+    # threads=1 processes run at the same time, each pinned to its own core (1 = one process at a time)
+    parallel_processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -108,14 +111,15 @@ QUICK = Profile(
                             max_seconds=20.0),
         throughput_window=WindowPolicy(warmup_seconds=0.1, warmup_samples=3, min_seconds=0.2, min_samples=10,
                                        max_seconds=20.0),
-        thread_counts=(1,), repeats=1, grouping="family", process_timeout_s=300.0),
+        thread_counts=(1,), repeats=1, grouping="family", parallel_processes=2, process_timeout_s=300.0),
     load=LoadSettings(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
         max_users=8, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0),
     note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "
          "are not backed at 99% confidence), in-process floor at 1 thread only with >= 100 calls per batch-1 "
-         "point (backs p50 and p90 only), one process per runtime framework",
+         "point (backs p50 and p90 only), one process per runtime framework, two such processes at a time on "
+         "separate cores",
 )
 
 FULL = Profile(name="full")

@@ -1,0 +1,37 @@
+"""`keras-eager`: the trained Keras reference model called eagerly, `model(x, training=False)`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from models.runtimes.base import RUNTIMES
+from models.runtimes.threads import set_tensorflow_threads
+from models.runtimes.trained import TwinRuntime, load_keras
+
+
+@RUNTIMES.register("keras-eager")
+class KerasEager(TwinRuntime):
+    name = "keras-eager"
+    framework = "tensorflow"
+    graph = False
+    imports = ("tensorflow", "keras")  # what the floor imports (and times) before load()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._call: Callable[[np.ndarray], Any] | None = None
+
+    def load(self, path: Path, threads: int) -> None:
+        self.threads = set_tensorflow_threads(threads)
+        twin, model = load_keras(path)
+        self._layout = twin.keras_layout
+        self._call = self._wrap(model, twin.input_shape)
+
+    def _wrap(self, model: Any, input_shape: tuple[int, ...]) -> Callable[[np.ndarray], Any]:
+        return lambda x: model(x, training=False)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if self._call is None:
+            raise RuntimeError(f"{self.name}: predict() before load()")
+        return self._call(x).numpy()

@@ -1,0 +1,26 @@
+"""`keras-function`: the trained Keras model's call compiled once with `tf.function` (graph mode).
+
+The input signature leaves the batch dimension free, so one trace serves every batch size; XLA is off
+(`jit_compile=False`), as in a SavedModel served by TF Serving.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from models.runtimes.base import RUNTIMES
+from models.runtimes.keras_eager import KerasEager
+
+
+@RUNTIMES.register("keras-function")
+class KerasFunction(KerasEager):
+    name = "keras-function"
+    graph = True
+
+    def _wrap(self, model: Any, input_shape: tuple[int, ...]) -> Callable[[np.ndarray], Any]:
+        import tensorflow as tf
+
+        self.details = {"jit_compile": "off", "input_signature": f"[None, {', '.join(map(str, input_shape))}]"}
+        return tf.function(lambda x: model(x, training=False), jit_compile=False, autograph=False,
+                           input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)])

@@ -1,0 +1,40 @@
+"""`torch-eager`: the PyTorch twin (transplanted Keras weights) as an `nn.Module` under `torch.inference_mode`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.runtimes.base import RUNTIMES
+from models.runtimes.threads import set_torch_threads
+from models.runtimes.trained import TwinRuntime, load_torch
+
+
+@RUNTIMES.register("torch-eager")
+class TorchEager(TwinRuntime):
+    name = "torch-eager"
+    framework = "pytorch"
+    graph = False
+    imports = ("torch",)  # what the floor imports (and times) before load()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._model: Any = None
+
+    def load(self, path: Path, threads: int) -> None:
+        self.threads = set_torch_threads(threads)
+        twin, model = load_torch(path)
+        self._layout = twin.torch_layout
+        self._model = self._wrap(model)
+
+    def _wrap(self, model: Any) -> Any:
+        return model
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        if self._model is None:
+            raise RuntimeError(f"{self.name}: predict() before load()")
+        with torch.inference_mode():
+            return self._model(torch.from_numpy(x)).numpy()
