@@ -43,8 +43,8 @@ def full_results() -> ReportResults:
     ]
     res.harness_overhead = [FloorRow("mlp", "null", "none", "trained", "fp32", 1, 1, None, None, lat(0.0004),
                                      None, None)]
-    res.graph_ratios = [GraphRatio("tensorflow", "mlp", 1, "keras-eager", "savedmodel", 1.9, 0.21, 9.05),
-                        GraphRatio("pytorch", "mlp", 1, "torch-eager", "torchscript", 0.035, 0.03, 1.17)]
+    res.graph_ratios = [GraphRatio("tensorflow", "mlp", 1, "keras-eager", "savedmodel", 1.9, 0.21, 9.05, 32, 4.1),
+                        GraphRatio("pytorch", "mlp", 1, "torch-eager", "torchscript", 0.035, 0.03, 1.17, 32, None)]
     res.theano = TheanoRow("theano is not installed.", "pytensor", {"mlp": 3.2}, {"mlp": 0.02},
                            {"export_format": "none", "server": "none"})
     res.cold_start = [ColdStartRow("torchserve", "torchserve/torchscript", "mlp", 6.1, 0.4, 12.0, 1.4, "log")]

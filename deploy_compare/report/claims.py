@@ -77,7 +77,7 @@ def _graph_lines(res: ReportResults, column: str) -> list[str]:
     for g in rows:
         if g.threads == threads:
             pairs.setdefault((g.eager, g.graph), []).append(
-                f"{g.twin} {fmt.num(g.eager_p50_ms)} → {fmt.num(g.graph_p50_ms)} ms ({g.ratio:.2f}x)")
+                f"{g.twin} {fmt.num(g.eager_p50_ms)} → {fmt.num(g.graph_p50_ms)} ms ({g.latency_ratio:.2f}x)")
     return [f"[{eager} → {graph}](#floor) batch-1 p50, {threads} thread (speed-up): {', '.join(parts)}"
             for (eager, graph), parts in pairs.items()]
 

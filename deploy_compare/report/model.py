@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from deploy_compare.environment import Environment
 from deploy_compare.results import StageTiming
+from models.floor import GraphRatio  # the floor's own row: eager vs graph per framework, twin and threads
 
 FRAMEWORKS = ("TensorFlow", "Keras", "Theano", "PyTorch")
 
@@ -112,22 +113,6 @@ class FloorRow:
     @property
     def label(self) -> str:
         return self.runtime if self.variant == "fp32" else f"{self.runtime} {self.variant}"
-
-
-@dataclass
-class GraphRatio:
-    """Eager vs graph speed for one framework and twin: ratio = eager p50 / graph p50 (> 1: graph faster)."""
-
-    framework: str
-    twin: str
-    threads: int
-    eager: str
-    graph: str
-    eager_p50_ms: float
-    graph_p50_ms: float
-    ratio: float
-    batch: int = 1  # the larger batch of the throughput ratio
-    throughput_ratio: float | None = None  # graph / eager samples per second at `batch`
 
 
 @dataclass

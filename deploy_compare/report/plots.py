@@ -208,7 +208,7 @@ def cold_start(res: ReportResults, fig) -> str | None:
     ax.set_xlabel("time (s)")
     _log_if_wide(ax, "x", [v for _, values in series for v in values if v])
     ax.grid(True, axis="x", which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4)
     ax.set_title("Cold start per server endpoint")
     fig.set_size_inches(9, max(3.0, 0.55 * len(rows) + 1.4))
     return ("Cold start per endpoint: server process start to ready, the model load time the server reports (models "

@@ -209,7 +209,7 @@ def floor(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
         blocks.append(Table(headers=["framework", "twin", "threads", "eager", "graph", "eager p50", "graph p50",
                                      "latency ratio", "throughput ratio"],
                             rows=[[g.framework, g.twin, str(g.threads), g.eager, g.graph, fmt.ms(g.eager_p50_ms),
-                                   fmt.ms(g.graph_p50_ms), f"{g.ratio:.2f}x",
+                                   fmt.ms(g.graph_p50_ms), f"{g.latency_ratio:.2f}x",
                                    f"{g.throughput_ratio:.2f}x at batch {g.batch}" if g.throughput_ratio else fmt.NA]
                                   for g in res.graph_ratios]))
     t = res.theano
@@ -232,9 +232,9 @@ def serving(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     blocks: list[Block] = []
     if res.cold_start:
         blocks.append(Para("Cold start, per server and model: process start to ready, model load (from the "
-                           "server's own metrics or log), first request, then the steady-state p50."))
+                           "server's own metrics or log), first request, then the sequential batch-1 p50 once warm."))
         blocks.append(Table(headers=["server", "stack", "model", "start -> ready", "model load", "first request",
-                                     "steady p50", "load time source"],
+                                     "sequential p50", "load time source"],
                             rows=[[c.server, c.stack, c.model, fmt.seconds(c.start_to_ready_s),
                                    fmt.seconds(c.model_load_s), fmt.ms(c.first_request_ms), fmt.ms(c.steady_p50_ms),
                                    c.source] for c in res.cold_start]))

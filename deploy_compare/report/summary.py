@@ -24,7 +24,7 @@ def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
             rows.append((f"fastest in-process, {twin} batch 1", f"{best.runtime} {fmt.ms(best.latency.p50)} p50"))
     pairs: dict[tuple[str, str, str], list[str]] = {}
     for g in res.graph_ratios:
-        pairs.setdefault((g.framework, g.eager, g.graph), []).append(f"{g.twin} {g.ratio:.2f}x")
+        pairs.setdefault((g.framework, g.eager, g.graph), []).append(f"{g.twin} {g.latency_ratio:.2f}x")
     for (framework, eager, graph), ratios in pairs.items():
         rows.append((f"eager/graph p50, {framework} ({eager} / {graph})", ", ".join(ratios)))
     for server, text in cold_start_by_server(res).items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy_compare import results
-from deploy_compare.report.model import FloorRow, GraphRatio, LatencyStats, ReportResults, TheanoRow
+from deploy_compare.report.model import FloorRow, LatencyStats, ReportResults, TheanoRow
 from deploy_compare.report.sources import source
 
 
@@ -47,9 +47,7 @@ def floor(path: Path, res: ReportResults) -> list[results.NotRun]:
                          throughput=b.throughput, **base) for b in p.batches] or [
                 FloorRow(batch=1, latency=None, throughput=None, **base)]
         (res.harness_overhead if spec.runtime == "null" else res.floor).extend(rows)
-    res.graph_ratios = [GraphRatio(framework=g.framework, twin=g.twin, threads=g.threads, eager=g.eager, graph=g.graph,
-                                   eager_p50_ms=g.eager_p50_ms, graph_p50_ms=g.graph_p50_ms, ratio=g.latency_ratio,
-                                   batch=g.batch, throughput_ratio=g.throughput_ratio) for g in fl.graph_ratios]
+    res.graph_ratios = list(fl.graph_ratios)
     t = fl.theano
     res.theano = TheanoRow(theano_reason=t.theano.reason, successor=t.successor,
                            compile_seconds=dict(t.graph_compile_seconds), p50_ms=dict(t.p50_ms),
