@@ -113,9 +113,9 @@ def _artifact_line(res: ReportResults, format_: str, framework: str, suffix: str
     return [f"[{name}](#artifacts): {sizes}; {parity}{qtext}"]
 
 
-def _floor_line(res: ReportResults, format_: str, framework: str) -> list[str]:
+def _floor_line(res: ReportResults, format_: str, framework: str, runtime: str | None = None) -> list[str]:
     pts = [f for f in res.floor if f.format == format_ and f.framework == framework and f.variant == "fp32"
-           and f.batch == 1 and f.latency is not None and not f.error]
+           and f.batch == 1 and f.latency is not None and not f.error and runtime in (None, f.runtime)]
     if not pts:
         return []
     threads = min(f.threads for f in pts)
@@ -159,7 +159,8 @@ def _deployment(res: ReportResults, framework: str) -> list[str]:
         twins = sorted({a.twin for a in res.artifacts if a.framework == "tensorflow"})
         lines = [f"[exports](#artifacts) of the Keras twins ({', '.join(twins)}) are the TensorFlow column's "
                  "SavedModel and TFLite artifacts"] if twins else []
-        return lines + _artifact_line(res, "onnx", "tensorflow", " (tf2onnx)")
+        return (lines + _floor_line(res, "trained", "tensorflow", "keras-function")
+                + _artifact_line(res, "onnx", "tensorflow", " (tf2onnx)") + _floor_line(res, "onnx", "tensorflow"))
     if framework == "Theano":
         evidence = _theano_lines(res)
         if res.theano is None:

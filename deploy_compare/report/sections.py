@@ -118,11 +118,13 @@ def environment(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
         blocks.append(Table(headers=["package", "version"], rows=[[k, v] for k, v in env.packages.items()]))
     if res.stages:
         total = sum(t.seconds for t in res.stages)
-        blocks.append(Para("Wall time per pipeline stage:"))
+        blocks.append(Para("Wall time per pipeline stage (as recorded in `stages.json`; the report stage itself "
+                           "is still running when this is written):"))
         blocks.append(Table(
-            headers=["stage", "wall time", "status"],
-            rows=[[t.stage, fmt.seconds(t.seconds), "ok" if t.ok else f"failed: {t.error}"] for t in res.stages]
-            + [["**total**", fmt.seconds(total), ""]]))
+            headers=["stage", "wall time", "share", "status"],
+            rows=[[t.stage, fmt.seconds(t.seconds), fmt.pct(t.seconds / total if total else None),
+                   "ok" if t.ok else f"failed: {t.error}"] for t in res.stages]
+            + [["**total**", fmt.seconds(total), "", ""]]))
     return blocks
 
 
