@@ -74,7 +74,18 @@ def test_missing_results_file_renders_with_reason_and_command(tmp_path):
     md = rendered.markdown.read_text(encoding="utf-8")
     latency = md.split('<a id="latency"></a>')[1].split("<a id=")[0]
     assert "`loadtest.json` is missing: stage `serve` failed after 4.2 s: ServerError: torchserve did not" in latency
-    assert f"--run-id fixture-run --results-dir {run_dir.path.parent} --stages serve report" in latency
+    assert f"--run-id fixture-run --results-dir {run_dir.path.parent} --force --stages serve report" in latency
     not_run = md.split('<a id="not-run"></a>')[1]
     assert "`serving.json`" in not_run and "`loadtest.json`" in not_run
     assert {m.file for m in rendered.results.missing} >= {"serving.json", "loadtest.json"}
+
+
+def test_unreadable_results_file_is_reported_not_dropped(tmp_path):
+    run_dir = copy_fixture(tmp_path)
+    run_dir.floor.write_text('{"run_id": "x"}\n', encoding="utf-8")  # not a FloorResults
+    rendered, printed = render_quietly(run_dir)
+    (missing,) = [m for m in rendered.results.missing if m.file == "floor.json"]
+    assert missing.unreadable and missing.reason.startswith("ValidationError")
+    assert "floor.json could not be read: ValidationError" in printed
+    floor = rendered.markdown.read_text(encoding="utf-8").split('<a id="floor"></a>')[1].split("<a id=")[0]
+    assert "`floor.json` could not be read: ValidationError" in floor

@@ -35,7 +35,7 @@ def enable_command(run_dir: RunDir, stage: str, res: ReportResults) -> str:
     if stage == "run":
         return f"deploy-compare run {where} --force"
     profile = res.settings.profile if res.settings else "quick"
-    return f"deploy-compare run --profile {profile} {where} --stages {stage} report"
+    return f"deploy-compare run --profile {profile} {where} --force --stages {stage} report"
 
 
 def collect(run_dir: RunDir, warn: Callable[[str], None]) -> ReportResults:
@@ -51,8 +51,8 @@ def collect(run_dir: RunDir, warn: Callable[[str], None]) -> ReportResults:
         try:
             not_run = src.fill(path, res)
         except Exception as exc:  # shown in the report's section and printed: never silent
-            message = f"{filename} could not be read: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-            warn(message)
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            warn(f"{filename} could not be read: {message}")
             problems.append((filename, src.stage, src.sections, message))
             continue
         for n in not_run:  # a stage may repeat an earlier stage's record (e.g. parity repeats the manifest's)
@@ -61,7 +61,7 @@ def collect(run_dir: RunDir, warn: Callable[[str], None]) -> ReportResults:
                                              enable_command=n.enable_command))
     for filename, stage, sections, message in problems:  # stages.json is loaded by now: cite it
         reason = message or stage_reason(res.stages, stage, filename)
-        res.missing += [MissingSection(section=s, file=filename, reason=reason,
+        res.missing += [MissingSection(section=s, file=filename, reason=reason, unreadable=bool(message),
                                        enable_command=enable_command(run_dir, stage, res)) for s in sections]
     derive(res)
     return res

@@ -244,6 +244,12 @@ class MissingSection:
     file: str
     reason: str
     enable_command: str
+    unreadable: bool = False  # the file exists but does not hold what its stage's dataclass expects
+
+    @property
+    def note(self) -> str:
+        state = "could not be read" if self.unreadable else "is missing"
+        return f"`{self.file}` {state}: {self.reason}. Produce it with `{self.enable_command}`."
 
 
 @dataclass

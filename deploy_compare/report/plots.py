@@ -51,9 +51,11 @@ def draw_all(res: ReportResults, folder: Path) -> dict[str, Figure]:
         fig = plt.figure(figsize=(9, 4.8), dpi=100)
         try:
             caption = draw(res, fig)
-            if caption is not None:
+            path = folder / f"{name}.png"
+            if caption is None:  # no data for it in this run: drop a stale plot of an earlier rendering
+                path.unlink(missing_ok=True)
+            else:
                 fig.tight_layout()
-                path = folder / f"{name}.png"
                 fig.savefig(path, format="png", metadata={"Software": None})
                 figures[name] = Figure(path=f"{folder.name}/{path.name}", caption=caption)
         finally:

@@ -33,7 +33,7 @@ def build_document(res: ReportResults, figures: dict[str, Figure]) -> Document:
     doc = Document(title="deploy-compare: TensorFlow/Keras vs PyTorch deployment", subtitle=subtitle)
     for anchor, (title, build) in SECTIONS.items():
         blocks: list[Block] = [
-            Note(f"`{m.file}` is missing: {m.reason}. Produce it with `{m.enable_command}`.", "missing")
+            Note(m.note, "missing")
             for m in res.missing_for(anchor)]
         blocks += build(res, figures)
         doc.sections.append(Section(anchor=anchor, title=title, blocks=blocks))
@@ -391,9 +391,9 @@ def not_run(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     if res.missing:
         seen: dict[str, list[str]] = {}
         for m in res.missing:
-            seen.setdefault(f"`{m.file}`: {m.reason} (produce it with `{m.enable_command}`)", []).append(m.section)
-        blocks.append(Para("Results files missing from this run folder, and the sections that lack them:"))
-        blocks.append(Bullets([f"{text}; affects {', '.join(f'[{s}](#{s})' for s in secs)}"
+            seen.setdefault(m.note, []).append(m.section)
+        blocks.append(Para("Results files missing or unreadable in this run folder, and the sections that lack them:"))
+        blocks.append(Bullets([f"{text} Affects {', '.join(f'[{s}](#{s})' for s in secs)}"
                                for text, secs in seen.items()]))
     if not blocks:
         blocks.append(Para("Everything ran."))
