@@ -9,12 +9,11 @@ from deploy_compare import results
 from models.exporters.base import Manifest, digest, load_exporters
 from models.exporters.stage import load_manifest
 
-pytestmark = pytest.mark.slow
-
 EXPECTED = {("savedmodel", "fp32"), ("tflite", "fp32"), ("tflite", "int8-dynamic"), ("tflite", "fp16"),
             ("torchscript", "fp32"), ("onnx-torch", "fp32")}
 
 
+@pytest.mark.slow
 def test_every_twin_exported_in_every_format(spine_run):
     manifest = load_manifest(spine_run)
     assert load_exporters().names() == ["savedmodel", "tflite", "torchscript", "onnx-torch", "onnx-tf"]
@@ -27,6 +26,7 @@ def test_every_twin_exported_in_every_format(spine_run):
         assert onnx_tf != bool(not_run) and all(n.reason for n in not_run)
 
 
+@pytest.mark.slow
 def test_manifest_round_trip_and_records_match_files(spine_run, tmp_path):
     manifest = load_manifest(spine_run)
     copy = results.load(Manifest, results.save(manifest, tmp_path / "manifest.json"))
@@ -60,6 +60,7 @@ def predict_batches(payload: dict) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_artifacts_load_in_their_runtime_with_dynamic_batch(spine_run):
     from deploy_compare.proc import run_isolated
 
@@ -70,3 +71,25 @@ def test_artifacts_load_in_their_runtime_with_dynamic_batch(spine_run):
     assert set(shapes) == {r.key for r in records}
     for key, got in shapes.items():
         assert got == [[1, 10], [3, 10], [1, 10]], key
+
+
+class _Failing:
+    name, optional, enable_command = "broken", False, ""
+
+    def export(self, job):
+        raise RuntimeError("converter exploded")
+
+
+def test_failing_exporter_fails_by_name_unless_optional(tmp_path):
+    from models.exporters.base import ExportJob
+    from models.exporters.stage import ExportFailed, run_exporter
+
+    job = ExportJob(twin="mlp", model=None, input_shape=(64,), layout="NF", out_dir=tmp_path, run_root=tmp_path)
+    manifest = Manifest(run_id="t")
+    with pytest.raises(ExportFailed, match=r"exporter broken failed on twin 'mlp': RuntimeError: converter exploded"):
+        run_exporter(_Failing(), job, manifest)
+    optional = _Failing()
+    optional.optional, optional.enable_command = True, "pip install a-better-converter"
+    run_exporter(optional, job, manifest)
+    assert manifest.artifacts == [] and [(n.what, n.reason, n.enable_command) for n in manifest.not_run] == [
+        ("mlp/broken", "RuntimeError: converter exploded", "pip install a-better-converter")]

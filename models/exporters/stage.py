@@ -14,7 +14,7 @@ import numpy as np
 
 from deploy_compare import results
 from deploy_compare.results import NotRun
-from models.exporters.base import ExportJob, Manifest, load_exporters
+from models.exporters.base import Exporter, ExportJob, Manifest, load_exporters
 
 if TYPE_CHECKING:
     from deploy_compare.pipeline import RunContext
@@ -41,18 +41,23 @@ def jobs_for(run_dir: "RunDir", twin_name: str) -> dict[str, ExportJob]:
             "pytorch": ExportJob(model=torch_model, input_shape=torch_shape, layout=twin.torch_layout, **common)}
 
 
+def run_exporter(exporter: Exporter, job: ExportJob, manifest: Manifest) -> None:
+    """Export into `manifest`; a failure raises naming twin and exporter, or is a NotRun if `optional`."""
+    try:
+        manifest.artifacts.extend(exporter.export(job))
+    except Exception as exc:
+        if not exporter.optional:
+            raise ExportFailed(f"exporter {exporter.name} failed on twin {job.twin!r}: {type(exc).__name__}: {exc}") \
+                from exc
+        manifest.not_run.append(NotRun(what=f"{job.twin}/{exporter.name}", reason=f"{type(exc).__name__}: {exc}",
+                                       enable_command=exporter.enable_command))
+
+
 def export_twin(run_dir: "RunDir", twin_name: str, manifest: Manifest, on_done=lambda name: None) -> None:
     jobs = jobs_for(run_dir, twin_name)
     for name, cls in load_exporters().items():
         exporter = cls()
-        try:
-            manifest.artifacts.extend(exporter.export(jobs[exporter.source_framework]))
-        except Exception as exc:
-            if not exporter.optional:
-                raise ExportFailed(f"exporter {name} failed on twin {twin_name!r}: {type(exc).__name__}: {exc}") \
-                    from exc
-            manifest.not_run.append(NotRun(what=f"{twin_name}/{name}", reason=f"{type(exc).__name__}: {exc}",
-                                           enable_command=exporter.enable_command))
+        run_exporter(exporter, jobs[exporter.source_framework], manifest)
         on_done(name)
 
 
