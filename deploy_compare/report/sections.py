@@ -44,8 +44,13 @@ def _quick_note(res: ReportResults) -> list[Block]:
     if not res.quick or res.settings is None:
         return []
     note = res.settings.profile_note.removeprefix("quick profile: ")
-    return [Note(f"**{res.settings.profile} profile** — {note}. Single repeats carry no "
-                 "interval across repeats; starred percentiles are not backed by their sample count.", "warn")]
+    stats = [f.latency for f in res.floor if f.latency] + [p.latency for p in res.load_points if p.latency.n]
+    unbacked = [f"{name} in {sum(name not in s.backed for s in stats)} of {len(stats)}"
+                for name in ("p90", "p99", "p99.9") if any(name not in s.backed for s in stats)]
+    counted = (f" In this run the sample counts cannot back {', '.join(unbacked)} latency rows (starred)."
+               if unbacked else "")
+    return [Note(f"**{res.settings.profile} profile** — {note}. Single repeats carry no interval across "
+                 f"repeats.{counted}", "warn")]
 
 
 def _empty(res: ReportResults, anchor: str, text: str) -> list[Block]:
