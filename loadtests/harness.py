@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sys
 import time
 import traceback
@@ -23,7 +22,6 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
@@ -35,6 +33,7 @@ import psutil
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadtests.plan import poisson_offsets
 from loadtests.senders import (TFSERVING_PREDICT, TORCHSERVE_PREDICT, GrpcSender, RestSender, error_kind,
                                tfserving_request, torchserve_request)
 
@@ -239,17 +238,6 @@ def _on_request(request_type: str, name: str, response_time: float, response_len
 
 
 # ------------------------------------------------------------------ open loop (any process)
-def poisson_offsets(rate: float, seconds: float, seed: int) -> list[float]:
-    """Seeded Poisson arrival times (s from the start) over `seconds` at `rate` per second."""
-    rng = random.Random(seed)
-    out, t = [], 0.0
-    while True:
-        t += rng.expovariate(rate)
-        if t >= seconds:
-            return out
-        out.append(t)
-
-
 def run_open_slice(environment: Any, spec: dict[str, Any], index: int, count: int) -> PhaseBuf:
     """Send this process's slice (every `count`-th arrival from `index`) of one open-loop point's schedule,
     independent of responses; returns the window's buffer once every request ended or the drain expired.
@@ -369,9 +357,9 @@ class Controller:
         self.received.setdefault(int(msg.data["phase"]), []).append(msg.data)
 
     # --- helpers
-    def ok_count(self) -> int:
-        total = self.runner.stats.total
-        return total.num_requests - total.num_failures
+    def done_count(self) -> int:
+        """Completed requests (successes and errors): a point of errors ends as fast as one of answers."""
+        return self.runner.stats.total.num_requests
 
     def wait_until(self, cond: Callable[[], bool], timeout: float) -> bool:
         deadline = time.perf_counter() + timeout
@@ -418,23 +406,23 @@ class Controller:
             self.runner.start(users, spawn_rate=min(100, users * 10))
             if not self.wait_until(lambda: self.runner.user_count >= users, w.max_seconds):
                 raise TimeoutError(f"locust did not spawn {users} users within {w.max_seconds:g} s")
-            c0, t0 = self.ok_count(), time.perf_counter()
-            warmed = self.wait_until(lambda: self.ok_count() - c0 >= w.warmup_samples
+            c0, t0 = self.done_count(), time.perf_counter()
+            warmed = self.wait_until(lambda: self.done_count() - c0 >= w.warmup_samples
                                      and time.perf_counter() - t0 >= w.warmup_seconds, w.max_seconds)
-            warm_count = self.ok_count() - c0
+            warm_count = self.done_count() - c0
             self.phase(k)
-            c1, t1 = self.ok_count(), time.perf_counter()
+            c1, t1 = self.done_count(), time.perf_counter()
             complete = self.wait_until(lambda: time.perf_counter() - t1 >= w.min_seconds
-                                       and self.ok_count() - c1 >= w.min_samples, w.max_seconds)
+                                       and self.done_count() - c1 >= w.min_samples, w.max_seconds)
             local = self.phase(None)
             if self.distributed:
                 self.runner.send_message("dc_collect", {"phase": k})
             parts = self.gather(k, local, timeout=30)
             incomplete = None
             if not warmed:
-                incomplete = f"warm-up did not reach {w.warmup_samples} successful requests in {w.max_seconds:g} s"
+                incomplete = f"warm-up did not reach {w.warmup_samples} completed requests in {w.max_seconds:g} s"
             elif not complete:
-                incomplete = (f"window did not reach {w.min_samples} successful requests in {w.max_seconds:g} s")
+                incomplete = f"window did not reach {w.min_samples} completed requests in {w.max_seconds:g} s"
             point = {"mode": "closed", "users": users, "rate": None, "warmup_count": warm_count,
                      "incomplete": incomplete, "parts": parts}
             out.append(point)

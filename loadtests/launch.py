@@ -26,8 +26,7 @@ LOCUSTFILES = Path(__file__).resolve().parent / "locustfiles"
 # (server, protocol) -> locustfile; "null" and "external" speak TF Serving-style REST
 _FILES = {("torchserve", "rest"): "rest.py", ("tfserving", "rest"): "rest.py", ("null", "rest"): "rest.py",
           ("external", "rest"): "rest.py", ("torchserve", "grpc"): "torchserve_grpc.py",
-          ("tfserving", "grpc"): "tfserving_grpc.py", ("external", "grpc-torchserve"): "torchserve_grpc.py",
-          ("external", "grpc-tfserving"): "tfserving_grpc.py"}
+          ("tfserving", "grpc"): "tfserving_grpc.py"}
 
 
 class LocustFailed(RuntimeError):

@@ -11,6 +11,7 @@ Light module: numpy-free, locust-free; imported on both sides.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 from deploy_compare.stats import WindowPolicy
@@ -70,3 +71,17 @@ class RawRun:
     workers: int  # worker processes that reported samples (0 = single process)
     locust_version: str
     error: str | None = None  # the locust side failed part-way: points so far are kept
+
+
+def poisson_offsets(rate: float, seconds: float, seed: int) -> list[float]:
+    """Seeded Poisson arrival times (s from the start) over `seconds` at `rate` per second: the open-loop
+    schedule, fixed before the point starts and independent of the responses."""
+    if rate <= 0:
+        raise ValueError(f"arrival rate must be > 0, got {rate}")
+    rng = random.Random(seed)
+    out, t = [], 0.0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= seconds:
+            return out
+        out.append(t)

@@ -44,7 +44,7 @@ def _alive(pids: Sequence[int]) -> bool:
 def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str, twin: str | None,
                      log_dir: Path, modes: Sequence[str] = ("closed", "open"), users: list[int] | None = None,
                      rates: list[float] | None = None, workers: int | None = None,
-                     extra_options: Sequence[str] = ()) -> EndpointLoad:
+                     extra_options: Sequence[str] = (), stop_rule: bool = True) -> EndpointLoad:
     """Closed-loop sweep(s) then open-loop points for one endpoint; never raises for the endpoint's own
     failures (they become status="failed" with the points measured before)."""
     cpus = generator_cpus(endpoint.server_cpus) if endpoint.server_cpus else None
@@ -56,7 +56,7 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
                           generator_cpus=sorted(cpus) if cpus else [], workers=n_workers)
     name = endpoint.stack.replace("/", "-") + f"-{endpoint.protocol}"
     job = LoadJob(target=target, settings=settings, log_dir=log_dir, name=name, cpus=cpus, workers=n_workers,
-                  users=users, rates=rates, connections=settings.open_loop_connections)
+                  users=users, rates=rates, connections=settings.open_loop_connections, stop_rule=stop_rule)
 
     def check(what: str, outcome_error: str | None) -> bool:
         if endpoint.server_pids and not _alive(endpoint.server_pids):

@@ -1,0 +1,166 @@
+"""Load generation against the null endpoint on 127.0.0.1: the sweep's stop rule, coordinated-omission
+correction under a paused server, distributed mode, error counting, a server killed mid-load, and the
+generator benchmark (headroom)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deploy_compare.config import QUICK
+from deploy_compare.stats import WindowPolicy
+from loadtests.headroom import measure_headroom
+from loadtests.launch import free_port
+from loadtests.nullserver import start_null_server
+from loadtests.stage import measure_endpoint
+from serving.endpoint import Endpoint
+
+pytestmark = pytest.mark.integration
+
+SHORT = WindowPolicy(warmup_seconds=0.2, warmup_samples=10, min_seconds=0.6, min_samples=50, max_seconds=8.0)
+SETTINGS = replace(QUICK.load, window=SHORT, twins=(), drain_seconds=5.0)
+
+
+@pytest.fixture
+def payload(tmp_path) -> str:
+    """A digits-like batch saved as .npy (the pipeline uses the run's held-out batch)."""
+    from sklearn.datasets import load_digits
+
+    x = load_digits().data[:64].astype(np.float32) / 16.0
+    np.save(tmp_path / "x.npy", x)
+    return str(tmp_path / "x.npy")
+
+
+@pytest.fixture
+def null_server(tmp_path):
+    port = free_port()
+    cpus = {sorted(os.sched_getaffinity(0))[0]}
+    server = start_null_server(port, tmp_path / "null.log", cpus=cpus)
+    try:
+        yield server, port, cpus
+    finally:
+        server.stop(timeout=5)
+
+
+def _endpoint(port: int, server, cpus, path: str = "/v1/models/null:predict") -> Endpoint:
+    return Endpoint(stack="null/none", server="null", protocol="rest", model="null", served_name="null",
+                    target=f"http://127.0.0.1:{port}{path}", layout="NF", server_pids=[server.pid],
+                    server_cpus=sorted(cpus))
+
+
+def test_sweep_stops_by_its_rule(null_server, payload, tmp_path):
+    server, port, cpus = null_server
+    ep = _endpoint(port, server, cpus)
+    plateau = measure_endpoint(ep, replace(SETTINGS, plateau_gain=10.0, max_users=64), payload=payload, twin=None,
+                               log_dir=tmp_path, modes=("closed",))
+    (sweep,) = plateau.sweeps
+    assert [p.users for p in sweep.points] == [1, 2, 4], sweep.stop_reason  # 2 steps each adding < 1000%
+    assert sweep.stop_reason.startswith("throughput plateau")
+    slo = measure_endpoint(ep, replace(SETTINGS, slo_p99_ms=1e-6, max_users=64), payload=payload, twin=None,
+                           log_dir=tmp_path, modes=("closed",))
+    assert [p.users for p in slo.sweeps[0].points] == [1] and "exceeded the SLO" in slo.sweeps[0].stop_reason
+    point = sweep.points[0]
+    assert point.count >= SHORT.min_samples and point.duration_s >= SHORT.min_seconds
+    assert len(point.samples_ms) == point.count and point.warmup_count >= SHORT.warmup_samples
+    assert plateau.generator_cpus == sorted(set(os.sched_getaffinity(0)) - cpus)
+
+
+def test_open_loop_corrected_latency_exceeds_uncorrected_when_server_paused(null_server, payload, tmp_path):
+    server, port, cpus = null_server
+    ep = _endpoint(port, server, cpus)
+    settings = replace(SETTINGS, window=replace(SHORT, min_seconds=4.0, min_samples=100, warmup_seconds=0.5),
+                       open_loop_connections=4)
+    done: dict = {}
+    worker = threading.Thread(target=lambda: done.setdefault("r", measure_endpoint(
+        ep, settings, payload=payload, twin=None, log_dir=tmp_path, modes=("open",), rates=[200.0])))
+    worker.start()
+    try:
+        time.sleep(4.0)  # locust start (~1.5 s) + warm-up 0.5 s: inside the 4 s window
+        os.killpg(server.pid, signal.SIGSTOP)
+        time.sleep(1.0)
+    finally:
+        os.killpg(server.pid, signal.SIGCONT)
+    worker.join(timeout=60)
+    res = done["r"]
+    assert res.status == "ok", res.failure
+    (point,) = res.open_points
+    corrected, uncorrected = point.latency_ms.stats, point.uncorrected_ms.stats
+    # requests scheduled during the pause waited for one of 4 connections: the corrected latency counts it
+    assert corrected["max"] > 500 and corrected["p99"] > 2 * uncorrected["p99"], (corrected, uncorrected)
+    assert point.scheduled >= 700 and sum(point.errors.values()) == 0
+
+
+def test_distributed_two_workers_merge_samples(null_server, payload, tmp_path):
+    server, port, cpus = null_server
+    ep = _endpoint(port, server, cpus)
+    res = measure_endpoint(ep, SETTINGS, payload=payload, twin=None, log_dir=tmp_path, users=[2, 4], rates=[300.0],
+                           workers=2, stop_rule=False)
+    assert res.status == "ok", res.failure
+    assert res.workers == 2
+    points = res.sweeps[0].points + res.open_points
+    assert [p.users for p in res.sweeps[0].points] == [2, 4]
+    for p in points:
+        assert sorted(c.role for c in p.generator_cpu) == (["master", "worker", "worker"] if p.mode == "closed"
+                                                           else ["worker", "worker"])
+        assert p.count >= SHORT.min_samples and len(p.samples_ms) == p.count
+    assert points[-1].scheduled == pytest.approx(300 * points[-1].duration_s, rel=0.25)
+
+
+def test_errors_are_counted_not_fatal(null_server, payload, tmp_path):
+    server, port, cpus = null_server
+    ep = _endpoint(port, server, cpus, path="/v1/models/error:predict")  # the null server answers 500
+    res = measure_endpoint(ep, SETTINGS, payload=payload, twin=None, log_dir=tmp_path, users=[2], modes=("closed",))
+    (point,) = res.sweeps[0].points
+    assert set(point.errors) == {"http_500"} and point.error_flag and not point.valid
+    assert res.saturation_rps is None
+
+
+def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp_path):
+    from deploy_compare.config import RunConfig
+    from deploy_compare.pipeline import RunContext
+    from deploy_compare.results import load
+    from deploy_compare.rundir import RunDir
+    from loadtests.results import LoadTestResults
+    from loadtests.stage import run
+
+    servers, endpoints = [], []
+    cpus = {sorted(os.sched_getaffinity(0))[0]}
+    profile = replace(QUICK, name="test", load=replace(SETTINGS, max_users=64, plateau_gain=-1.0))
+    run_dir = RunDir(tmp_path / "run").create()
+    np.savez(run_dir.heldout("mlp"), x=np.load(payload))  # digits, the mlp twin's data (NF layout)
+    try:
+        for i in range(2):
+            port = free_port()
+            servers.append(start_null_server(port, tmp_path / f"null{i}.log", cpus=cpus))
+            endpoints.append(replace(_endpoint(port, servers[-1], cpus), stack=f"null/{i}", model="mlp"))
+        killer = threading.Timer(4.5, lambda: servers[0].stop(timeout=2))  # during the first endpoint's sweep
+        killer.start()
+        ctx = RunContext(config=RunConfig(profile=profile, run_id="run", results_root=tmp_path), run_dir=run_dir)
+        run(ctx, endpoints)
+        killer.join()
+    finally:
+        for s in servers:
+            s.stop(timeout=5)
+    saved = load(LoadTestResults, run_dir.loadtest)
+    first, second = saved.endpoints
+    assert first.status == "failed" and "exited during the closed-loop sweep" in first.failure
+    assert first.sweeps and any(p.count > 0 and not p.errors for p in first.sweeps[0].points)  # kept
+    assert second.status == "ok" and second.saturation_rps and second.open_points
+    assert saved.headroom is not None and saved.headroom.rps_per_core > 0
+
+
+def test_generator_headroom_against_null_endpoint(payload, tmp_path, capsys):
+    settings = replace(QUICK.load, window=replace(SHORT, min_seconds=3.0, min_samples=1000))
+    h = measure_headroom(settings, payload, tmp_path)
+    with capsys.disabled():
+        print(f"\ngenerator headroom: {h.throughput_rps:,.0f} req/s at {h.generator_cpu_fraction:.0%} CPU of core "
+              f"{h.generator_cpus} = {h.rps_per_core:,.0f} req/s per core with recording on "
+              f"(null server on {h.server_cpus}; load average {os.getloadavg()[0]:.1f})")
+    assert h.points[0].count >= 1000
+    assert h.rps_per_core >= 2000  # modest floor for a busy CI machine; the figure itself is reported above

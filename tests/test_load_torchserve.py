@@ -1,0 +1,46 @@
+"""Load tests against real TorchServe (the shared `torchserve_mlp` fixture) on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import replace
+
+import pytest
+
+from deploy_compare.config import QUICK
+from deploy_compare.stats import WindowPolicy
+from loadtests.stage import measure_endpoint
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = replace(QUICK.load, window=WindowPolicy(warmup_seconds=0.3, warmup_samples=10, min_seconds=1.0,
+                                                   min_samples=100, max_seconds=10.0),
+                   max_users=8, drain_seconds=5.0)
+
+
+def _endpoint(server, protocol):
+    return next(e for e in server.endpoints() if e.protocol == protocol)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_sweep_and_open_loop_on_torchserve(torchserve_mlp, spine_run, tmp_path, protocol):
+    ep = _endpoint(torchserve_mlp, protocol)
+    res = measure_endpoint(ep, SETTINGS, payload=str(spine_run.path), twin="mlp", log_dir=tmp_path)
+    assert res.status == "ok", res.failure
+    sweep = res.sweeps[0]
+    users = [p.users for p in sweep.points]
+    assert users == [1, 2, 4, 8][:len(users)]
+    assert sweep.stop_reason  # stopped by its rule or at the last step
+    assert all(sum(p.errors.values()) == 0 for p in sweep.points), [p.errors for p in sweep.points]
+    assert res.saturation_rps and res.saturation_rps > 50
+    (point,) = res.open_points
+    assert point.target_rate == pytest.approx(0.5 * res.saturation_rps, rel=0.01)
+    assert point.count >= 100 and point.uncorrected_ms is not None
+    # the description saved with results never holds the token
+    assert "token" not in str(res.endpoint).lower().replace('"auth": "token"', "") or res.endpoint["auth"] == "token"
+    assert all(v not in str(res) for v in ep.headers.values())
+    print(f"\n{protocol}: saturation {res.saturation_rps:.0f} req/s; " + "; ".join(
+        f"{p.load} {p.throughput_rps:.0f} req/s p99 {p.latency_ms.stats['p99']:.2f} ms cpu "
+        f"{max(c.cpu_fraction for c in p.generator_cpu):.0%} valid={p.valid}" for p in sweep.points + [point])
+        + f"; open uncorrected p99 {point.uncorrected_ms.stats['p99']:.2f} late {point.late_fraction:.1%} "
+        f"{point.invalid_reasons}")

@@ -1,0 +1,125 @@
+"""Load-test units: stop rule, validity, schedule, payloads, gRPC wire encoding, result round trip, CLI guard.
+Nothing here imports locust (it monkey-patches the interpreter with gevent on import)."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from deploy_compare.config import QUICK
+from deploy_compare.results import load, save
+from loadtests.analysis import to_point, to_sweep
+from loadtests.modes.closed import doubling_steps
+from loadtests.payload import build_payload
+from loadtests.plan import ProcessCpu, RawPoint, poisson_offsets
+from loadtests.results import EndpointLoad, LoadTestResults
+from loadtests.rules import StepFigure, sweep_stop_reason
+from loadtests.senders import error_kind, tfserving_request, torchserve_request
+
+
+def test_locust_is_not_imported_by_the_orchestrating_side():
+    import loadtests.cli  # noqa: F401
+    import loadtests.stage  # noqa: F401
+
+    assert "locust" not in sys.modules and "gevent.monkey" not in sys.modules
+
+
+def test_sweep_stop_rule_plateau_slo_and_no_success():
+    s = [StepFigure(1, 100, 5), StepFigure(2, 190, 6), StepFigure(4, 195, 8)]
+    assert sweep_stop_reason(s, 0.05, 200) is None  # one flat step is not a plateau
+    s.append(StepFigure(8, 197, 9))
+    assert sweep_stop_reason(s, 0.05, 200).startswith("throughput plateau")
+    assert "exceeded the SLO" in sweep_stop_reason([StepFigure(1, 100, 250)], 0.05, 200)
+    assert "no successful request" in sweep_stop_reason([StepFigure(1, 0, None)], 0.05, 200)
+    assert doubling_steps(64) == [1, 2, 4, 8, 16, 32, 64] and doubling_steps(12) == [1, 2, 4, 8, 12]
+
+
+def _raw(lat, **kw):
+    base = dict(mode="closed", users=4, rate=None, window_seconds=2.0, latency_ms=lat,
+                cpu=[ProcessCpu("local", 1, 0.5, 2.0)])
+    return RawPoint(**{**base, **kw})
+
+
+def test_point_validity_generator_cpu_lateness_errors():
+    settings = QUICK.load
+    ok = to_point(_raw([1.0] * 300), settings)
+    assert ok.valid and ok.throughput_rps == 150 and ok.latency_ms.backed == ["p50", "p90"]
+    busy = to_point(_raw([1.0] * 300, cpu=[ProcessCpu("local", 1, 1.9, 2.0)]), settings)
+    assert not busy.valid and "generator saturated" in busy.invalid_reasons[0]
+    late = to_point(_raw([1.0] * 300, mode="open", users=None, rate=150.0, lateness_ms=[0.1] * 290 + [5.0] * 10),
+                    settings)
+    assert not late.valid and "late" in late.invalid_reasons[0] and late.late_fraction == pytest.approx(10 / 300)
+    errs = to_point(_raw([1.0] * 90, errors={"http_500": 10}), settings)
+    assert errs.error_flag and not errs.valid and errs.error_rate == pytest.approx(0.1)
+    dead = to_point(_raw([], errors={"ConnectionRefusedError": 50}), settings)
+    assert not dead.valid and dead.latency_ms is None
+
+
+def test_saturation_is_the_best_valid_point_within_slo():
+    settings = QUICK.load
+    pts = [to_point(_raw([1.0] * n, users=u), settings) for u, n in ((1, 200), (2, 380), (4, 400))]
+    pts.append(to_point(_raw([500.0] * 600, users=8), settings))  # above the 200 ms SLO
+    sweep = to_sweep(pts, "rule", settings.slo_p99_ms, 0)
+    assert sweep.saturation_users == 4 and sweep.saturation_rps == 200
+
+
+def test_poisson_schedule_is_seeded_and_has_the_rate():
+    a, b = poisson_offsets(500, 10, 7), poisson_offsets(500, 10, 7)
+    assert a == b and a != poisson_offsets(500, 10, 8)
+    assert len(a) == pytest.approx(5000, rel=0.05) and all(x < y for x, y in zip(a, a[1:]))
+
+
+def test_payload_layout_and_bodies(tmp_path):
+    x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    np.save(tmp_path / "x.npy", x)
+    p = build_payload(tmp_path / "x.npy", layout="NCHW", source_layout="NHWC", batch_size=2)
+    assert p.x.shape == (2, 3, 4, 4) and p.batches()[0].shape == (2, 3, 4, 4)
+    assert p.rest_bodies()[0].startswith(b'{"instances": [[[[0.0, 3.0')
+    with pytest.raises(ValueError, match="run folder"):
+        build_payload(tmp_path)
+
+
+def test_torchserve_grpc_request_decodes_with_torchserve_stubs():
+    from serving import grpc_stubs
+
+    pb2, _ = grpc_stubs.load()
+    msg = pb2.PredictionsRequest.FromString(torchserve_request("mlp", b'{"instances": [[1.0]]}'))
+    assert msg.model_name == "mlp" and msg.input["data"] == b'{"instances": [[1.0]]}'
+
+
+def test_tfserving_grpc_request_decodes_with_tf_serving_protos():
+    predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    msg = predict_pb2.PredictRequest.FromString(tfserving_request("mlp", "serving_default", "inputs", arr))
+    t = msg.inputs["inputs"]
+    assert msg.model_spec.name == "mlp" and msg.model_spec.signature_name == "serving_default"
+    assert t.dtype == 1 and [d.size for d in t.tensor_shape.dim] == [2, 3]
+    assert np.frombuffer(t.tensor_content, dtype="<f4").tolist() == arr.ravel().tolist()
+
+
+def test_error_kinds():
+    class R:
+        status_code = 503
+
+    assert error_kind(RuntimeError("x"), R()) == "http_503"
+    assert error_kind(ConnectionRefusedError()) == "ConnectionRefusedError"
+
+
+def test_results_round_trip(tmp_path):
+    settings = QUICK.load
+    pts = [to_point(_raw([1.0, 2.0] * 150, users=u), settings) for u in (1, 2)]
+    ep = EndpointLoad(endpoint={"stack": "null"}, status="ok", failure=None, payload={}, generator_cpus=[1],
+                      workers=0, sweeps=[to_sweep(pts, "rule", 200, 0)], saturation_rps=150.0)
+    res = LoadTestResults(profile="quick", label="quick", settings={}, locust_version="2.47.0", headroom=None,
+                          endpoints=[ep])
+    assert load(LoadTestResults, save(res, tmp_path / "loadtest.json")) == res
+
+
+def test_cli_refuses_non_loopback_target(tmp_path, capsys):
+    from deploy_compare.cli import main
+
+    np.save(tmp_path / "x.npy", np.zeros((4, 8), dtype=np.float32))
+    rc = main(["loadtest", "--url", "http://192.0.2.1:8080/", "--payload", str(tmp_path / "x.npy"),
+               "--out", str(tmp_path / "out")])
+    assert rc == 2 and "not loopback" in capsys.readouterr().err
