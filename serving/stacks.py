@@ -57,5 +57,5 @@ def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: li
 
 def import_servers() -> None:
     """Register every server implementation."""
-    import serving.tfserving.server  # noqa: F401
     import serving.torchserve.server  # noqa: F401
+    import serving.tfserving.server  # noqa: F401

@@ -145,16 +145,17 @@ def run_stage(ctx: "RunContext") -> None:
     windows: list[MetricsWindow] = []
     load_s = 0.0
     try:
-        for name in SERVERS.names():
-            planned = plan_server(name, run_dir, settings)  # raises on a tampered artifact / taken port
-            if planned.not_run is not None:
-                out.not_run.append(planned.not_run)
-                ctx.console.print(f"[yellow]{name}: not run:[/] {escape(planned.not_run.reason)}\n"
-                                  f"  enable with: {escape(planned.not_run.enable_command)}")
-                continue
-            assert planned.server is not None
-            servers.append(planned.server)
-            run, endpoints = bring_up(planned.server, run_dir, tolerance, ctx.console)
+        for name in SERVERS.names():  # plan (and verify) every server before starting any: a tampered
+            plan = plan_server(name, run_dir, settings)  # artifact or a taken port stops the stage here
+            if plan.server is not None:
+                servers.append(plan.server)
+            else:
+                assert plan.not_run is not None
+                out.not_run.append(plan.not_run)
+                ctx.console.print(f"[yellow]{name}: not run:[/] {escape(plan.not_run.reason)}\n"
+                                  f"  enable with: {escape(plan.not_run.enable_command)}")
+        for server in servers:
+            run, endpoints = bring_up(server, run_dir, tolerance, ctx.console)
             out.servers.append(run)
             fit += endpoints
         results.save(out, run_dir.serving)

@@ -1,0 +1,87 @@
+"""The serve stage end to end on a copy of spine_run (mlp only), with the load test replaced by a
+recorder that drives a few requests inside `around(endpoint)`: TorchServe started natively, served
+parity over REST and gRPC, cold start recorded, TF Serving listed as not run with its enabling
+command, metrics windows stored, no token in serving.json, everything stopped."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from deploy_compare import results
+from deploy_compare.config import QUICK, RunConfig
+from deploy_compare.pipeline import RunContext
+from deploy_compare.proc import group_members
+from deploy_compare.rundir import RunDir
+from serving.catalog import ArtifactMismatch
+from serving.results import ServingResults
+
+
+def _ctx(run_dir: RunDir, tmp_path) -> RunContext:
+    profile = replace(QUICK, serve=replace(QUICK.serve, twins=("mlp",)))
+    config = RunConfig(profile=profile, run_id=run_dir.path.name, results_root=run_dir.path.parent, force=True)
+    return RunContext(config=config, run_dir=run_dir)
+
+
+@pytest.fixture
+def run_copy(spine_run, tmp_path):
+    dest = tmp_path / "run"
+    shutil.copytree(spine_run.path, dest, ignore=shutil.ignore_patterns("torchserve*", "serving.json"))
+    return RunDir(dest)
+
+
+@pytest.mark.integration
+def test_serve_stage_records_cold_start_parity_metrics_and_not_run(run_copy, tmp_path, monkeypatch):
+    import loadtests.stage
+    from serving.clients import make_client
+    from serving.stage import heldout, run_stage
+
+    seen = {}
+
+    def fake_load(ctx, endpoints, around=None):
+        for ep in endpoints:
+            x, _, _ = heldout(ctx.run_dir, ep.model, ep.layout)
+            with around(ep), make_client(ep) as client:
+                for _ in range(3):
+                    client.predict(x[:1])
+            seen[(ep.served_name, ep.protocol)] = list(ep.server_pids)
+
+    monkeypatch.setattr(loadtests.stage, "run", fake_load)
+    run_stage(_ctx(run_copy, tmp_path))
+
+    out = results.load(ServingResults, run_copy.serving)
+    assert set(seen) == {(n, p) for n in ("mlp-torchscript", "mlp-onnx") for p in ("rest", "grpc")}
+    [ts] = out.servers
+    assert ts.server == "torchserve" and ts.launcher == "native" and not ts.error
+    assert all(p.ok for p in ts.parity) and len(ts.parity) == 4
+    cold = ts.cold_start
+    assert cold.start_to_ready_s > 0 and set(cold.model_load_s) == {"mlp-torchscript", "mlp-onnx"}
+    assert set(cold.first_request_s) == {f"{n}/{p}" for n, p in seen}
+    assert len(ts.sequential) == 4 and all(m.stats["p50"] > 0 for m in ts.sequential)
+    assert len(ts.metrics) == 4 and all(w.delta["ts_inference_requests_total"] == 3 for w in ts.metrics)
+    assert ts.settings["workers"] == 1 and "batch_size" in ts.settings and ts.settings["launcher"] == "native"
+    [tfs] = out.not_run
+    assert tfs.what == "tfserving" and "docker pull tensorflow/serving" in tfs.enable_command
+    assert out.loadtest == "ran"
+    text = run_copy.serving.read_text()
+    assert "Bearer" not in text and '"key"' not in text
+    pids = next(iter(seen.values()))
+    assert not [p for p in pids if group_members(p)]  # every server process is gone
+    print(f"serve stage without load: {out.seconds:.1f} s; cold start {cold}")
+
+
+def test_tampered_artifact_is_refused_before_anything_starts(run_copy, tmp_path, monkeypatch):
+    import loadtests.stage
+    from models.exporters.stage import load_manifest
+    from serving.stage import run_stage
+
+    rec = next(r for r in load_manifest(run_copy).artifacts if r.twin == "mlp" and r.format == "onnx")
+    with open(run_copy.path / rec.path, "ab") as fh:
+        fh.write(b"\0")
+    monkeypatch.setattr(loadtests.stage, "run", lambda *a, **k: pytest.fail("load test must not run"))
+    with pytest.raises(ArtifactMismatch, match=rf"{rec.key} \(onnx\).*does not match the manifest"):
+        run_stage(_ctx(run_copy, tmp_path))
+    assert not (run_copy.artifacts / "torchserve").exists()  # nothing archived, nothing started
+    np.testing.assert_equal(results.load(ServingResults, run_copy.serving).servers, [])
