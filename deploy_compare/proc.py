@@ -196,10 +196,16 @@ def _child_main(inp: str, out: str) -> int:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
-    import resource
+    """Peak resident set size of this process: VmHWM of /proc/self/status (Linux).
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    Not `getrusage().ru_maxrss`: Linux keeps that high-water mark across execve, so a child started by a
+    large parent (fork, then exec) would report the parent's peak. VmHWM belongs to the new address space.
+    """
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("/proc/self/status has no VmHWM line: peak RSS cannot be read on this system")
 
 
 if __name__ == "__main__":

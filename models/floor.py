@@ -445,7 +445,7 @@ def measure(run_dir: RunDir, twins: Iterable[str], settings: FloorSettings, run_
     return FloorResults(
         run_id=run_id, profile=profile, settings=settings,
         grouping=f"{settings.grouping}: {GROUPINGS[settings.grouping]}", points=measured,
-        not_run=not_run + [theano_not_run()], spread=spread_rows(measured), graph_ratios=graph_ratios(measured),
+        not_run=not_run, spread=spread_rows(measured), graph_ratios=graph_ratios(measured),
         theano=theano_row(measured, theano_twins), processes=processes, wall_seconds=time.perf_counter() - t0)
 
 
