@@ -24,6 +24,7 @@ for _name, _target in (
     ("train", "models.training:run_stage"),         # twins trained, weights transplanted (issue 2)
     ("export", "models.exporters.stage:run_stage"),  # SavedModel, TFLite, TorchScript, ONNX + manifest
     ("parity", "models.parity:run_stage"),           # every artifact vs the reference on the held-out batch
+    ("inspect", "models.inspect:run_stage"),         # graph summary per artifact (op counts, opset)
     ("floor", "models.floor:run_stage"),       # in-process runtime benchmarks (issue 3)
     ("serve", "serving.stage:run_stage"),      # servers + served parity + cold start + load (issues 4, 5)
     ("report", "deploy_compare.report:run_stage"),  # report.md / report.html / results.json (issue 6)

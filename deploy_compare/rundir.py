@@ -3,6 +3,7 @@
     config.json        profile and run settings            environment.json  versions, CPU, git
     stages.json        wall time per stage                 models.json       twins: params, accuracy
     manifest.json      exported artifacts (sha256, ...)    parity.json       parity gate figures
+    inspect.json       graph summary per artifact (op counts, opset)
     floor.json         in-process runtime benchmarks       serving.json      servers: cold start, parity, metrics
     loadtest.json      closed/open-loop load results       results.json      everything the report shows
     report.md / report.html / plots/                       artifacts/  data/  logs/
@@ -67,6 +68,10 @@ class RunDir:
     @property
     def parity(self) -> Path:
         return self.file("parity.json")
+
+    @property
+    def inspect(self) -> Path:
+        return self.file("inspect.json")
 
     @property
     def floor(self) -> Path:

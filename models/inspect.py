@@ -277,3 +277,21 @@ def main(args: argparse.Namespace) -> int:
     else:
         render(info)
     return 0
+
+
+def run_stage(ctx) -> None:
+    """Pipeline stage `inspect`: the graph summary of every artifact in the manifest, saved as
+    inspect.json (the manifest holds signatures and digests; this adds op counts and opsets)."""
+    from deploy_compare import results
+    from models.exporters.stage import load_manifest
+
+    infos = []
+    for record in load_manifest(ctx.run_dir).artifacts:
+        info = inspect_artifact(ctx.run_dir.path / record.path)
+        if info.sha256 != record.sha256:
+            raise RuntimeError(f"{record.key}: {record.path} changed since export (sha256 {info.sha256[:12]} != "
+                               f"manifest {record.sha256[:12]}); re-run the export stage")
+        info.path = record.path  # relative to the run folder, like the manifest
+        infos.append(info)
+    results.save(infos, ctx.run_dir.inspect, list[ArtifactInfo])
+    ctx.console.print(f"inspected {len(infos)} artifacts -> {ctx.run_dir.inspect.name}")

@@ -38,3 +38,20 @@ def test_cli_prints_signature_and_fails_clearly_on_unknown(spine_run, tmp_path, 
         detect_format(junk)
     assert cli_main(["inspect", str(junk)]) == 2
     assert "not a recognised artifact" in capsys.readouterr().err
+
+
+def test_inspect_stage_summarizes_every_manifest_artifact(spine_run):
+    from deploy_compare import results
+    from deploy_compare.config import QUICK, RunConfig
+    from deploy_compare.pipeline import RunContext
+    from models.exporters.stage import load_manifest
+    from models.inspect import ArtifactInfo, run_stage
+
+    ctx = RunContext(config=RunConfig(profile=QUICK, run_id="spine", results_root=spine_run.path.parent),
+                     run_dir=spine_run)
+    run_stage(ctx)
+    infos = results.load(list[ArtifactInfo], spine_run.inspect)
+    manifest = load_manifest(spine_run)
+    assert [i.path for i in infos] == [a.path for a in manifest.artifacts]
+    assert all(i.op_counts for i in infos)
+    assert all(i.opset for i in infos if i.format == "onnx")
