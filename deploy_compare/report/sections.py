@@ -105,7 +105,8 @@ def environment(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     env, s = res.environment, res.settings
     rows: list[list[str]] = []
     if s:
-        rows += [["profile", f"{s.profile}: {s.profile_note}" if s.profile_note else s.profile],
+        note = s.profile_note.removeprefix(f"{s.profile} profile: ")
+        rows += [["profile", f"{s.profile}: {note}" if note else s.profile],
                  ["repeats", f"floor {s.repeats_floor}, load {s.repeats_load} per point"],
                  ["in-process threads", ", ".join(map(str, s.floor_threads))],
                  ["in-process batch sizes", ", ".join(map(str, s.floor_batches))],
