@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # The sequential probe: one request at a time, batch 1, after a short warm-up. A first look at
 # per-protocol latency, not the load test (which owns the real windows).
-PROBE = WindowPolicy(warmup_seconds=0.2, warmup_samples=5, min_seconds=0.5, min_samples=50, max_seconds=15.0)
+PROBE = WindowPolicy(warmup_seconds=0.1, warmup_samples=5, min_seconds=0.25, min_samples=50, max_seconds=15.0)
 
 
 def heldout(run_dir: "RunDir", twin: str, layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -308,3 +308,51 @@ def test_compose_render_writes_configs_with_container_paths_and_default_ports(tm
     assert props["model_store"] == CONTAINER_PATHS["torchserve"]["model_store"]
     assert (run_dir.artifacts / "torchserve" / "mlp-torchscript.mar").is_file()
     assert not list(tmp_path.rglob("key_file.json"))
+
+
+# --- readiness: bounded, log-scanning, notices a dead process ----------------------------------------
+class _FakeHandle:
+    def __init__(self, log: str = "", alive: bool = True) -> None:
+        import time
+
+        self.started_at = time.perf_counter()
+        self.log, self._alive = log, alive
+
+    def alive(self) -> bool:
+        return self._alive
+
+    def stop(self, timeout: float) -> None:
+        self._alive = False
+
+    def pids(self) -> list[int]:
+        return []
+
+    def log_text(self) -> str:
+        return self.log
+
+
+def _server(tmp_path, healthy: bool, handle: _FakeHandle) -> TorchServe:
+    server = TorchServe(NativeLauncher(), ServeSettings(), [], tmp_path / "store", tmp_path / "ts.log",
+                        dict(DEFAULT_PORTS["torchserve"]))
+    server.healthy = lambda: healthy  # type: ignore[method-assign]
+    server.handle = handle
+    return server
+
+
+def test_wait_ready_fails_fast_on_a_fatal_log_line_or_a_dead_process(tmp_path):
+    from serving.base import ServerError
+
+    log = "2026 [INFO ] main ...\n2026 [ERROR] W-9000 org.pytorch.serve.wlm.WorkerThread - Load model failed: mlp\n"
+    cases = [(_server(tmp_path, False, _FakeHandle(log)), 30.0, "Load model failed: mlp"),
+             (_server(tmp_path, False, _FakeHandle(alive=False)), 30.0, "process exited"),
+             (_server(tmp_path, False, _FakeHandle()), 0.3, "not ready after 0s")]
+    ready = _server(tmp_path, True, _FakeHandle())
+    try:
+        for server, timeout, message in cases:
+            with pytest.raises(ServerError, match=message):
+                server.wait_ready(timeout, poll=0.05)
+        assert ready.wait_ready(5) >= 0 and ready.ready_seconds is not None
+    finally:
+        for server in [ready, *(c[0] for c in cases)]:
+            server.stop()  # removes each server's private state folder
+        assert not any(s.state_dir.exists() for s in [ready, *(c[0] for c in cases)])
