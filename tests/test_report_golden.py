@@ -66,7 +66,7 @@ def test_results_json_round_trips_and_holds_what_the_report_shows(tmp_path):
 
 def test_missing_results_file_renders_with_reason_and_command(tmp_path):
     run_dir = copy_fixture(tmp_path, drop=("loadtest.json", "serving.json"))
-    stages = results.load(list[results.StageTiming], run_dir.stages)
+    stages = [t for t in results.load(list[results.StageTiming], run_dir.stages) if t.stage not in ("serve", "report")]
     stages.append(results.StageTiming(stage="serve", seconds=4.2, ok=False,
                                       error="ServerError: torchserve did not become ready within 120 s"))
     results.save(stages, run_dir.stages, list[results.StageTiming])
@@ -89,3 +89,14 @@ def test_unreadable_results_file_is_reported_not_dropped(tmp_path):
     assert "floor.json could not be read: ValidationError" in printed
     floor = rendered.markdown.read_text(encoding="utf-8").split('<a id="floor"></a>')[1].split("<a id=")[0]
     assert "`floor.json` could not be read: ValidationError" in floor
+
+
+def test_real_run_html_loads_nothing_from_outside(tmp_path):
+    """Text may quote URLs (a metrics address, the TF Serving install command); no attribute may load one."""
+    import re
+
+    rendered, _ = render_quietly(copy_fixture(tmp_path))
+    page = rendered.html.read_text(encoding="utf-8")
+    refs = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert refs and all(r.startswith(("#", "data:image/png;base64,")) for r in refs)
+    assert not re.search(r"<(script|link|iframe)\b|@import|url\(", page)

@@ -57,8 +57,8 @@ def span(values: list[float | None], unit: str) -> str:
     present = [v for v in values if v is not None]
     if not present:
         return NA
-    lo, hi = min(present), max(present)
-    return f"{num(lo)} {unit}" if lo == hi else f"{num(lo)}-{num(hi)} {unit}"
+    lo, hi = num(min(present)), num(max(present))
+    return f"{lo} {unit}" if lo == hi else f"{lo}-{hi} {unit}"
 
 
 def percentile(stats: LatencyStats | None, name: str) -> str:

@@ -137,7 +137,8 @@ def floor(res: ReportResults, fig) -> str | None:
         return None
     rows.sort(key=lambda f: (f.twin, f.latency.p50))
     ax = fig.add_subplot(1, 1, 1)
-    labels = [f"{f.twin} · {f.runtime} · {f.threads}t" for f in rows]
+    labels = [f"{f.twin} · {f.label}" + (f" ({f.framework})" if f.format == "onnx" else "") + f" · {f.threads}t"
+              for f in rows]
     ax.barh(range(len(rows)), [f.latency.p50 for f in rows], color="#3182bd", label="p50")
     ax.scatter([f.latency.p99 for f in rows], range(len(rows)), marker="|", s=120, color="#e6550d", label="p99",
                zorder=4)

@@ -207,9 +207,10 @@ def floor(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     elif not res.missing_for("floor"):
         blocks.append(Para("No in-process measurements recorded."))
     if res.harness_overhead:
-        blocks.append(Para("Harness overhead (the `null` runtime returns a constant, measured the same way): "
-                           + "; ".join(f"{h.twin} batch {h.batch}: {fmt.percentile(h.latency, 'p50')} ms p50 per call"
-                                       for h in res.harness_overhead) + "."))
+        blocks.append(Para(
+            "Harness overhead: the `null` runtime returns a constant and is measured the same way, "
+            f"{fmt.span([h.latency.p50 for h in res.harness_overhead if h.latency], 'ms')} p50 per call "
+            f"(batches {', '.join(sorted({str(h.batch) for h in res.harness_overhead}))}, every twin)."))
     if res.graph_ratios:
         blocks.append(Para("Eager vs graph execution (the *Computational graph* row): latency ratio = eager p50 / "
                            "graph p50 at batch 1, throughput ratio = graph / eager samples/s at the larger batch; "
@@ -361,8 +362,9 @@ def openloop(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
 
 @section("server-client", "Server-side vs client-side time")
 def server_client(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    gaps = [f"{w.stack} {w.protocol} ({w.model}): {w.error}" for w in res.server_windows if w.error]
     if not res.server_client:
-        return _empty(res, "server-client", "No server-side metrics recorded.")
+        return _empty(res, "server-client", "No server-side metrics recorded.") + [Bullets(gaps)] * bool(gaps)
     blocks: list[Block] = _lead(
         "Mean time per request as the client saw it, against the server's own accounting (metrics scraped before "
         "and after the load window) and the in-process floor of the same artifact: the difference is transport, "
@@ -373,7 +375,11 @@ def server_client(res: ReportResults, figures: dict[str, Figure]) -> list[Block]
         rows=[[f"{r.stack} {r.protocol}", r.model, r.point, fmt.ms(r.client_mean_ms), fmt.ms(r.server_queue_ms),
                fmt.ms(r.server_inference_ms), fmt.ms(r.server_total_ms), fmt.ms(r.floor_p50_ms),
                fmt.ms(r.client_mean_ms - r.server_total_ms) if r.server_total_ms is not None else fmt.NA]
-              for r in res.server_client]))
+              for r in res.server_client],
+        footnotes=["Server total runs from the request's arrival in the server to its response, queue included; "
+                   "server inference = total - queue. The server's window spans all of an endpoint's load points "
+                   "(warm-ups included), the client mean its recorded requests.",
+                   *(f"No server-side figure: {gap}" for gap in gaps)]))
     return blocks
 
 

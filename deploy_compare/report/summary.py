@@ -36,8 +36,12 @@ def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
     invalid = sum(not p.valid for p in res.load_points)
     if res.load_points:
         rows.append(("load points valid", f"{len(res.load_points) - invalid}/{len(res.load_points)}"))
+    by_reason: dict[str, list[str]] = {}
     for n in res.not_run:
-        rows.append((f"not run: {n.what}", fmt.short(n.reason)))
+        by_reason.setdefault(n.reason, []).append(n.what)
+    for reason, whats in by_reason.items():
+        label = whats[0] if len(whats) == 1 else f"{len(whats)} items ({whats[0]}, ...)"
+        rows.append((f"not run: {label}", fmt.short(reason)))
     for m in {m.file: m for m in res.missing}.values():
         rows.append((f"missing: {m.file}", fmt.short(m.reason)))
     return rows

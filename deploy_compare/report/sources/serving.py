@@ -14,6 +14,21 @@ def _ms(m: results.Measurement, stat: str) -> float | None:
     return None if value is None else value * (1e3 if m.unit == "s" else 1.0)
 
 
+def _window(server: str, w, twin: str) -> ServerWindow:
+    """A metrics window as the report shows it. A server that counts requests but adds no time for them (TorchServe
+    0.12 leaves its latency counters at 0 for gRPC requests) has no server-side figure: None, with the reason."""
+    d = w.derived
+    requests = w.delta.get("ts_inference_requests_total", w.delta.get(":tensorflow:serving:request_latency_count"))
+    total = d.get("mean_inference_ms", d.get("mean_request_latency_ms"))
+    queue = d.get("mean_queue_ms")
+    error = w.error or ""
+    if total == 0.0 and requests:
+        total = queue = None
+        error = f"{server} counted {requests:.0f} {w.protocol} requests in the window but recorded no time for them"
+    return ServerWindow(server=server, stack=w.stack, protocol=w.protocol, model=twin, seconds=w.seconds,
+                        requests=requests, total_ms=total, queue_ms=queue, error=error)
+
+
 @source("serving.json", "serve", "serving", "server-client")
 def serving(path: Path, res: ReportResults) -> list[results.NotRun]:
     from serving.results import ServingResults
@@ -48,14 +63,7 @@ def serving(path: Path, res: ReportResults) -> list[results.NotRun]:
                 stack=sp.stack, protocol=sp.protocol, model=sp.twin, max_abs_error=f.max_abs_err if f else float("nan"),
                 top1_agreement=f.top1_agreement if f else float("nan"), passed=sp.ok))
         for w in run.metrics:
-            d = w.derived
-            total = d.get("mean_inference_ms", d.get("mean_request_latency_ms"))
-            res.server_windows.append(ServerWindow(
-                server=run.server, stack=w.stack, protocol=w.protocol, model=twin_of.get(w.model) or w.model,
-                seconds=w.seconds,
-                requests=w.delta.get("ts_inference_requests_total",
-                                     w.delta.get(":tensorflow:serving:request_latency_count")),
-                total_ms=total, queue_ms=d.get("mean_queue_ms"), error=w.error or ""))
+            res.server_windows.append(_window(run.server, w, twin_of.get(w.model) or w.model))
     if sv.loadtest and sv.loadtest != "ran":
         failures.append(results.NotRun(what="load test", reason=sv.loadtest,
                                        enable_command="fix the cause above, then rerun the serve stage"))
