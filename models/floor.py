@@ -91,8 +91,8 @@ class PointSpec:
 
     @property
     def label(self) -> str:
-        what = self.artifact.split("/", 1)[1] if self.artifact else self.runtime
-        return f"{self.twin}/{what}" + ("" if self.variant == "fp32" or what.endswith(self.variant) else f" {self.variant}")
+        """Unique per twin: the artifact key (twin/exporter/variant), or twin/runtime for a trained twin."""
+        return self.artifact or f"{self.twin}/{self.runtime}"
 
     def record(self, run_dir: RunDir) -> "ArtifactRecord":
         from models.exporters.base import Manifest
@@ -298,8 +298,7 @@ def group_points(points: list[PointSpec], settings: FloorSettings) -> list[Group
     for repeat in range(settings.repeats):
         for threads in settings.thread_counts:
             if settings.grouping == "isolated":
-                groups += [Group(f"{p.twin}/{p.runtime}/{p.variant}#{p.artifact or 'trained'}", threads, repeat, (p,))
-                           for p in points]
+                groups += [Group(p.label, threads, repeat, (p,)) for p in points]
                 continue
             families: dict[str, list[PointSpec]] = {}
             for p in points:
@@ -341,11 +340,12 @@ def estimated_seconds(group: Group) -> float:
 
 
 def run_group(group: Group, run_dir: RunDir, settings: FloorSettings, tolerance: ParityTolerance,
-              cpus: set[int] | None, on_point: Any = None, concurrent: int = 1) -> tuple[list[FloorPoint], ProcessRecord]:
+              cpus: set[int] | None, on_point: Any = None,
+              concurrent: int = 1) -> tuple[list[FloorPoint], ProcessRecord]:
     """Measure a group in a fresh process; points the process did not finish become failed rows."""
-    from deploy_compare.proc import IsolatedError, run_isolated
+    from deploy_compare.proc import IsolatedError, run_isolated, stop_all
 
-    safe = group.name.replace("/", "_").replace("#", "_")
+    safe = group.name.replace("/", "_").replace(" ", "_")
     progress = run_dir.logs / "floor" / f"{safe}-t{group.threads}-r{group.repeat}.jsonl"
     progress.parent.mkdir(parents=True, exist_ok=True)
     progress.unlink(missing_ok=True)
@@ -358,8 +358,8 @@ def run_group(group: Group, run_dir: RunDir, settings: FloorSettings, tolerance:
     t0 = time.perf_counter()
 
     def poll() -> None:
-        lines = progress.read_text(encoding="utf-8").splitlines() if progress.exists() else []
-        for line in lines[len(done):]:
+        text = progress.read_text(encoding="utf-8") if progress.exists() else ""
+        for line in text.split("\n")[:-1][len(done):]:  # complete lines only: the child may be mid-write
             done.append(results.from_json_data(FloorPoint, json.loads(line)))
             if on_point:
                 on_point(done[-1])
@@ -369,9 +369,13 @@ def run_group(group: Group, run_dir: RunDir, settings: FloorSettings, tolerance:
         future = pool.submit(run_isolated, "models.floor_measure:measure_group", results.to_json_data(request),
                              timeout=settings.process_timeout_s, log_path=progress.with_suffix(".log"),
                              cpus=cpus, env=thread_env(group.threads))
-        while not future.done():
-            time.sleep(0.2)
-            poll()
+        try:
+            while not future.done():
+                time.sleep(0.2)
+                poll()
+        except BaseException:  # Ctrl-C / SIGTERM: stop the measuring process(es) now, not at their timeout
+            stop_all()
+            raise
         try:
             future.result()
         except IsolatedError as exc:
@@ -396,6 +400,8 @@ def run_groups(groups: list[Group], run_dir: RunDir, settings: FloorSettings, to
     time, each pinned to its own core (longest first); groups with more threads run alone, unpinned."""
     import queue
 
+    from deploy_compare.proc import stop_all
+
     single = [g for g in groups if g.threads == 1]
     slots = core_slots(settings)[:max(1, settings.parallel_processes)]
     free: "queue.Queue[int]" = queue.Queue()
@@ -413,8 +419,13 @@ def run_groups(groups: list[Group], run_dir: RunDir, settings: FloorSettings, to
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         order = sorted(range(len(groups)), key=lambda i: -estimated_seconds(groups[i]))
         futures = {i: pool.submit(job, groups[i]) for i in order if groups[i] in single}
-        for i, future in futures.items():
-            out[i] = future.result()
+        try:
+            for i, future in futures.items():
+                out[i] = future.result()
+        except BaseException:  # Ctrl-C: cancel what has not started, stop what runs
+            pool.shutdown(wait=False, cancel_futures=True)
+            stop_all()
+            raise
     for i, group in enumerate(groups):
         if group.threads != 1:
             out[i] = run_group(group, run_dir, settings, tolerance, None, on_point)
@@ -585,7 +596,8 @@ def print_summary(floor: FloorResults, console: "Console") -> None:
                       f"{r.graph} {r.graph_p50_ms:.3f} ms = x{r.latency_ratio:.2f}{thr}")
     for s in floor.spread:
         i = s.interval
-        console.print(f"spread {s.twin}/{s.runtime}/{s.variant} t={s.threads}: p50 median {i['median']:.3f} ms, "
+        what = s.artifact or f"{s.twin}/{s.runtime}"
+        console.print(f"spread {what} t={s.threads}: p50 median {i['median']:.3f} ms, "
                       f"95% CI [{i['ci_lo']:.3f}, {i['ci_hi']:.3f}] over {len(s.p50_ms)} repeats")
     failed = [p for p in floor.points if not p.ok]
     for proc in floor.processes:
@@ -637,7 +649,8 @@ def main(args: argparse.Namespace) -> int:
     twins = args.twins or known
     unknown = [t for t in twins if t not in known]
     if unknown:
-        raise UserError(f"twin(s) {', '.join(unknown)} have no artifacts in {run_dir.manifest}; known: {', '.join(known)}")
+        raise UserError(f"twin(s) {', '.join(unknown)} have no artifacts in {run_dir.manifest}; "
+                        f"known: {', '.join(known)}")
     console = Console(stderr=True)
     floor = measure(run_dir, twins, settings, run_dir.path.name, args.profile, console)
     results.save(floor, run_dir.floor)
