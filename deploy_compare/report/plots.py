@@ -88,8 +88,9 @@ def latency_throughput(res: ReportResults, fig) -> str | None:
     _log_if_wide(ax, "y", [p.latency.p50 for p in closed] + [p.latency.p99 for p in closed])
     _log_if_wide(ax, "x", [p.throughput for p in closed])
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, never over a curve
     ax.set_title("Closed loop: latency vs throughput (labels = concurrent users)")
+    fig.set_size_inches(11.5, 5.2)
     return ("Closed-loop latency (p50 dashed, p99 solid) against completed throughput; each marker is one "
             "concurrency step, labelled with its number of users. Invalid points: hollow red crosses.")
 
@@ -225,7 +226,7 @@ def server_client(res: ReportResults, fig) -> str | None:
     if not rows:
         return None
     queue = [r.server_queue_ms or 0.0 for r in rows]
-    ax = _stacked_barh(fig, [f"{r.stack} {r.protocol} ({r.model}, {r.point})" for r in rows], [
+    ax = _stacked_barh(fig, [f"{r.stack} {r.protocol} ({r.model})" for r in rows], [
         ("server queue", queue),
         ("server inference", [r.server_inference_ms or max(0.0, r.server_total_ms - q) for r, q in zip(rows, queue)]),
         ("outside the server (client - server)", [max(0.0, r.client_mean_ms - r.server_total_ms) for r in rows])],
@@ -234,6 +235,6 @@ def server_client(res: ReportResults, fig) -> str | None:
     if floor_pts:
         ax.scatter([v for _, v in floor_pts], [y for y, _ in floor_pts], marker="D", color="black", zorder=4,
                    label="in-process floor p50")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4)
     return ("Client-side mean latency split into the server's queue and inference time and the rest (transport, "
             "serialization, HTTP/gRPC handling), with the in-process floor for reference.")
