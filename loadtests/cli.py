@@ -149,6 +149,8 @@ def _print_summary(measured) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from loadtests.stage import summary_line
+
     table = Table(title=f"{measured.endpoint['stack']} {measured.endpoint['protocol']} "
                         f"({measured.endpoint['target']})")
     for col in ("mode", "load", "req/s", "p50 ms", "p99 ms", "errors", "gen CPU", "late", "valid"):
@@ -163,7 +165,4 @@ def _print_summary(measured) -> None:
                       "yes" if p.valid else "NO: " + "; ".join(p.invalid_reasons))
     console = Console()
     console.print(table)
-    if measured.saturation_rps:
-        console.print(f"saturation: {measured.saturation_rps:,.0f} req/s")
-    if measured.status != "ok":
-        console.print(f"[red]failed:[/] {measured.failure}")
+    console.print(summary_line(measured))

@@ -102,6 +102,20 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
             [p for s in result.sweeps for p in s.points] + result.open_points)
 
 
+def summary_line(measured: EndpointLoad) -> str:
+    """One line per endpoint: status, saturation, and each open-loop point's corrected p99 and validity."""
+    sat = f"{measured.saturation_rps:,.0f} req/s" if measured.saturation_rps else "n/a"
+    parts = [f"{measured.status}: saturation {sat}"]
+    for p in measured.open_points:
+        p99 = f"{p.latency_ms.stats['p99']:.1f} ms" if p.latency_ms else "n/a"
+        frac = f" ({p.target_rate / measured.saturation_rps:.0%})" if measured.saturation_rps else ""
+        parts.append(f"open {p.load}{frac}: p99 {p99} " + ("valid" if p.valid else "INVALID: " + "; ".join(
+            p.invalid_reasons)))
+    if measured.failure:
+        parts.append(f"failure: {measured.failure}")
+    return "; ".join(parts)
+
+
 def label_of(profile: Profile) -> str:
     if profile.name == "full":
         return f"full profile: {profile.load.repeats} repeats per point, median and 95% interval"
@@ -156,9 +170,7 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
                 measured.failure = "; ".join(x for x in (measured.failure, reason) if x)
         results.endpoints.append(measured)
         save(results, run_dir.loadtest)
-        sat = f"{measured.saturation_rps:,.0f} req/s" if measured.saturation_rps else "n/a"
-        ctx.console.print(f"  {measured.status}: saturation {sat}" + (f" ({measured.failure})" if measured.failure
-                                                                        else ""))
+        ctx.console.print("  " + summary_line(measured))
     return results
 
 

@@ -131,7 +131,7 @@ def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp
 
     servers, endpoints = [], []
     cpus = {sorted(os.sched_getaffinity(0))[0]}
-    profile = replace(QUICK, name="test", load=replace(SETTINGS, max_users=64, plateau_gain=-1.0))
+    profile = replace(QUICK, name="test", load=replace(SETTINGS, max_users=16, plateau_gain=-1.0))
     run_dir = RunDir(tmp_path / "run").create()
     np.savez(run_dir.heldout("mlp"), x=np.load(payload))  # digits, the mlp twin's data (NF layout)
     try:
@@ -139,11 +139,19 @@ def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp
             port = free_port()
             servers.append(start_null_server(port, tmp_path / f"null{i}.log", cpus=cpus))
             endpoints.append(replace(_endpoint(port, servers[-1], cpus), stack=f"null/{i}", model="mlp"))
-        killer = threading.Timer(4.5, lambda: servers[0].stop(timeout=2))  # during the first endpoint's sweep
+        def kill_during_first_sweep() -> None:
+            log = run_dir.logs / "load" / "null-0-rest-closed-r0.log"
+            deadline = time.monotonic() + 60
+            while not log.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(3.0)  # locust start + the first step(s)
+            servers[0].stop(timeout=2)
+
+        killer = threading.Thread(target=kill_during_first_sweep)
         killer.start()
         ctx = RunContext(config=RunConfig(profile=profile, run_id="run", results_root=tmp_path), run_dir=run_dir)
         run(ctx, endpoints)
-        killer.join()
+        killer.join(timeout=70)
     finally:
         for s in servers:
             s.stop(timeout=5)
