@@ -39,6 +39,7 @@ class ColdStart:
     model_load_s: dict[str, float] = field(default_factory=dict)  # served name -> seconds (server metric)
     model_load_source: str = ""
     first_request_s: dict[str, float] = field(default_factory=dict)  # "<served name>/<protocol>" -> seconds
+    first_request_errors: dict[str, str] = field(default_factory=dict)  # same keys: why the first request failed
 
 
 @dataclass

@@ -10,7 +10,6 @@ on every exit path with whatever was gathered.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import time
 from dataclasses import asdict
@@ -97,8 +96,11 @@ def bring_up(server: Server, run_dir: "RunDir", tolerance: ParityTolerance, cons
         except Exception as exc:
             cold.model_load_source = f"unavailable: {type(exc).__name__}: {exc}"
         for ep in endpoints:
-            with contextlib.suppress(Exception):  # a failing endpoint is reported by the parity check next
-                cold.first_request_s[f"{ep.served_name}/{ep.protocol}"] = first_request_seconds(ep, run_dir)
+            key = f"{ep.served_name}/{ep.protocol}"
+            try:
+                cold.first_request_s[key] = first_request_seconds(ep, run_dir)
+            except Exception as exc:  # recorded; the parity check next keeps this endpoint from being timed
+                cold.first_request_errors[key] = f"{type(exc).__name__}: {exc}"
         run.cold_start = cold
         console.print(f"{server.name}: ready in {ready:.1f} s ({server.launcher.name}); model load "
                       + ", ".join(f"{k} {v:.2f} s" for k, v in cold.model_load_s.items()))
