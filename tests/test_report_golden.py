@@ -10,6 +10,7 @@ import difflib
 import io
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -41,8 +42,17 @@ def normalized(text: str, tmp_path: Path) -> str:
     return text.replace(str(tmp_path), "<tmp>")
 
 
-def test_report_md_matches_golden(tmp_path):
-    rendered, _ = render_quietly(copy_fixture(tmp_path))
+@pytest.fixture(scope="module")
+def fixture_render(tmp_path_factory):
+    """The stored run folder rendered once, for the tests that only read the output."""
+    tmp_path = tmp_path_factory.mktemp("golden")
+    run_dir = copy_fixture(tmp_path)
+    rendered, _ = render_quietly(run_dir)
+    return tmp_path, run_dir, rendered
+
+
+def test_report_md_matches_golden(fixture_render):
+    tmp_path, _, rendered = fixture_render
     text = normalized(rendered.markdown.read_text(encoding="utf-8"), tmp_path)
     if os.environ.get("REPORT_GOLDEN_UPDATE") == "1":
         GOLDEN.write_text(text, encoding="utf-8")
@@ -55,9 +65,8 @@ def test_report_md_matches_golden(tmp_path):
                     f"REPORT_GOLDEN_UPDATE=1 and review it:\n{diff}")
 
 
-def test_results_json_round_trips_and_holds_what_the_report_shows(tmp_path):
-    run_dir = copy_fixture(tmp_path)
-    rendered, _ = render_quietly(run_dir)
+def test_results_json_round_trips_and_holds_what_the_report_shows(fixture_render):
+    _, run_dir, rendered = fixture_render
     data = json.loads(run_dir.results.read_text(encoding="utf-8"))
     assert results.to_json_data(results.load(ReportResults, run_dir.results)) == data
     assert rendered.results.comparison and len(rendered.results.comparison) == 6
@@ -91,11 +100,9 @@ def test_unreadable_results_file_is_reported_not_dropped(tmp_path):
     assert "`floor.json` could not be read: ValidationError" in floor
 
 
-def test_real_run_html_loads_nothing_from_outside(tmp_path):
+def test_real_run_html_loads_nothing_from_outside(fixture_render):
     """Text may quote URLs (a metrics address, the TF Serving install command); no attribute may load one."""
-    import re
-
-    rendered, _ = render_quietly(copy_fixture(tmp_path))
+    _, _, rendered = fixture_render
     page = rendered.html.read_text(encoding="utf-8")
     refs = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert refs and all(r.startswith(("#", "data:image/png;base64,")) for r in refs)
