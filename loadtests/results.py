@@ -82,6 +82,7 @@ class EndpointLoad:
     sweeps: list[Sweep] = field(default_factory=list)
     open_points: list[LoadPoint] = field(default_factory=list)
     saturation_rps: float | None = None  # median over sweeps
+    saturation_interval: dict[str, float] | None = None  # repeat_interval over sweeps (>= 2 repeats)
     repeat_summaries: list[RepeatSummary] = field(default_factory=list)
 
     def point_at_fraction(self, fraction: float) -> LoadPoint | None:

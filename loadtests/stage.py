@@ -19,6 +19,7 @@ from typing import Any, Callable, ContextManager, Sequence
 
 from deploy_compare.config import LoadSettings, Profile
 from deploy_compare.results import NotRun, save, to_json_data
+from deploy_compare.stats import repeat_interval
 from loadtests.analysis import repeat_summaries, to_sweep
 from loadtests.headroom import generator_cpus, measure_headroom
 from loadtests.launch import LocustTarget
@@ -80,6 +81,7 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
                     return result
             sats = [s.saturation_rps for s in result.sweeps if s.saturation_rps]
             result.saturation_rps = statistics.median(sats) if sats else None
+            result.saturation_interval = repeat_interval(sats) if len(sats) >= 2 else None
         if "open" in modes:
             if not rates and not result.saturation_rps:
                 result.status = "failed"

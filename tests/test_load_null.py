@@ -3,6 +3,7 @@ correction under a paused server, distributed mode, error counting, a server kil
 generator benchmark (headroom)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -150,7 +151,15 @@ def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp
         killer = threading.Thread(target=kill_during_first_sweep)
         killer.start()
         ctx = RunContext(config=RunConfig(profile=profile, run_id="run", results_root=tmp_path), run_dir=run_dir)
-        run(ctx, endpoints)
+        scoped: list[str] = []
+
+        @contextlib.contextmanager
+        def around(ep):  # the serving side scrapes server metrics around each endpoint's load
+            scoped.append(f"enter {ep.stack}")
+            yield
+            scoped.append(f"exit {ep.stack}")
+
+        run(ctx, endpoints, around=around)
         killer.join(timeout=70)
     finally:
         for s in servers:
@@ -161,6 +170,7 @@ def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp
     assert first.sweeps and any(p.count > 0 and not p.errors for p in first.sweeps[0].points)  # kept
     assert second.status == "ok" and second.saturation_rps and second.open_points
     assert saved.headroom is not None and saved.headroom.rps_per_core > 0
+    assert scoped == ["enter null/0", "exit null/0", "enter null/1", "exit null/1"]
 
 
 def test_generator_headroom_against_null_endpoint(payload, tmp_path, capsys):

@@ -123,3 +123,15 @@ def test_cli_refuses_non_loopback_target(tmp_path, capsys):
     rc = main(["loadtest", "--url", "http://192.0.2.1:8080/", "--payload", str(tmp_path / "x.npy"),
                "--out", str(tmp_path / "out")])
     assert rc == 2 and "not loopback" in capsys.readouterr().err
+
+
+def test_repeats_give_median_and_95_interval():
+    from loadtests.analysis import repeat_summaries
+
+    settings = QUICK.load
+    pts = [to_point(_raw([1.0 + r] * (300 + 10 * r), users=2), settings, repeat=r) for r in range(3)]
+    (summary,) = repeat_summaries(pts)
+    tp = summary.metrics["throughput_rps"]
+    assert summary.load == "2 users" and tp["repeats"] == 3 and tp["median"] == 155.0
+    assert tp["ci_lo"] < tp["median"] < tp["ci_hi"]
+    assert repeat_summaries(pts[:1]) == []  # one repeat (quick profile): no interval claimed
