@@ -6,6 +6,7 @@ two of them: *Computational graph* (eager vs graph speed, PyTensor's compile cos
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 from deploy_compare.report import fmt
@@ -69,7 +70,7 @@ GRAPH_EVIDENCE = {"TensorFlow": ("tensorflow", ("savedmodel",)), "Keras": ("tens
                   "PyTorch": ("pytorch", ())}
 
 
-def _graph_lines(res: ReportResults, column: str) -> list[str]:
+def _graph_lines(res: ReportResults, *, column: str) -> list[str]:
     framework, graphs = GRAPH_EVIDENCE[column]
     rows = [g for g in res.graph_ratios if g.framework == framework and (not graphs or g.graph in graphs)]
     threads = min((g.threads for g in rows), default=0)
@@ -120,8 +121,7 @@ def _floor_line(res: ReportResults, format_: str, framework: str, runtime: str |
         return []
     threads = min(f.threads for f in pts)
     per_twin = ", ".join(f"{f.twin} {fmt.ms(f.latency.p50)}" for f in pts if f.threads == threads)
-    runtime = pts[0].runtime
-    return [f"[in-process](#floor) {runtime} p50, batch 1, {threads} thread(s): {per_twin}"]
+    return [f"[in-process](#floor) {runtime or pts[0].runtime} p50, batch 1, {threads} thread(s): {per_twin}"]
 
 
 def cold_start_by_server(res: ReportResults) -> dict[str, str]:
@@ -150,43 +150,50 @@ def _server_lines(res: ReportResults, server: str) -> list[str]:
     return out
 
 
-def _deployment(res: ReportResults, framework: str) -> list[str]:
-    if framework == "TensorFlow":
-        return (_artifact_line(res, "savedmodel", "tensorflow") + _floor_line(res, "savedmodel", "tensorflow")
-                + _artifact_line(res, "tflite", "tensorflow") + _floor_line(res, "tflite", "tensorflow")
-                + _server_lines(res, "tfserving"))
-    if framework == "Keras":
-        twins = sorted({a.twin for a in res.artifacts if a.framework == "tensorflow"})
-        lines = [f"[exports](#artifacts) of the Keras twins ({', '.join(twins)}) are the TensorFlow column's "
-                 "SavedModel and TFLite artifacts"] if twins else []
-        return (lines + _floor_line(res, "trained", "tensorflow", "keras-function")
-                + _artifact_line(res, "onnx", "tensorflow", " (tf2onnx)") + _floor_line(res, "onnx", "tensorflow"))
-    if framework == "Theano":
-        evidence = _theano_lines(res)
-        if res.theano is None:
-            return []
-        none = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in res.theano.deployment.items()) or "none"
-        return [f"[none](#floor) ({none}); Theano itself does not run here ([why](#not-run))"] + evidence
+def _deploy_tensorflow(res: ReportResults) -> list[str]:
+    return (_artifact_line(res, "savedmodel", "tensorflow") + _floor_line(res, "savedmodel", "tensorflow")
+            + _artifact_line(res, "tflite", "tensorflow") + _floor_line(res, "tflite", "tensorflow")
+            + _server_lines(res, "tfserving"))
+
+
+def _deploy_keras(res: ReportResults) -> list[str]:
+    twins = sorted({a.twin for a in res.artifacts if a.framework == "tensorflow"})
+    lines = [f"[exports](#artifacts) of the Keras twins ({', '.join(twins)}) are the TensorFlow column's "
+             "SavedModel and TFLite artifacts"] if twins else []
+    return (lines + _floor_line(res, "trained", "tensorflow", "keras-function")
+            + _artifact_line(res, "onnx", "tensorflow", " (tf2onnx)") + _floor_line(res, "onnx", "tensorflow"))
+
+
+def _deploy_theano(res: ReportResults) -> list[str]:
+    if res.theano is None:
+        return []
+    none = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in res.theano.deployment.items()) or "none"
+    return [f"[none](#floor) ({none}); Theano itself does not run here ([why](#not-run))"] + _theano_lines(res)
+
+
+def _deploy_pytorch(res: ReportResults) -> list[str]:
     return (_artifact_line(res, "torchscript", "pytorch") + _floor_line(res, "torchscript", "pytorch")
             + _artifact_line(res, "onnx", "pytorch") + _floor_line(res, "onnx", "pytorch")
             + _server_lines(res, "torchserve"))
 
 
-def _graph(res: ReportResults, framework: str) -> list[str]:
-    if framework == "Theano":
-        return _theano_lines(res)
-    return _graph_lines(res, framework)
-
-
+Evidence = Callable[[ReportResults], list[str]]
+# measured row -> column -> (evidence builder, section holding the figures, sections whose absence leaves it short)
 SERVED = ("artifacts", "floor", "serving", "curves")
-# row -> framework -> (section holding the figures, sections whose missing results leave the cell short)
-MEASURED_AT: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
-    "Computational graph": dict.fromkeys(FRAMEWORKS, ("floor", ("floor",))),
-    "Deployment": {"TensorFlow": ("artifacts", SERVED), "Keras": ("artifacts", ("artifacts",)),
-                   "Theano": ("floor", ("floor",)), "PyTorch": ("serving", SERVED)},
+EVIDENCE: dict[str, dict[str, tuple[Evidence, str, tuple[str, ...]]]] = {
+    "Computational graph": {
+        "TensorFlow": (functools.partial(_graph_lines, column="TensorFlow"), "floor", ("floor",)),
+        "Keras": (functools.partial(_graph_lines, column="Keras"), "floor", ("floor",)),
+        "Theano": (_theano_lines, "floor", ("floor",)),
+        "PyTorch": (functools.partial(_graph_lines, column="PyTorch"), "floor", ("floor",)),
+    },
+    "Deployment": {
+        "TensorFlow": (_deploy_tensorflow, "artifacts", SERVED),
+        "Keras": (_deploy_keras, "artifacts", ("artifacts",)),
+        "Theano": (_deploy_theano, "floor", ("floor",)),
+        "PyTorch": (_deploy_pytorch, "serving", SERVED),
+    },
 }
-EVIDENCE: dict[str, Callable[[ReportResults, str], list[str]]] = {"Computational graph": _graph,
-                                                                  "Deployment": _deployment}
 
 
 def comparison(res: ReportResults) -> list[ComparisonRow]:
@@ -196,8 +203,8 @@ def comparison(res: ReportResults) -> list[ComparisonRow]:
         for fw in FRAMEWORKS:
             cell = Cell(claim=claims[fw])
             if feature in EVIDENCE:
-                cell.link, needs = MEASURED_AT[feature][fw]
-                cell.measured = EVIDENCE[feature](res, fw)
+                build, cell.link, needs = EVIDENCE[feature][fw]
+                cell.measured = build(res)
                 cell.gaps = list(dict.fromkeys(m.file for m in res.missing if m.section in needs))
                 if cell.measured:
                     cell.status = "measured"
