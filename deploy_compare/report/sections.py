@@ -223,7 +223,7 @@ def floor(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
                                   for g in res.graph_ratios]))
     t = res.theano
     if t is not None:
-        text = (f"**Theano row.** Theano itself does not run here: {t.theano_reason} Its maintained successor "
+        text = (f"**Theano row.** Theano itself does not run here ([why](#not-run)); its maintained successor "
                 f"{t.successor} stands in. Theano has no export format and no server, so its deployment cells are "
                 "*none*. ")
         if t.measured:
