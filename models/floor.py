@@ -456,11 +456,26 @@ def measure(run_dir: RunDir, twins: Iterable[str], settings: FloorSettings, run_
     return FloorResults(
         run_id=run_id, profile=profile, settings=settings,
         grouping=f"{settings.grouping}: {GROUPINGS[settings.grouping]}", points=measured,
-        not_run=not_run, spread=spread_rows(measured), graph_ratios=graph_ratios(measured),
+        not_run=not_run + failed_not_run(measured), spread=spread_rows(measured), graph_ratios=graph_ratios(measured),
         theano=theano_row(measured, theano_twins), processes=processes, wall_seconds=time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------- derived rows
+
+def failed_not_run(points: list[FloorPoint]) -> list[NotRun]:
+    """One NotRun per point identity that failed (first error), with its runtime's enabling command."""
+    from models.runtimes.base import RUNTIMES
+
+    out: dict[str, NotRun] = {}
+    for p in points:
+        if p.ok or p.spec.label in out:
+            continue
+        cls = RUNTIMES.get(p.spec.runtime) if p.spec.runtime in RUNTIMES else None
+        enable = getattr(cls, "enable_command", "") or f"deploy-compare floor RUN_DIR --twins {p.spec.twin} " \
+                                                          "(after fixing the error; traceback in floor.json)"
+        out[p.spec.label] = NotRun(what=f"floor/{p.spec.label}", reason=p.error or "failed", enable_command=enable)
+    return list(out.values())
+
 
 def _key(p: FloorPoint) -> tuple[str, str, str, str | None, int]:
     return (p.spec.twin, p.spec.runtime, p.spec.variant, p.spec.artifact, p.threads)

@@ -111,3 +111,30 @@ def test_failed_point_becomes_a_row(tmp_path):
     points, record = run_group(group, run_dir, QUICK.floor, ParityTolerance(), {core_slots(QUICK.floor)[0]})
     assert [p.ok for p in points] == [False, False] and record.error is None and record.points == 2
     assert "unknown twin 'nope'" in points[0].error and points[1].position_in_group == 1
+
+
+def test_failed_points_are_listed_as_not_run():
+    from models.floor import failed_not_run, import_runtime_modules
+
+    import_runtime_modules()
+    bad = point(spec("mlp", "torch-compile"), 1.0, ok=False)
+    bad.error = "BackendCompilerFailed: no compiler"
+    again = point(spec("mlp", "torch-compile"), 1.0, ok=False, repeat=1)
+    (record,) = failed_not_run([bad, again, point(spec("mlp", "torch-eager"), 1.0)])
+    assert record.what == "floor/mlp/torch-compile" and "no compiler" in record.reason
+    assert "g++" in record.enable_command
+
+
+def test_cli_refuses_missing_run_folder_and_unknown_twin(tmp_path):
+    import argparse
+
+    from deploy_compare import results
+    from deploy_compare.cli import UserError
+    from models.exporters.base import Manifest
+    from models.floor import main
+
+    with pytest.raises(UserError, match="manifest.json does not exist"):
+        main(argparse.Namespace(run_dir=tmp_path, profile="quick", twins=None, grouping=None))
+    results.save(Manifest(run_id="empty"), tmp_path / "manifest.json")
+    with pytest.raises(UserError, match="twin\\(s\\) nope have no artifacts"):
+        main(argparse.Namespace(run_dir=tmp_path, profile="quick", twins=["nope"], grouping=None))

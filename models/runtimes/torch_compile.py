@@ -26,6 +26,7 @@ def inductor_cache_dir() -> Path:
 class TorchCompile(TorchEager):
     name = "torch-compile"
     graph = True
+    enable_command = "apt-get install -y g++  # Inductor compiles C++ kernels on CPU"
 
     def _wrap(self, model: Any) -> Any:
         import torch
