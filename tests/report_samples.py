@@ -37,7 +37,7 @@ def full_results() -> ReportResults:
         FloorRow("mlp", "savedmodel", "tensorflow", "savedmodel", "fp32", 1, 1, 0.9, 0.05, lat(0.21), 4500.0,
                  600_000_000),
         FloorRow("mlp", "torchscript", "pytorch", "torchscript", "fp32", 1, 1, 0.1, 0.01, lat(0.03), 30000.0,
-                 300_000_000),
+                 300_000_000, repeats=3, p50_median_ms=0.031, p50_ci_ms=(0.028, 0.034)),
         FloorRow("mlp", "onnxruntime", "pytorch", "onnx", "fp32", 1, 1, 0.05, 0.001, lat(0.012), 70000.0,
                  90_000_000),
     ]
@@ -54,7 +54,9 @@ def full_results() -> ReportResults:
               for u, t, p in ((1, 300, 3.0), (2, 520, 3.8), (4, 700, 5.5), (8, 720, 11.0))]
     closed.append(LoadPoint("torchserve/torchscript", "rest", "mlp", "closed", 16, None, 650, lat(40.0, 400),
                             generator_cpu=0.97, valid=False, invalid_reasons=["generator CPU 97% > 90%"]))
-    closed += [LoadPoint("torchserve/torchscript", "grpc", "mlp", "closed", u, None, t, lat(p, 500))
+    closed += [LoadPoint("torchserve/torchscript", "grpc", "mlp", "closed", u, None, t, lat(p, 500), repeats=3,
+                         intervals={"throughput_rps": {"median": t, "ci_lo": t * 0.9, "ci_hi": t * 1.1},
+                                    "p99_ms": {"median": 3 * p, "ci_lo": 2.5 * p, "ci_hi": 3.5 * p}})
                for u, t, p in ((1, 450, 2.1), (2, 800, 2.4), (4, 1000, 3.9))]
     opened = [LoadPoint("torchserve/torchscript", "rest", "mlp", "open", None, 360, 355, lat(4.0, 1000, 2.0),
                         uncorrected=lat(3.2, 1000), late_fraction=0.002, server_cpus=[0], generator_cpus=[1]),

@@ -64,6 +64,12 @@ def test_quick_profile_is_labelled_and_unbacked_percentiles_starred(rendered):
     assert not cells[5].endswith("*") and cells[7].endswith("*") and cells[8].endswith("*")  # n=400: p99, p99.9
 
 
+def test_repeats_show_their_interval(rendered):
+    _, _, md, _ = rendered
+    assert "3 repeats: req/s 450 [405, 495]; p99 ms 6.3 [5.25, 7.35]" in md
+    assert "0.031 [0.028, 0.034] (3x)" in md
+
+
 def test_comparison_cells_cite_figures_and_link_sections(rendered):
     _, res, md, _ = rendered
     deployment = next(r for r in res.comparison if r.feature == "Deployment").cells
