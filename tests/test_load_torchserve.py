@@ -55,3 +55,22 @@ def test_bad_input_is_counted_as_errors_and_server_stays_healthy(torchserve_mlp,
     assert set(point.errors) == {"http_400"} and point.error_flag and not point.valid and point.count == 0
     assert res.status == "ok"  # the endpoint is alive: its answers were errors, counted, not a crash
     assert _alive(ep.server_pids)
+
+
+def test_cli_loadtest_grpc_with_token_file(torchserve_mlp, spine_run, tmp_path):
+    from deploy_compare.cli import main
+    from deploy_compare.results import load
+    from loadtests.results import LoadTestResults
+
+    ep = _endpoint(torchserve_mlp, "grpc")
+    token = ep.headers["Authorization"].split()[-1]
+    (tmp_path / "token").write_text(token)
+    rc = main(["loadtest", "--grpc", ep.target, "--server", "torchserve", "--model-name", ep.served_name,
+               "--payload", str(spine_run.path), "--twin", "mlp", "--layout", ep.layout, "--mode", "open",
+               "--rate", "100", "--token-file", str(tmp_path / "token"), "--out", str(tmp_path / "out")])
+    assert rc == 0
+    saved = load(LoadTestResults, tmp_path / "out" / "loadtest.json")
+    (point,) = saved.endpoints[0].open_points
+    assert point.target_rate == 100 and point.count > 0 and not point.errors
+    assert token not in (tmp_path / "out" / "loadtest.json").read_text()
+    assert all(token not in f.read_text() for f in (tmp_path / "out" / "logs").iterdir())
