@@ -16,6 +16,8 @@ Grouping (`profile.floor.grouping`):
   onnxruntime, pytensor, none) x threads x repeat, measuring its points one after another. Steady-state
   figures are unaffected; `import_seconds` belongs to the first point of the process only, and peak RSS
   is the process's peak so far (`group_size` > 1 marks it).
+Threads = 1 processes run up to `profile.floor.parallel_processes` at a time, each pinned to its own core
+(quick: 2, full: 1); processes with more threads always run alone.
 
 Saved to `run_dir.floor` (floor.json, a `FloorResults`), raw samples included, with the derived rows:
 run-to-run spread of batch-1 p50 across repeats, the Computational-graph row (eager vs graph speed
