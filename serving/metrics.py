@@ -72,6 +72,7 @@ class MetricsWindow:
     after: dict[str, float] = field(default_factory=dict)
     delta: dict[str, float] = field(default_factory=dict)
     derived: dict[str, float] = field(default_factory=dict)  # e.g. mean server inference time per request
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -117,9 +118,12 @@ def make_around(windows: list[MetricsWindow]) -> Callable[[Endpoint], contextlib
                     window.after = model_totals(scrape(url), endpoint.served_name, names)
                     window.delta = {k: window.after[k] - window.before.get(k, 0.0) for k in window.after}
                     for name, num, den, scale in derived:
-                        d = window.delta.get(den, 0.0)
-                        if d > 0:  # no requests in the window: no mean (absent rather than NaN)
-                            window.derived[name] = window.delta.get(num, 0.0) / d * scale
+                        d, n = window.delta.get(den, 0.0), window.delta.get(num, 0.0)
+                        if d > 0 and n > 0:  # absent rather than NaN or a false zero
+                            window.derived[name] = n / d * scale
+                        elif d > 0:
+                            window.notes.append(f"{num} did not grow over {d:.0f} requests: the server does "
+                                                f"not time this protocol, so {name} is not derived")
                 except Exception as exc:
                     window.error = f"scrape after the window failed: {type(exc).__name__}: {exc}"
             windows.append(window)

@@ -356,3 +356,22 @@ def test_wait_ready_fails_fast_on_a_fatal_log_line_or_a_dead_process(tmp_path):
         for server in [ready, *(c[0] for c in cases)]:
             server.stop()  # removes each server's private state folder
         assert not any(s.state_dir.exists() for s in [ready, *(c[0] for c in cases)])
+
+
+def test_around_derives_server_means_and_notes_untimed_protocols(monkeypatch):
+    from serving import metrics
+
+    scrapes = iter([
+        'ts_inference_requests_total{model_name="m",} 10.0\nts_inference_latency_microseconds{model_name="m",} 1000.0\n'
+        'ts_queue_latency_microseconds{model_name="m",} 100.0\n',
+        'ts_inference_requests_total{model_name="m",} 14.0\nts_inference_latency_microseconds{model_name="m",} 1000.0\n'
+        'ts_queue_latency_microseconds{model_name="m",} 300.0\n'])
+    monkeypatch.setattr(metrics, "scrape", lambda url, timeout=5.0: parse_prometheus(next(scrapes)))
+    windows = []
+    ep = Endpoint(stack="torchserve/onnx", server="torchserve", protocol="grpc", model="mlp", served_name="m",
+                  target="127.0.0.1:1", layout="NF", settings={"metrics_url": "http://127.0.0.1:1/metrics"})
+    with metrics.make_around(windows)(ep):
+        pass
+    [w] = windows
+    assert w.delta["ts_inference_requests_total"] == 4 and w.derived == {"mean_queue_ms": 0.05}
+    assert "ts_inference_latency_microseconds did not grow" in w.notes[0]
