@@ -18,7 +18,7 @@ from deploy_compare import results
 from deploy_compare.config import ServeSettings
 from serving.base import LaunchSpec, NotAvailable, choose_launcher
 from serving.catalog import (CONTAINER_PATHS, DEFAULT_PORTS, ArtifactMismatch, PortInUse, allocate_ports,
-                             check_port_free, served_models, verified_model)
+                             check_port_free, served_models, served_name, verified_model)
 from serving.clients.rest import parse_response, request_body
 from serving.clients.base import PredictError
 from serving.endpoint import Endpoint
@@ -279,6 +279,9 @@ def test_compose_file_agrees_with_the_code():
         assert f"--{flag}={CONTAINER_PATHS['tfserving']['models']}/config/{name}" in tfs_cmd
     ts_cmd = services["torchserve"]["command"]
     assert ts_cmd[ts_cmd.index("--model-store") + 1] == CONTAINER_PATHS["torchserve"]["model_store"]
+    master = services["locust-master"]["command"]
+    assert master[master.index("--model-name") + 1] == served_name("mlp", "savedmodel")
+    assert master[master.index("--host") + 1] == f"http://tfserving:{DEFAULT_PORTS['tfserving']['rest']}"
     for svc in services.values():  # nothing published beyond loopback
         assert all(str(p).startswith("127.0.0.1:") for p in svc.get("ports", []))
     dockerfile = (ROOT / "Dockerfile").read_text()
