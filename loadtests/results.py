@@ -118,3 +118,4 @@ class LoadTestResults:
     headroom: Headroom | None
     endpoints: list[EndpointLoad] = field(default_factory=list)
     not_run: list[NotRun] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the load stage (headroom + every endpoint)

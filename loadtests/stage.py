@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import time
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
@@ -130,6 +131,7 @@ def settings_data(settings: LoadSettings) -> dict[str, Any]:
 
 def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -> LoadTestResults:
     """The pipeline's load stage (see the module doc). Returns what it saved to `loadtest.json`."""
+    t0 = time.perf_counter()
     profile: Profile = ctx.config.profile
     settings = profile.load
     run_dir = ctx.run_dir
@@ -171,8 +173,10 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
             else:
                 measured.failure = "; ".join(x for x in (measured.failure, reason) if x)
         results.endpoints.append(measured)
+        results.seconds = time.perf_counter() - t0
         save(results, run_dir.loadtest)
         ctx.console.print("  " + summary_line(measured))
+    ctx.console.print(f"load stage: {results.seconds:.0f} s ({results.label.split(':')[0]})")
     return results
 
 
