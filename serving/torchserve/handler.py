@@ -104,7 +104,7 @@ class InstancesHandler:
             x = np.asarray(instances)
         except ValueError:
             raise BadRequest(f"instances are ragged; each must have shape {list(want)}") from None
-        if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
+        if x.dtype.kind not in "fiu":  # rejects strings, null (object) and booleans
             raise BadRequest(f"instances must be numbers ({self.signature['dtype']}), got {x.dtype.name} values")
         if tuple(x.shape[1:]) != want:
             raise BadRequest(f"each instance must have shape {list(want)} ({self.signature['layout']}), "
