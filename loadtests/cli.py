@@ -154,7 +154,7 @@ def _print_summary(measured) -> None:
     table = Table(title=f"{measured.endpoint['stack']} {measured.endpoint['protocol']} "
                         f"({measured.endpoint['target']})")
     for col in ("mode", "load", "req/s", "p50 ms", "p99 ms", "errors", "gen CPU", "late", "valid"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     points = [p for s in measured.sweeps for p in s.points] + measured.open_points
     for p in points:
         st = p.latency_ms.stats if p.latency_ms else {}
@@ -162,7 +162,10 @@ def _print_summary(measured) -> None:
         table.add_row(p.mode, p.load, f"{p.throughput_rps:,.0f}", f"{st.get('p50', float('nan')):.2f}",
                       f"{st.get('p99', float('nan')):.2f}", str(sum(p.errors.values())), f"{cpu:.0%}",
                       f"{p.late_fraction:.1%}" if p.mode == "open" else "-",
-                      "yes" if p.valid else "NO: " + "; ".join(p.invalid_reasons))
+                      "yes" if p.valid else "NO")
     console = Console()
     console.print(table)
+    for p in points:
+        if not p.valid:
+            console.print(f"invalid {p.mode} {p.load}: " + "; ".join(p.invalid_reasons))
     console.print(summary_line(measured))
