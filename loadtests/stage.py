@@ -31,7 +31,8 @@ from serving.endpoint import Endpoint
 Around = Callable[[Endpoint], ContextManager[Any]]
 
 
-def _alive(pids: Sequence[int]) -> bool:
+def server_alive(pids: Sequence[int]) -> bool:
+    """Whether any of the server processes is still running (zombies count as gone)."""
     import psutil
 
     for pid in pids:
@@ -61,7 +62,7 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
                   users=users, rates=rates, connections=settings.open_loop_connections, stop_rule=stop_rule)
 
     def check(what: str, outcome_error: str | None) -> bool:
-        if endpoint.server_pids and not _alive(endpoint.server_pids):
+        if endpoint.server_pids and not server_alive(endpoint.server_pids):
             result.status = "failed"
             result.failure = (f"server process(es) {endpoint.server_pids} exited during the {what}; "
                               "the points measured before are kept (errors after it are counted in them)")

@@ -9,7 +9,7 @@ import pytest
 
 from deploy_compare.config import QUICK
 from deploy_compare.stats import WindowPolicy
-from loadtests.stage import _alive, measure_endpoint
+from loadtests.stage import measure_endpoint, server_alive
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def test_bad_input_is_counted_as_errors_and_server_stays_healthy(torchserve_mlp,
     (point,) = res.sweeps[0].points
     assert set(point.errors) == {"http_400"} and point.error_flag and not point.valid and point.count == 0
     assert res.status == "ok"  # the endpoint is alive: its answers were errors, counted, not a crash
-    assert _alive(ep.server_pids)
+    assert server_alive(ep.server_pids)
 
 
 def test_cli_loadtest_grpc_with_token_file(torchserve_mlp, spine_run, tmp_path):
