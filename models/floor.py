@@ -73,7 +73,7 @@ THEANO_IMPORT_ERROR = (
     "numpy.distutils BLAS detection (TypeError: Compiler.__init__() takes from 1 to 3 positional arguments but "
     "4 were given). Its maintained successor PyTensor is measured instead (runtime `pytensor`).")
 THEANO_ENABLE = ("python3.8 -m venv theano-env && theano-env/bin/pip install theano==1.0.5 'numpy<1.20' "
-                 "(an interpreter and NumPy from before 2021)")
+                 "(an interpreter and NumPy from before 2021; not tried here)")
 
 
 # ---------------------------------------------------------------- records
