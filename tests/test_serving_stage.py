@@ -91,38 +91,48 @@ def test_tampered_artifact_is_refused_before_anything_starts(run_copy, tmp_path,
 def test_serve_cli_serves_until_ctrl_c_then_nothing_is_left(run_copy):
     """`deploy-compare serve RUN_DIR`: endpoints and the key file path printed (never the token);
     SIGINT (Ctrl-C) stops every process it started."""
+    import contextlib
+    import json
     import os
     import signal
     import subprocess
     import sys
     import time
 
+    import psutil
+
     log = run_copy.path / "serve-cli.out"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "deploy_compare.cli", "serve", str(run_copy.path),
                                  "--twins", "mlp", "--launcher", "native"], stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "COLUMNS": "200"}, start_new_session=True)
+    started: list[int] = []
     try:
         deadline = time.monotonic() + 120
         while "serving until Ctrl-C" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            started = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)] or started
             time.sleep(0.3)
         text = log.read_text()
         assert "serving until Ctrl-C" in text, text
         assert "parity ok" in text and "PARITY FAILED" not in text and "key_file.json" in text
         key_file = next(w for w in text.split() if w.endswith("key_file.json"))
-        import json
-
         tokens = [v["key"] for v in json.loads(open(key_file).read()).values()]
-        import psutil
-
         started = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         assert len(started) >= 3, "expected torchserve, its JVM and workers under the CLI"
         os.kill(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) == 130
-    finally:
+    finally:  # whatever failed above: Ctrl-C the CLI, then make sure its server groups are gone
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.kill(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        leftover = [p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+    assert not leftover, f"processes left after Ctrl-C: {leftover}"
     text = log.read_text()
     assert "servers stopped" in text and not any(t in text for t in tokens)
     assert not os.path.exists(key_file)
-    assert not [p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
