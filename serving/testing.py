@@ -19,9 +19,10 @@ from serving.stacks import import_servers, plan_server
 
 @contextlib.contextmanager
 def running_torchserve(run_dir: RunDir, twins: tuple[str, ...] = ("mlp",), formats: tuple[str, ...] = ("torchscript",),
-                       settings: ServeSettings | None = None, ready_timeout: float = 120.0) -> Iterator:
+                       settings: ServeSettings | None = None, ready_timeout: float = 120.0,
+                       launcher: str = "native") -> Iterator:
     import_servers()
-    settings = replace(settings or ServeSettings(), launcher="native", twins=tuple(twins))
+    settings = replace(settings or ServeSettings(), launcher=launcher, twins=tuple(twins))
     planned = plan_server("torchserve", run_dir, settings, list(formats))
     if planned.server is None:
         raise RuntimeError(f"TorchServe cannot run: {planned.not_run}")
