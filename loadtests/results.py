@@ -119,3 +119,4 @@ class LoadTestResults:
     endpoints: list[EndpointLoad] = field(default_factory=list)
     not_run: list[NotRun] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the load stage (headroom + every endpoint)
+    headroom_ratio: float | None = None  # generator req/s per core / fastest saturation measured (want >= 5)

@@ -177,6 +177,13 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
         results.seconds = time.perf_counter() - t0
         save(results, run_dir.loadtest)
         ctx.console.print("  " + summary_line(measured))
+    fastest = max((e.saturation_rps or 0.0 for e in results.endpoints), default=0.0)
+    if results.headroom and fastest > 0:
+        results.headroom_ratio = results.headroom.rps_per_core / fastest
+        save(results, run_dir.loadtest)
+        ctx.console.print(f"generator headroom: {results.headroom_ratio:.1f}x the fastest saturation "
+                          f"({fastest:,.0f} req/s)" + ("" if results.headroom_ratio >= 5 else
+                                                       " [red](< 5x: the generator may limit the results)"))
     ctx.console.print(f"load stage: {results.seconds:.0f} s ({results.label.split(':')[0]})")
     return results
 

@@ -168,7 +168,7 @@ def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp
     assert first.status == "failed" and "exited during the closed-loop sweep" in first.failure
     assert first.sweeps and any(p.count > 0 and not p.errors for p in first.sweeps[0].points)  # kept
     assert second.status == "ok" and second.saturation_rps and second.open_points
-    assert saved.headroom is not None and saved.headroom.rps_per_core > 0
+    assert saved.headroom is not None and saved.headroom.rps_per_core > 0 and saved.headroom_ratio > 0
     assert scoped == ["enter null/0", "exit null/0", "enter null/1", "exit null/1"]
 
 
