@@ -126,6 +126,10 @@ class Server(ABC):
     @abstractmethod
     def endpoints(self) -> list[Endpoint]: ...
 
+    @abstractmethod
+    def model_load_seconds(self) -> dict[str, float]:
+        """Model load time per served model, from the server's own metrics (cold start, rule 8)."""
+
     def record(self) -> dict[str, object]:
         """Settings to store with results (no secrets)."""
         return {"server": self.name, "launcher": self.launcher.name}
