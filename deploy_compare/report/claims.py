@@ -146,7 +146,7 @@ def _server_lines(res: ReportResults, server: str) -> list[str]:
                        f"({top.users} users), p99 {fmt.percentile(top.latency, 'p99')} ms")
     for n in res.not_run:
         if n.what.startswith(server):
-            out.append(f"[{name}](#not-run) ({n.what}) not run here: {fmt.short(n.reason, 110)}")
+            out.append(f"[{name}](#not-run) ({n.what}) not run here: {n.reason}")
     return out
 
 
