@@ -115,7 +115,7 @@ QUICK = Profile(
     load=LoadSettings(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
-        max_users=8, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0),
+        max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0),
     note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "
          "are not backed at 99% confidence), in-process floor at 1 thread only with >= 100 calls per batch-1 "
          "point (backs p50 and p90 only), one process per runtime framework, two such processes at a time on "
