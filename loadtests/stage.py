@@ -123,7 +123,7 @@ def summary_line(measured: EndpointLoad) -> str:
 def label_of(profile: Profile) -> str:
     if profile.name == "full":
         return f"full profile: {profile.load.repeats} repeats per point, median and 95% interval"
-    return f"{profile.name} profile (not for quoting without care): {profile.note}"
+    return profile.note or f"{profile.name} profile: {profile.load.repeats} repeat(s) per point"
 
 
 def settings_data(settings: LoadSettings) -> dict[str, Any]:
