@@ -55,16 +55,24 @@ def selected_stages(config: RunConfig) -> list[str]:
     return [n for n in names if n in config.stages]
 
 
+def _record(ctx: RunContext, timing: results.StageTiming) -> None:
+    """Replace this stage's earlier timing (a rerun with --stages keeps the others), save in stage order."""
+    order = {name: i for i, name in enumerate(STAGES.names())}
+    ctx.timings = sorted([t for t in ctx.timings if t.stage != timing.stage] + [timing],
+                         key=lambda t: order.get(t.stage, len(order)))
+    results.save(ctx.timings, ctx.run_dir.stages, list[results.StageTiming])
+
+
 def run_pipeline(ctx: RunContext) -> None:
+    if not ctx.timings and ctx.run_dir.stages.exists():
+        ctx.timings = results.load(list[results.StageTiming], ctx.run_dir.stages)
     for name in selected_stages(ctx.config):
         ctx.console.rule(f"[bold]stage: {name}")
         t0 = time.perf_counter()
         try:
             resolve(STAGES.get(name))(ctx)
         except BaseException as exc:
-            ctx.timings.append(results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=False,
-                                                   error=f"{type(exc).__name__}: {exc}"))
-            results.save(ctx.timings, ctx.run_dir.stages, list[results.StageTiming])
+            _record(ctx, results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=False,
+                                             error=f"{type(exc).__name__}: {exc}"))
             raise
-        ctx.timings.append(results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=True))
-        results.save(ctx.timings, ctx.run_dir.stages, list[results.StageTiming])
+        _record(ctx, results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=True))

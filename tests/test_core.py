@@ -135,3 +135,37 @@ def test_cli_help_lists_commands_without_heavy_imports():
                           "print('HEAVY' if {'tensorflow','torch'} & set(sys.modules) else 'LIGHT')"],
                          capture_output=True, text=True, timeout=60)
     assert "inspect" in out.stdout and "loadtest" in out.stdout and "LIGHT" in out.stdout
+
+
+def test_pipeline_rerun_of_one_stage_keeps_other_timings(tmp_path, monkeypatch):
+    from deploy_compare import pipeline
+    from deploy_compare.config import QUICK
+
+    calls = []
+    monkeypatch.setattr(pipeline, "resolve", lambda target: (lambda ctx: calls.append(target)))
+    run_dir = RunDir(tmp_path / "r").create()
+
+    def run(stages):
+        cfg = RunConfig(profile=QUICK, run_id="r", results_root=tmp_path, stages=stages)
+        pipeline.run_pipeline(pipeline.RunContext(config=cfg, run_dir=run_dir))
+
+    run(("train", "export"))
+    run(("export",))
+    timings = results.load(list[results.StageTiming], run_dir.stages)
+    assert [t.stage for t in timings] == ["train", "export"] and len(calls) == 3
+
+
+def test_failed_stage_is_recorded_and_raised(tmp_path, monkeypatch):
+    from deploy_compare import pipeline
+    from deploy_compare.config import QUICK
+
+    def boom(ctx):
+        raise RuntimeError("stage broke")
+
+    monkeypatch.setattr(pipeline, "resolve", lambda target: boom)
+    run_dir = RunDir(tmp_path / "r").create()
+    cfg = RunConfig(profile=QUICK, run_id="r", results_root=tmp_path, stages=("train",))
+    with pytest.raises(RuntimeError, match="stage broke"):
+        pipeline.run_pipeline(pipeline.RunContext(config=cfg, run_dir=run_dir))
+    [timing] = results.load(list[results.StageTiming], run_dir.stages)
+    assert not timing.ok and "stage broke" in timing.error
