@@ -19,9 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from deploy_compare.config import PROFILES, get_profile
-
-API_PATHS = {"tfserving": "/v1/models/{model}:predict", "torchserve": "/predictions/{model}",
-             "external": "/v1/models/{model}:predict"}
+from loadtests.senders import API_PATHS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +65,8 @@ def _endpoint(args: argparse.Namespace, host_port: str | None = None):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"--url {args.url!r}: expected http://HOST:PORT[/path]")
         host = parts.hostname
-        path = parts.path if parts.path not in ("", "/") else API_PATHS[args.server].format(model=args.model_name)
+        api = API_PATHS.get(args.server, API_PATHS["tfserving"])
+        path = parts.path if parts.path not in ("", "/") else api.format(model=args.model_name)
         target, protocol = f"{parts.scheme}://{parts.netloc}{path}", "rest"
     elif args.grpc:
         if args.server == "external":

@@ -34,14 +34,12 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.plan import poisson_offsets
-from loadtests.senders import (TFSERVING_PREDICT, TORCHSERVE_PREDICT, GrpcSender, RestSender, error_kind,
-                               tfserving_request, torchserve_request)
+from loadtests.senders import (API_PATHS, TFSERVING_PREDICT, TORCHSERVE_PREDICT, GrpcSender, RestSender,
+                               error_kind, tfserving_request, torchserve_request)
 
 # Workers report locust's stats to the master every 3 s by default; the controller uses those counts
 # to close windows, so report more often.
 locust.runners.WORKER_REPORT_INTERVAL = 0.5
-
-API_PATHS = {"tfserving": "/v1/models/{model}:predict", "torchserve": "/predictions/{model}"}
 
 
 @events.init_command_line_parser.add_listener

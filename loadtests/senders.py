@@ -21,6 +21,8 @@ import itertools
 import time
 from typing import Any
 
+# REST predict paths per API style (any other TF Serving-style endpoint uses the tfserving path)
+API_PATHS = {"tfserving": "/v1/models/{model}:predict", "torchserve": "/predictions/{model}"}
 TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
 TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
 
