@@ -123,18 +123,16 @@ def _sender_kind(environment: Any) -> str:
     return kinds.pop()
 
 
-@events.init.add_listener
-def _on_init(environment: Any, **_: Any) -> None:
+def _configure(environment: Any) -> None:
+    """Build this process's request bodies and sender settings from the (custom) options."""
     global CONFIG
-    opts = environment.parsed_options
-    if opts is None:
-        return
     from loadtests.payload import build_payload
 
-    kind = _sender_kind(environment)
-    host = (opts.host or environment.host or "").rstrip("/")
+    opts = environment.parsed_options
     if not opts.payload:
         raise ValueError("--payload is required: a run folder (with --twin), or a .npy/.npz of real inputs")
+    kind = _sender_kind(environment)
+    host = (opts.host or environment.host or "").rstrip("/")
     payload = build_payload(opts.payload, twin=opts.twin or None, layout=opts.layout or None,
                             source_layout=opts.source_layout or None, batch_size=opts.batch_size)
     bodies = payload.rest_bodies()
@@ -147,8 +145,20 @@ def _on_init(environment: Any, **_: Any) -> None:
         cfg.grpc_requests = [tfserving_request(opts.model_name, opts.signature_name, opts.input_name, b)
                              for b in payload.batches()]
     CONFIG = cfg
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    opts = environment.parsed_options
+    if opts is None:
+        return
+    worker = isinstance(environment.runner, WorkerRunner)
+    if opts.payload or not worker:
+        _configure(environment)  # fail fast on a bad payload, token file or option
+    else:  # a worker started without our options gets them from the master with its first spawn message
+        environment.events.test_start.add_listener(lambda **_: CONFIG is None and _configure(environment))
     environment.events.request.add_listener(_on_request)
-    if isinstance(environment.runner, WorkerRunner):
+    if worker:
         _register_worker(environment)
     elif opts.dc_plan:
         # the controller takes over once locust's own headless start (of 0 users) has completed
