@@ -48,6 +48,19 @@ def null_server(tmp_path):
         server.stop(timeout=5)
 
 
+def _wait_for_traffic(pid: int, timeout: float = 60.0) -> None:
+    """Block until the server process starts burning CPU: the load generator is sending."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    base = sum(proc.cpu_times()[:2])
+    deadline = time.monotonic() + timeout
+    while sum(proc.cpu_times()[:2]) - base < 0.05:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no load reached the server (pid {pid}) within {timeout} s")
+        time.sleep(0.02)
+
+
 def _endpoint(port: int, server, cpus, path: str = "/v1/models/null:predict") -> Endpoint:
     return Endpoint(stack="null/none", server="null", protocol="rest", model="null", served_name="null",
                     target=f"http://127.0.0.1:{port}{path}", layout="NF", server_pids=[server.pid],
@@ -81,7 +94,8 @@ def test_open_loop_corrected_latency_exceeds_uncorrected_when_server_paused(null
         ep, settings, payload=payload, twin=None, log_dir=tmp_path, modes=("open",), rates=[200.0])))
     worker.start()
     try:
-        time.sleep(4.0)  # locust start (~1.5 s) + warm-up 0.5 s: inside the 4 s window
+        _wait_for_traffic(server.pid)
+        time.sleep(1.0)  # past the 0.5 s warm-up: inside the 4 s window
         os.killpg(server.pid, signal.SIGSTOP)
         time.sleep(1.0)
     finally:
@@ -140,11 +154,8 @@ def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp
             servers.append(start_null_server(port, tmp_path / f"null{i}.log", cpus=cpus))
             endpoints.append(replace(_endpoint(port, servers[-1], cpus), stack=f"null/{i}", model="mlp"))
         def kill_during_first_sweep() -> None:
-            log = run_dir.logs / "load" / "null-0-rest-closed-r0.log"
-            deadline = time.monotonic() + 60
-            while not log.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(3.0)  # locust start + the first step(s)
+            _wait_for_traffic(servers[0].pid)
+            time.sleep(1.5)  # the first step (0.2 s warm-up + 0.6 s window) is measured, the sweep goes on
             servers[0].stop(timeout=2)
 
         killer = threading.Thread(target=kill_during_first_sweep)
