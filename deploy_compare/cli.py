@@ -13,6 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from deploy_compare.errors import UserError  # noqa: F401  (re-exported: commands raise it)
 from deploy_compare.registry import Registry
 
 COMMANDS: Registry[tuple[str, str]] = Registry("command")
@@ -34,10 +35,6 @@ def _top_parser() -> argparse.ArgumentParser:
         description="Measure how the TensorFlow/Keras and PyTorch deployment stacks compare.")
     parser.add_argument("command", choices=COMMANDS.names(), metavar="COMMAND", help="one of the commands below")
     return parser
-
-
-class UserError(Exception):
-    """An error the user can fix; printed without a traceback."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from deploy_compare.cli import UserError
+    from deploy_compare.errors import UserError
 
     profile = get_profile(args.profile)
     if args.launcher:
