@@ -49,13 +49,12 @@ def null_server(tmp_path):
 
 
 def _wait_for_traffic(pid: int, timeout: float = 60.0) -> None:
-    """Block until the server process starts burning CPU: the load generator is sending."""
+    """Block until the load generator has connected to the server process (the load has started)."""
     import psutil
 
     proc = psutil.Process(pid)
-    base = sum(proc.cpu_times()[:2])
     deadline = time.monotonic() + timeout
-    while sum(proc.cpu_times()[:2]) - base < 0.05:
+    while not any(c.status == psutil.CONN_ESTABLISHED for c in proc.net_connections(kind="tcp")):
         if time.monotonic() > deadline:
             raise TimeoutError(f"no load reached the server (pid {pid}) within {timeout} s")
         time.sleep(0.02)
