@@ -208,5 +208,23 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("/proc/self/status has no VmHWM line: peak RSS cannot be read on this system")
 
 
+def tree_memory(pids: Sequence[int]) -> dict[str, int]:
+    """Memory of a set of processes (a server's JVM and workers): summed current RSS, summed per-process
+    peak (VmHWM) and the process count. Shared pages count once per process, as RSS does."""
+    import psutil
+
+    rss = hwm = count = 0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            rss += proc.memory_info().rss
+            with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+                hwm += next((int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:")), 0)
+            count += 1
+        except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
+            continue
+    return {"rss_bytes": rss, "peak_rss_bytes": hwm, "processes": count}
+
+
 if __name__ == "__main__":
     sys.exit(_child_main(sys.argv[1], sys.argv[2]))

@@ -43,6 +43,16 @@ class ColdStart:
 
 
 @dataclass
+class ServerMemory:
+    """The server's whole process tree (frontend and workers), sampled at a phase of the stage."""
+
+    phase: str  # "ready" (models loaded, idle) | "after load" (just before stop)
+    rss_bytes: int  # summed current RSS
+    peak_rss_bytes: int  # summed per-process high-water mark (VmHWM)
+    processes: int
+
+
+@dataclass
 class ServerRun:
     server: str
     launcher: str
@@ -53,6 +63,7 @@ class ServerRun:
     parity: list[ServedParity] = field(default_factory=list)
     sequential: list[Measurement] = field(default_factory=list)  # "<stack>/<served name>/<protocol>", batch 1
     metrics: list[MetricsWindow] = field(default_factory=list)
+    memory: list[ServerMemory] = field(default_factory=list)
     timed: list[str] = field(default_factory=list)  # "<served name>/<protocol>" that passed parity and were timed
     error: str = ""  # the server failed (start, parity, ...): what and where
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from rich.markup import escape
 
-from deploy_compare import results
+from deploy_compare import proc, results
 from deploy_compare.results import Measurement
 from deploy_compare.stats import WindowPolicy, measure_window, summarize
 from models.parity import ParityTolerance, compare
@@ -26,7 +26,7 @@ from serving.base import SERVERS, Server, ServerError
 from serving.clients import make_client
 from serving.endpoint import Endpoint
 from serving.metrics import MetricsWindow, make_around
-from serving.results import ColdStart, ServedParity, ServerRun, ServingResults
+from serving.results import ColdStart, ServedParity, ServerMemory, ServerRun, ServingResults
 from serving.stacks import import_servers, plan_server
 
 if TYPE_CHECKING:
@@ -79,6 +79,10 @@ def sequential_probe(ep: Endpoint, run_dir: "RunDir") -> Measurement:
                        samples=ms, stats=summarize(ms))
 
 
+def sample_memory(server: Server, phase: str) -> ServerMemory:
+    return ServerMemory(phase=phase, **proc.tree_memory(server.pids()))
+
+
 def bring_up(server: Server, run_dir: "RunDir", tolerance: ParityTolerance, console) -> tuple[ServerRun, list[Endpoint]]:
     """Start, ready, cold start, parity, probe. Returns the record and the endpoints fit for timing."""
     run = ServerRun(server=server.name, launcher=server.launcher.name, settings={},
@@ -102,6 +106,7 @@ def bring_up(server: Server, run_dir: "RunDir", tolerance: ParityTolerance, cons
             except Exception as exc:  # recorded; the parity check next keeps this endpoint from being timed
                 cold.first_request_errors[key] = f"{type(exc).__name__}: {exc}"
         run.cold_start = cold
+        run.memory.append(sample_memory(server, "ready"))
         console.print(f"{server.name}: ready in {ready:.1f} s ({server.launcher.name}); model load "
                       + ", ".join(f"{k} {v:.2f} s" for k, v in cold.model_load_s.items()))
         run.parity = [served_parity(ep, run_dir, tolerance) for ep in endpoints]
@@ -169,6 +174,9 @@ def run_stage(ctx: "RunContext") -> None:
         else:
             out.loadtest = "no endpoint passed served parity: nothing to load-test"
     finally:
+        for server, run in zip(servers, out.servers):
+            if server.handle is not None and server.handle.alive():
+                run.memory.append(sample_memory(server, "after load"))
         for server in servers:
             server.stop()
         by_server = {r.server: r for r in out.servers}

@@ -389,7 +389,8 @@ def memory(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
         return [Para("No memory figures recorded (they come from the floor and serving results).")]
     return [Para("Peak resident set size of each in-process runtime's process. A runtime measured in a fresh "
                  "process of its own gives a clean figure; *shared process* rows (quick profile grouping) include "
-                 "whatever ran before them in that process. The serve stage records no server memory."),
+                 "whatever ran before them in that process. Server rows sum the per-process peaks (VmHWM) of the "
+                 "server's whole process tree (frontend and every worker), sampled when ready and after the load."),
             Table(headers=["what", "kind", "peak RSS"],
                   rows=[[m.what, m.kind, fmt.size(m.peak_rss_bytes)] for m in res.memory])]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy_compare import results
-from deploy_compare.report.model import ColdStartRow, ReportResults, ServedParityRow, ServerWindow
+from deploy_compare.report.model import ColdStartRow, MemoryRow, ReportResults, ServedParityRow, ServerWindow
 from deploy_compare.report.sources import source
 
 
@@ -62,6 +62,10 @@ def serving(path: Path, res: ReportResults) -> list[results.NotRun]:
             res.served_parity.append(ServedParityRow(
                 stack=sp.stack, protocol=sp.protocol, model=sp.twin, max_abs_error=f.max_abs_err if f else float("nan"),
                 top1_agreement=f.top1_agreement if f else float("nan"), passed=sp.ok))
+        for m in run.memory:
+            res.memory.append(MemoryRow(what=f"{run.server} ({run.launcher}), {m.phase}: {m.processes} processes "
+                                             f"(frontend + workers), current RSS {m.rss_bytes / 2**20:.0f} MiB",
+                                        kind="server", peak_rss_bytes=m.peak_rss_bytes))
         for w in run.metrics:
             res.server_windows.append(_window(run.server, w, twin_of.get(w.model) or w.model))
     if sv.loadtest and sv.loadtest != "ran":
