@@ -61,6 +61,8 @@ def test_serve_stage_records_cold_start_parity_metrics_and_not_run(run_copy, tmp
     assert set(cold.first_request_s) == {f"{n}/{p}" for n, p in seen}
     assert len(ts.sequential) == 4 and all(m.stats["p50"] > 0 for m in ts.sequential)
     assert len(ts.metrics) == 4 and all(w.delta["ts_inference_requests_total"] == 3 for w in ts.metrics)
+    assert [m.phase for m in ts.memory] == ["ready", "after load"]
+    assert all(m.processes >= 3 and m.peak_rss_bytes >= m.rss_bytes > 50 * 2**20 for m in ts.memory)  # JVM + 2 workers
     assert ts.settings["workers"] == 1 and "batch_size" in ts.settings and ts.settings["launcher"] == "native"
     [tfs] = out.not_run
     assert tfs.what == "tfserving" and "docker pull tensorflow/serving" in tfs.enable_command
