@@ -58,19 +58,26 @@ def test_bad_input_is_counted_as_errors_and_server_stays_healthy(torchserve_mlp,
 
 
 def test_cli_loadtest_grpc_with_token_file(torchserve_mlp, spine_run, tmp_path):
-    from deploy_compare.cli import main
+    import subprocess
+    import sys
+
     from deploy_compare.results import load
     from loadtests.results import LoadTestResults
 
     ep = _endpoint(torchserve_mlp, "grpc")
     token = ep.headers["Authorization"].split()[-1]
     (tmp_path / "token").write_text(token)
-    rc = main(["loadtest", "--grpc", ep.target, "--server", "torchserve", "--model-name", ep.served_name,
-               "--payload", str(spine_run.path), "--twin", "mlp", "--layout", ep.layout, "--mode", "open",
-               "--rate", "100", "--token-file", str(tmp_path / "token"), "--out", str(tmp_path / "out")])
-    assert rc == 0
+    # in a child process: the CLI's exit path stops every process its interpreter started (this fixture too)
+    cli = subprocess.run(
+        [sys.executable, "-m", "deploy_compare.cli", "loadtest", "--grpc", ep.target, "--server", "torchserve",
+         "--model-name", ep.served_name, "--payload", str(spine_run.path), "--twin", "mlp", "--layout", ep.layout,
+         "--mode", "open", "--rate", "100", "--token-file", str(tmp_path / "token"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert token not in cli.stdout + cli.stderr
     saved = load(LoadTestResults, tmp_path / "out" / "loadtest.json")
     (point,) = saved.endpoints[0].open_points
     assert point.target_rate == 100 and point.count > 0 and not point.errors
     assert token not in (tmp_path / "out" / "loadtest.json").read_text()
     assert all(token not in f.read_text() for f in (tmp_path / "out" / "logs").iterdir())
+    assert server_alive(ep.server_pids)  # the shared fixture survives the CLI run

@@ -116,13 +116,15 @@ def test_results_round_trip(tmp_path):
     assert load(LoadTestResults, save(res, tmp_path / "loadtest.json")) == res
 
 
-def test_cli_refuses_non_loopback_target(tmp_path, capsys):
-    from deploy_compare.cli import main
+def test_cli_refuses_non_loopback_target(tmp_path):
+    # in a child process: the CLI's exit path stops every process this interpreter started (session fixtures too)
+    import subprocess
 
     np.save(tmp_path / "x.npy", np.zeros((4, 8), dtype=np.float32))
-    rc = main(["loadtest", "--url", "http://192.0.2.1:8080/", "--payload", str(tmp_path / "x.npy"),
-               "--out", str(tmp_path / "out")])
-    assert rc == 2 and "not loopback" in capsys.readouterr().err
+    out = subprocess.run([sys.executable, "-m", "deploy_compare.cli", "loadtest", "--url", "http://192.0.2.1:8080/",
+                          "--payload", str(tmp_path / "x.npy"), "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "not loopback" in out.stderr
 
 
 def test_repeats_give_median_and_95_interval():
