@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     module.configure(parser)
     args = parser.parse_args(argv[1:])
     proc.install_signal_handlers()
+    already_running = proc.live_processes()  # a command stops what it started, nothing else
     try:
         return int(module.main(args) or 0)
     except KeyboardInterrupt as exc:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
               f"and rerun (add --force to reuse the same run folder).", file=sys.stderr)
         return 1
     finally:
-        proc.stop_all()
+        proc.stop_all(keep=already_running)
 
 
 def _write_traceback(args: argparse.Namespace) -> Path:

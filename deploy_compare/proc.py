@@ -139,11 +139,17 @@ def _group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
-def stop_all(timeout: float = 20.0) -> None:
+def stop_all(timeout: float = 20.0, keep: frozenset["ManagedProcess"] = frozenset()) -> None:
+    """Stop every tracked process still running, except those in `keep`."""
     with _LIVE_LOCK:
-        live = list(_LIVE)
+        live = [p for p in _LIVE if p not in keep]
     for proc in live:
         proc.stop(timeout)
+
+
+def live_processes() -> frozenset["ManagedProcess"]:
+    with _LIVE_LOCK:
+        return frozenset(_LIVE)
 
 
 class IsolatedError(RuntimeError):

@@ -169,3 +169,14 @@ def test_failed_stage_is_recorded_and_raised(tmp_path, monkeypatch):
         pipeline.run_pipeline(pipeline.RunContext(config=cfg, run_dir=run_dir))
     [timing] = results.load(list[results.StageTiming], run_dir.stages)
     assert not timing.ok and "stage broke" in timing.error
+
+
+def test_cli_stops_only_what_the_command_started(tmp_path):
+    from deploy_compare import cli
+
+    outside = proc.ManagedProcess([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "o.log").start()
+    try:
+        assert cli.main(["report", str(tmp_path / "missing")]) == 2  # any command; this one fails fast
+        assert outside.alive()  # e.g. a session fixture's server survives an in-process CLI call
+    finally:
+        outside.stop(timeout=2)
