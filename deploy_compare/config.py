@@ -54,6 +54,10 @@ class FloorSettings:
     max_raw_samples: int = 20000  # per window; beyond, samples are kept as an HDR histogram
     # threads=1 processes run at the same time, each pinned to its own core (1 = one process at a time)
     parallel_processes: int = 1
+    # scope: twins measured (empty: every trained twin) and points left out, as fnmatch patterns over the
+    # point label ("<twin>/<exporter>/<variant>" or "<twin>/<runtime>"); both become NotRun records
+    twins: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,9 +126,25 @@ QUICK = Profile(
          "separate cores",
 )
 
-FULL = Profile(name="full")
+# The conventions' windows (>= 2 s warm-up, >= 10 s and >= 500 samples per point, 3 repeats) on a scope that
+# fits about 30 minutes on 2 cores: every window is time-bound, so the cost is points x repeats x ~12 s.
+FULL = Profile(
+    name="full",
+    floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), exclude=("*/tflite/fp16", "*/onnx-tf/*"),
+                        parallel_processes=2),
+    load=LoadSettings(twins=("mlp",), max_users=16, open_loop_fractions=(0.5, 0.9)),
+    note="full profile: conventions' windows (>= 10 s and >= 500 samples per point, 3 repeats, 95% intervals); "
+         "scope kept to about 30 minutes: in-process floor for mlp and resnet at 1 thread (the servers' setting; "
+         "two measuring processes at a time on separate cores) without the TFLite fp16 and tf2onnx artifacts; "
+         "load tests of the mlp endpoints with open-loop points at 50% and 90% of saturation. "
+         "Everything else: --profile exhaustive",
+)
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL)}
+# Everything: every twin, artifact and runtime at 1 and 2 threads, one fresh process per point, every
+# endpoint, open loop at 25/50/75/90% of saturation. Hours on 2 cores.
+EXHAUSTIVE = Profile(name="exhaustive", note="exhaustive profile: every point, conventions' windows, 3 repeats")
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL, EXHAUSTIVE)}
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

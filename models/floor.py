@@ -26,6 +26,7 @@ ratios per framework) and the Theano row.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib
 import importlib.util
 import json
@@ -267,7 +268,13 @@ def plan_points(run_dir: RunDir, twins: Iterable[str], settings: FloorSettings) 
     manifest = results.load(Manifest, run_dir.manifest)
     points: list[PointSpec] = []
     not_run: list[NotRun] = []
-    for twin in twins:
+    twins = list(twins)
+    out_of_scope = [t for t in twins if settings.twins and t not in settings.twins]
+    not_run += [NotRun(what=f"floor/{t}", reason=f"twin {t} is outside this profile's floor scope "
+                       f"(FloorSettings.twins = {', '.join(settings.twins)})",
+                       enable_command=f"deploy-compare floor RUN_DIR --profile exhaustive --twins {t}")
+                for t in out_of_scope]
+    for twin in (t for t in twins if t not in out_of_scope):
         for rec in (r for r in manifest.artifacts if r.twin == twin):
             if rec.format not in FORMAT_RUNTIMES:
                 not_run.append(NotRun(what=f"floor/{rec.key}", reason=f"no runtime registered for format "
@@ -281,7 +288,12 @@ def plan_points(run_dir: RunDir, twins: Iterable[str], settings: FloorSettings) 
         names = list(TWIN_RUNTIMES) + ([PYTENSOR] if twin in settings.pytensor_twins else []) + [NULL]
         points += [PointSpec(twin=twin, runtime=n, framework=RUNTIMES.get(n).framework, source=source,
                              format="trained") for n in names]
-    return points, not_run
+    excluded = [p for p in points if any(fnmatch.fnmatchcase(p.label, pat) for pat in settings.exclude)]
+    not_run += [NotRun(what=f"floor/{p.label}", reason="left out of this profile's floor scope (FloorSettings."
+                       f"exclude = {', '.join(settings.exclude)})",
+                       enable_command=f"deploy-compare floor RUN_DIR --profile exhaustive --twins {p.twin}")
+                for p in excluded]
+    return [p for p in points if p not in excluded], not_run
 
 
 @dataclass(frozen=True)

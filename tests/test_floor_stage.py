@@ -101,3 +101,16 @@ def test_graph_row_and_theano_row(floor):
 def test_round_trip(floor, spine_run):
     loaded = results.load(FloorResults, spine_run.floor)
     assert loaded == floor
+
+
+def test_scope_leaves_points_out_as_not_run(spine_run):
+    from models.floor import plan_points
+
+    settings = FloorSettings(twins=("mlp",), exclude=("*/tflite/fp16", "*/keras-eager"))
+    points, not_run = plan_points(spine_run, ["mlp", "cnn"], settings)
+    labels = {p.label for p in points}
+    assert all(p.twin == "mlp" for p in points) and "mlp/tflite/fp16" not in labels and "mlp/keras-eager" not in labels
+    assert "mlp/torchscript/fp32" in labels
+    missing = {n.what for n in not_run}
+    assert {"floor/cnn", "floor/mlp/tflite/fp16", "floor/mlp/keras-eager"} <= missing
+    assert all("--profile exhaustive" in n.enable_command for n in not_run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy_compare.config import FULL, QUICK, FloorSettings
+from deploy_compare.config import EXHAUSTIVE, FULL, QUICK, FloorSettings
 from deploy_compare.results import Measurement
 from deploy_compare.stats import WindowResult, summarize
 from models.floor import (BatchFigures, FloorPoint, Group, PointSpec, core_slots, graph_ratios, group_points,
@@ -39,8 +39,10 @@ def test_grouping_isolated_vs_family():
 
 
 def test_profiles():
-    assert FULL.floor.grouping == "isolated" and FULL.floor.repeats == 3 and FULL.floor.thread_counts == (1, 2)
-    assert FULL.floor.parallel_processes == 1 and FULL.floor.window.min_samples == 500
+    assert FULL.floor.grouping == "isolated" and FULL.floor.repeats == 3 and FULL.floor.thread_counts == (1,)
+    assert FULL.floor.window.min_samples == 500 and FULL.floor.window.min_seconds == 10
+    assert EXHAUSTIVE.floor.thread_counts == (1, 2) and EXHAUSTIVE.floor.parallel_processes == 1
+    assert not EXHAUSTIVE.floor.twins and not EXHAUSTIVE.floor.exclude
     assert QUICK.floor.grouping == "family" and QUICK.floor.thread_counts == (1,)
 
 
