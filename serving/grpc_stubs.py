@@ -5,8 +5,10 @@ Nothing generated is committed: the stubs always match the installed server."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -44,8 +46,6 @@ def generate(force: bool = False) -> Path:
     out = stub_dir()
     if out.is_dir() and not force:
         return out
-    from grpc_tools import protoc
-
     GENERATED.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".stubs-", dir=GENERATED))
     try:
@@ -54,13 +54,21 @@ def generate(force: bool = False) -> Path:
             for dest, member in _PROTOS.items():
                 (src / dest).parent.mkdir(parents=True, exist_ok=True)
                 (src / dest).write_bytes(jar.read(member))
-        include = Path(protoc.__file__).parent / "_proto"
+        spec = importlib.util.find_spec("grpc_tools")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("grpcio-tools is not installed; it generates TorchServe's gRPC stubs "
+                                      "(pip install grpcio-tools)")
+        include = Path(spec.submodule_search_locations[0]) / "_proto"
         gen = tmp / "gen"
         gen.mkdir()
-        rc = protoc.main(["grpc_tools.protoc", f"-I{src}", f"-I{include}", f"--python_out={gen}",
-                          f"--grpc_python_out={gen}", *[str(src / p) for p in _PROTOS]])
-        if rc != 0:
-            raise RuntimeError(f"grpc_tools.protoc failed ({rc}) on TorchServe's protos from {torchserve_jar()}")
+        # protoc runs in its own process: its compiler extension crashed (SIGSEGV) when called inside a process
+        # that had already loaded TensorFlow's and PyTorch's native libraries
+        proc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{src}", f"-I{include}",
+                               f"--python_out={gen}", f"--grpc_python_out={gen}", *[str(src / p) for p in _PROTOS]],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"grpc_tools.protoc failed ({proc.returncode}) on TorchServe's protos from "
+                               f"{torchserve_jar()}: {proc.stderr.strip()[-2000:]}")
         try:
             os.rename(gen, out)
         except OSError:
