@@ -40,6 +40,10 @@ def _top_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from deploy_compare import proc
 
+    import os
+
+    # TensorFlow's C++ start-up chatter (no CUDA here, oneDNN notes) hides the progress lines; errors still show
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _top_parser()
     if not argv or argv[0] in ("-h", "--help"):
