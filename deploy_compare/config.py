@@ -95,6 +95,10 @@ class LoadSettings:
     open_loop_connections: int = 64  # open loop: requests in flight at most; later sends wait for one
     drain_seconds: float = 10.0  # open loop: wait for outstanding requests after the last send
     workers: int = 0  # locust worker processes (0 = one generator process)
+    # before an endpoint's first point: load at `server_warmup_users` for this long, excluded (rule 1: a server
+    # may be warmed at load; TorchServe's JVM frontend is still compiling hot paths during its first seconds)
+    server_warmup_seconds: float = 10.0
+    server_warmup_users: int = 4
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,8 @@ QUICK = Profile(
     load=LoadSettings(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
-        max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0),
+        max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0,
+        server_warmup_seconds=2.0),
     note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "
          "are not backed at 99% confidence), in-process floor at 1 thread only with >= 100 calls per batch-1 "
          "point (backs p50 and p90 only), one process per runtime framework, two such processes at a time on "
@@ -130,13 +135,14 @@ QUICK = Profile(
 # fits about 30 minutes on 2 cores: every window is time-bound, so the cost is points x repeats x ~12 s.
 FULL = Profile(
     name="full",
-    floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), exclude=("*/tflite/fp16", "*/onnx-tf/*"),
-                        parallel_processes=2),
-    load=LoadSettings(twins=("mlp",), max_users=16, open_loop_fractions=(0.5, 0.9)),
+    floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), parallel_processes=2,
+                        exclude=("*/tflite/fp16", "*/tflite/int8-dynamic", "*/onnx-tf/*", "resnet/null")),
+    load=LoadSettings(twins=("mlp",), max_users=8, open_loop_fractions=(0.5, 0.9)),
     note="full profile: conventions' windows (>= 10 s and >= 500 samples per point, 3 repeats, 95% intervals); "
          "scope kept to about 30 minutes: in-process floor for mlp and resnet at 1 thread (the servers' setting; "
-         "two measuring processes at a time on separate cores) without the TFLite fp16 and tf2onnx artifacts; "
-         "load tests of the mlp endpoints with open-loop points at 50% and 90% of saturation. "
+         "two measuring processes at a time on separate cores), fp32 artifacts without tf2onnx's, every eager and "
+         "graph runtime, PyTensor and the null runtime once; load tests of the mlp endpoints, 1 to 8 users, "
+         "open-loop points at 50% and 90% of saturation. "
          "Everything else: --profile exhaustive",
 )
 

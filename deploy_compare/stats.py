@@ -8,16 +8,19 @@
 - `WindowPolicy` + `measure_window(fn, policy)`: warm up (excluded), then call `fn` until the
   window has lasted at least `min_seconds` AND collected at least `min_samples`, bounded by
   `max_seconds` (raises if the minimum count cannot be reached in time).
-- `repeat_interval(values)`: median and 95% Student-t interval of the mean across repeats.
+- `repeat_interval(values)`: median and a 95% Student-t interval across repeats (on the log scale for
+  positive values, so it stays positive).
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 
@@ -52,8 +55,12 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
 
 
 def repeat_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
-    """Median, mean and a Student-t `confidence` interval of the mean across repeats.
+    """Median and a Student-t `confidence` interval across repeats.
 
+    Latencies and throughputs are positive and vary multiplicatively, so for all-positive values the
+    interval is computed on their logarithms (a geometric mean with a t-interval, mapped back): it can
+    never go below zero, as a linear t-interval of three skewed repeats does. Otherwise (a zero or a
+    negative value) it is the linear t-interval of the mean. `scale` says which ("log" or "linear").
     With one repeat the interval is undefined: lo/hi are NaN and `repeats` says 1.
     """
     arr = np.asarray(values, dtype=np.float64)
@@ -65,10 +72,23 @@ def repeat_interval(values: Sequence[float], confidence: float = 0.95) -> dict[s
         return out
     from scipy import stats as sps
 
-    half = float(sps.t.ppf(0.5 + confidence / 2.0, arr.size - 1) * arr.std(ddof=1) / math.sqrt(arr.size))
-    out["ci_lo"] = out["mean"] - half
-    out["ci_hi"] = out["mean"] + half
+    log = bool(np.all(arr > 0))
+    x = np.log(arr) if log else arr
+    half = float(sps.t.ppf(0.5 + confidence / 2.0, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    lo, hi = float(x.mean()) - half, float(x.mean()) + half
+    out["ci_lo"], out["ci_hi"] = (math.exp(lo), math.exp(hi)) if log else (lo, hi)
+    out["log_scale"] = 1.0 if log else 0.0
     return out
+
+
+def median_items(items: Iterable[T], key: Callable[[T], Hashable], rank: Callable[[T], float]) -> list[T]:
+    """Per group of `items` with the same `key`, the item of median `rank` (the lower median for an even
+    count), groups in the order first seen: the repeat that represents a point, with figures that belong
+    together (a per-figure median would mix repeats)."""
+    groups: dict[Hashable, list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return [sorted(group, key=rank)[(len(group) - 1) // 2] for group in groups.values()]
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ class EndpointLoad:
     saturation_rps: float | None = None  # median over sweeps
     saturation_interval: dict[str, float] | None = None  # repeat_interval over sweeps (>= 2 repeats)
     repeat_summaries: list[RepeatSummary] = field(default_factory=list)
+    server_warmup: dict[str, Any] | None = None  # the excluded warm-up load before the first point
 
     def point_at_fraction(self, fraction: float) -> LoadPoint | None:
         """First valid open-loop point at `fraction` of saturation (e.g. 0.5 = 50% load)."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
 from deploy_compare.config import LoadSettings, Profile
 from deploy_compare.results import NotRun, save, to_json_data
-from deploy_compare.stats import repeat_interval
+from deploy_compare.stats import WindowPolicy, repeat_interval
 from loadtests.analysis import repeat_summaries, to_sweep
 from loadtests.headroom import generator_cpus, measure_headroom
 from loadtests.launch import LocustTarget
@@ -74,6 +75,16 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
         return True
 
     try:
+        if settings.server_warmup_seconds > 0:
+            warm = replace(job, users=[settings.server_warmup_users], stop_rule=False, name=f"{name}-server-warmup",
+                           settings=replace(settings, window=WindowPolicy(
+                               warmup_seconds=settings.server_warmup_seconds, warmup_samples=10, min_seconds=0.0,
+                               min_samples=1, max_seconds=settings.server_warmup_seconds + 30.0)))
+            outcome = get_mode("closed").run(warm, repeat=0)
+            result.server_warmup = {"users": settings.server_warmup_users,
+                                    "seconds": settings.server_warmup_seconds, "excluded": True}
+            if not check("server warm-up", outcome.error):
+                return result
         if "closed" in modes:
             for r in range(settings.repeats):
                 outcome = get_mode("closed").run(job, repeat=r)

@@ -57,8 +57,23 @@ class ParityFigures:
     failure: str = ""  # the failing figure, e.g. "max abs error 3.1e-03 > 1e-04"
 
 
+@dataclass(kw_only=True)
+class ParityOutcome:
+    """One parity check: its figures, or why it could not be made (in-process artifact or served endpoint)."""
+
+    figures: ParityFigures | None = None
+    error: str = ""  # the artifact could not be loaded or run / the server could not be asked
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.figures is not None and self.figures.passed
+
+    def problem(self) -> str:
+        return self.error or (self.figures.failure if self.figures else "no figures")
+
+
 @dataclass
-class ParityRow:
+class ParityRow(ParityOutcome):
     artifact: str  # ArtifactRecord.key: twin/exporter/variant
     twin: str
     format: str
@@ -68,15 +83,6 @@ class ParityRow:
     layout: str
     path: str  # relative to the run folder
     seconds: float  # load + one prediction, in the runtime's process
-    figures: ParityFigures | None = None
-    error: str = ""  # the artifact could not be loaded or run
-
-    @property
-    def ok(self) -> bool:
-        return not self.error and self.figures is not None and self.figures.passed
-
-    def problem(self) -> str:
-        return self.error or (self.figures.failure if self.figures else "no figures")
 
 
 @dataclass

@@ -7,26 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploy_compare.results import Measurement, NotRun
-from models.parity import ParityFigures, ParityTolerance
+from models.parity import ParityOutcome, ParityTolerance
 from serving.metrics import MetricsWindow
 
 
 @dataclass
-class ServedParity:
+class ServedParity(ParityOutcome):
     stack: str
     protocol: str
     served_name: str
     twin: str
     layout: str
-    figures: ParityFigures | None = None
-    error: str = ""  # could not ask the server
-
-    @property
-    def ok(self) -> bool:
-        return not self.error and self.figures is not None and self.figures.passed
-
-    def problem(self) -> str:
-        return self.error or (self.figures.failure if self.figures else "no figures")
 
 
 @dataclass

@@ -63,7 +63,14 @@ def test_samples_needed_matches_binomial_bound():
 
 def test_repeat_interval():
     r = stats.repeat_interval([1.0, 2.0, 3.0])
-    assert r["median"] == 2.0 and r["ci_lo"] < 2.0 < r["ci_hi"]
+    assert r["median"] == 2.0 and 0 < r["ci_lo"] < 2.0 < r["ci_hi"] and r["log_scale"] == 1.0
+    # skewed positive repeats (a p99 of 2, 3 and 40 ms): the interval stays positive
+    skewed = stats.repeat_interval([2.0, 3.0, 40.0])
+    assert 0 < skewed["ci_lo"] < 3.0 < skewed["ci_hi"]
+    # geometric: symmetric on the log scale around the geometric mean
+    assert math.log(r["ci_hi"]) - math.log(6 ** (1 / 3)) == pytest.approx(math.log(6 ** (1 / 3)) - math.log(r["ci_lo"]))
+    linear = stats.repeat_interval([-1.0, 0.0, 1.0])
+    assert linear["log_scale"] == 0.0 and linear["ci_lo"] < 0 < linear["ci_hi"]
     assert math.isnan(stats.repeat_interval([1.0])["ci_lo"])
 
 
@@ -180,3 +187,8 @@ def test_cli_stops_only_what_the_command_started(tmp_path):
         assert outside.alive()  # e.g. a session fixture's server survives an in-process CLI call
     finally:
         outside.stop(timeout=2)
+
+
+def test_median_items_picks_the_median_member_of_each_group():
+    items = [("a", 5), ("b", 1), ("a", 1), ("a", 3), ("b", 9)]
+    assert stats.median_items(items, key=lambda i: i[0], rank=lambda i: i[1]) == [("a", 3), ("b", 1)]

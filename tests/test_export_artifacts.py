@@ -2,6 +2,8 @@
 (sha256 and size of the file on disk), and artifacts that load in their runtime with a dynamic batch."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,12 @@ def test_failing_exporter_fails_by_name_unless_optional(tmp_path):
     run_exporter(optional, job, manifest)
     assert manifest.artifacts == [] and [(n.what, n.reason, n.enable_command) for n in manifest.not_run] == [
         ("mlp/broken", "RuntimeError: converter exploded", "pip install a-better-converter")]
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../other-run/artifacts/mlp/onnx/model.onnx", ""])
+def test_manifest_paths_must_stay_inside_the_run_folder(spine_run, tmp_path, bad):
+    data = json.loads(spine_run.manifest.read_text())
+    data["artifacts"][0]["path"] = bad
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(Exception, match="inside"):
+        results.load(Manifest, tmp_path / "manifest.json")

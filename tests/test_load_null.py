@@ -24,7 +24,7 @@ from serving.endpoint import Endpoint
 pytestmark = pytest.mark.integration
 
 SHORT = WindowPolicy(warmup_seconds=0.2, warmup_samples=10, min_seconds=0.6, min_samples=50, max_seconds=8.0)
-SETTINGS = replace(QUICK.load, window=SHORT, twins=(), drain_seconds=5.0)
+SETTINGS = replace(QUICK.load, window=SHORT, twins=(), drain_seconds=5.0, server_warmup_seconds=0.0)
 
 
 @pytest.fixture
@@ -69,8 +69,9 @@ def _endpoint(port: int, server, cpus, path: str = "/v1/models/null:predict") ->
 def test_sweep_stops_by_its_rule(null_server, payload, tmp_path):
     server, port, cpus = null_server
     ep = _endpoint(port, server, cpus)
-    plateau = measure_endpoint(ep, replace(SETTINGS, plateau_gain=10.0, max_users=64), payload=payload, twin=None,
-                               log_dir=tmp_path, modes=("closed",))
+    plateau = measure_endpoint(ep, replace(SETTINGS, plateau_gain=10.0, max_users=64, server_warmup_seconds=0.5),
+                               payload=payload, twin=None, log_dir=tmp_path, modes=("closed",))
+    assert plateau.server_warmup == {"users": 4, "seconds": 0.5, "excluded": True}  # warmed at load, excluded
     (sweep,) = plateau.sweeps
     assert [p.users for p in sweep.points] == [1, 2, 4], sweep.stop_reason  # 2 steps each adding < 1000%
     assert sweep.stop_reason.startswith("throughput plateau")

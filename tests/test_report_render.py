@@ -124,3 +124,19 @@ def test_report_opens_in_headless_chromium(rendered, tmp_path):
     assert shot.exists() and shot.stat().st_size > 20_000, "screenshot missing or blank"
     if os.environ.get("REPORT_SCREENSHOT"):  # keep it for a human to look at
         shutil.copyfile(shot, os.environ["REPORT_SCREENSHOT"])
+
+
+def test_load_rows_are_the_median_repeat_of_each_level():
+    from types import SimpleNamespace as P
+
+    from deploy_compare.report.sources.loadtest import median_repeats
+
+    def lat(p99):
+        return P(stats={"p99": p99})
+
+    closed = [P(mode="closed", load="1 users", throughput_rps=t, repeat=r, latency_ms=lat(1.0))
+              for r, t in enumerate([500.0, 1300.0, 1100.0])]
+    opened = [P(mode="open", load="900 req/s", throughput_rps=900.0, repeat=r, latency_ms=lat(v))
+              for r, v in enumerate([5.0, 400.0, 20.0])]
+    rows = median_repeats(closed + opened)
+    assert [(p.mode, p.repeat) for p in rows] == [("closed", 2), ("open", 2)]  # 1,100 req/s; p99 20 ms

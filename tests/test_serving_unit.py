@@ -208,8 +208,14 @@ def test_artifact_whose_sha256_changed_is_refused_naming_it(tmp_path):
     art.write_bytes(b"weights v2 (tampered)")
     with pytest.raises(ArtifactMismatch, match=r"mlp/torchscript/fp32.*does not match the manifest"):
         verified_model(tmp_path, rec)
+    with pytest.raises(ValueError, match="inside"):  # the manifest record itself refuses a path leaving the run
+        replace(rec, path="../elsewhere/model.pt")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "model.pt").write_bytes(art.read_bytes())
+    (tmp_path / "link").symlink_to(outside)  # inside by name, outside once resolved
     with pytest.raises(ArtifactMismatch, match="outside the run folder"):
-        verified_model(tmp_path, replace(rec, path="../elsewhere/model.pt"))
+        verified_model(tmp_path, replace(rec, path="link/model.pt"))
 
 
 def test_port_already_taken_is_a_clear_error_before_starting():

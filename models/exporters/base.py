@@ -13,7 +13,7 @@ import importlib.metadata
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 from deploy_compare.registry import Registry
@@ -50,6 +50,13 @@ class ArtifactRecord:
     export_seconds: float
     tool_versions: dict[str, str] = field(default_factory=dict)
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        # artifacts are loaded only from the run's own folder: a manifest cannot point elsewhere
+        parts = PurePosixPath(self.path).parts
+        if not parts or PurePosixPath(self.path).is_absolute() or ".." in parts:
+            raise ValueError(f"artifact {self.twin}/{self.exporter}/{self.variant}: path {self.path!r} must be "
+                             "relative to the run folder and stay inside it")
 
     @property
     def key(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy_compare import results
+from deploy_compare.stats import median_items
 from deploy_compare.report.model import FloorRow, LatencyStats, ReportResults, TheanoRow
 from deploy_compare.report.sources import source
 
@@ -22,6 +23,18 @@ def latency_stats(m: results.Measurement, backed: list[str] | None = None) -> La
                         backed=list(backed) if backed is not None else backed_percentiles(n))
 
 
+def _p50(point) -> float:
+    b1 = next((b for b in point.batches if b.batch == 1 and b.latency is not None), None)
+    return b1.latency.stats["p50"] if point.ok and b1 is not None else float("inf")
+
+
+def median_repeats(points: list) -> list:
+    """Per point identity (twin, runtime, variant, artifact, threads) the repeat with the median batch-1 p50
+    (failed repeats sort last)."""
+    return median_items(points, key=lambda p: (p.spec.twin, p.spec.runtime, p.spec.variant, p.spec.artifact,
+                                               p.threads), rank=_p50)
+
+
 @source("floor.json", "floor", "floor")
 def floor(path: Path, res: ReportResults) -> list[results.NotRun]:
     from models.floor import FloorResults
@@ -29,10 +42,7 @@ def floor(path: Path, res: ReportResults) -> list[results.NotRun]:
     fl = results.load(FloorResults, path)
     framework_of = {a.key: a.framework for a in res.artifacts}
     spread = {(s.twin, s.runtime, s.variant, s.artifact, s.threads): s for s in fl.spread}
-    first = min((p.repeat for p in fl.points), default=0)
-    for p in fl.points:
-        if p.repeat != first:  # one row per point identity: the first repeat; the spread columns hold the rest
-            continue
+    for p in median_repeats(fl.points):  # one row per point identity; the spread columns hold all repeats
         spec = p.spec
         sp = spread.get((spec.twin, spec.runtime, spec.variant, spec.artifact, p.threads))
         base = dict(twin=spec.twin, runtime=spec.runtime,

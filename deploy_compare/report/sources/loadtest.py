@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy_compare import results
+from deploy_compare.stats import median_items
 from deploy_compare.report.model import Headroom, LatencyStats, LoadPoint, ReportResults
 from deploy_compare.report.sources import source
 
@@ -37,6 +38,17 @@ def _point(p, endpoint: dict, generator_cpus: list[int], repeats: int, intervals
         generator_cpus=list(generator_cpus))
 
 
+def _rank(p) -> float:
+    if p.mode == "open":
+        return p.latency_ms.stats["p99"] if p.latency_ms else float("inf")
+    return p.throughput_rps
+
+
+def median_repeats(points: list) -> list:
+    """Per (mode, load level) the repeat of median throughput (closed loop) or corrected p99 (open loop)."""
+    return median_items(points, key=lambda p: (p.mode, p.load), rank=_rank)
+
+
 @source("loadtest.json", "serve", "latency", "curves", "openloop", "server-client")
 def loadtest(path: Path, res: ReportResults) -> list[results.NotRun]:
     from loadtests.results import LoadTestResults
@@ -50,11 +62,9 @@ def loadtest(path: Path, res: ReportResults) -> list[results.NotRun]:
                                          reason=ep.failure or ep.status, enable_command="rerun the serve stage"))
         intervals = {(r.mode, r.load): r.metrics for r in ep.repeat_summaries}
         repeats = max(len(ep.sweeps), 1)
-        first = min((s.repeat for s in ep.sweeps), default=0)
-        # one row per load level: the first repeat's point; the others enter through the intervals
-        points = [p for s in ep.sweeps if s.repeat == first for p in s.points]
-        first_open = min((p.repeat for p in ep.open_points), default=0)
-        points += [p for p in ep.open_points if p.repeat == first_open]
+        # one row per load level: its median repeat (closed loop: by throughput; open loop: by corrected p99),
+        # a real point whose figures belong together; the spread of all repeats is in the intervals
+        points = median_repeats([p for s in ep.sweeps for p in s.points] + list(ep.open_points))
         res.load_points += [_point(p, d, ep.generator_cpus, repeats, intervals) for p in points]
     h = lt.headroom
     if h is not None:
