@@ -140,3 +140,9 @@ def test_load_rows_are_the_median_repeat_of_each_level():
               for r, v in enumerate([5.0, 400.0, 20.0])]
     rows = median_repeats(closed + opened)
     assert [(p.mode, p.repeat) for p in rows] == [("closed", 2), ("open", 2)]  # 1,100 req/s; p99 20 ms
+
+
+def test_numbers_never_render_in_exponent_form_near_a_thousand():
+    from deploy_compare.report import fmt
+
+    assert fmt.rate(999.7) == "1,000/s" and fmt.rate(999.4) == "999/s" and fmt.rate(12345.6) == "12,346/s"

@@ -26,7 +26,8 @@ def num(value: float | None, digits: int = 3) -> str:
         return NA
     if value == 0:
         return "0"
-    return f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
+    # values that round up to 10**digits (999.7 -> "1e+03" in %g) take the plain form too
+    return f"{value:,.0f}" if abs(value) >= 10 ** digits - 0.5 else f"{value:.{digits}g}"
 
 
 ms = na_if_none(lambda v: f"{num(v)} ms")
