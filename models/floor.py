@@ -98,9 +98,9 @@ class PointSpec:
         return self.artifact or f"{self.twin}/{self.runtime}"
 
     def record(self, run_dir: RunDir) -> "ArtifactRecord":
-        from models.exporters.base import Manifest
+        from models.exporters.stage import load_manifest
 
-        manifest = results.load(Manifest, run_dir.manifest)
+        manifest = load_manifest(run_dir)
         for rec in manifest.artifacts:
             if rec.key == self.artifact:
                 return rec
@@ -261,11 +261,11 @@ def runtime_imports(cls: type) -> tuple[str, ...]:
 
 def plan_points(run_dir: RunDir, twins: Iterable[str], settings: FloorSettings) -> tuple[list[PointSpec], list[NotRun]]:
     """Every point of the floor, in twin order; artifacts whose format has no runtime become NotRun."""
-    from models.exporters.base import Manifest
+    from models.exporters.stage import load_manifest
     from models.runtimes.base import FORMAT_RUNTIMES, RUNTIMES
 
     import_runtime_modules()
-    manifest = results.load(Manifest, run_dir.manifest)
+    manifest = load_manifest(run_dir)
     points: list[PointSpec] = []
     not_run: list[NotRun] = []
     twins = list(twins)
@@ -639,9 +639,9 @@ def print_summary(floor: FloorResults, console: "Console") -> None:
 # ---------------------------------------------------------------- stage and command
 
 def _twins(run_dir: RunDir) -> list[str]:
-    from models.exporters.base import Manifest
+    from models.exporters.stage import load_manifest
 
-    manifest = results.load(Manifest, run_dir.manifest)
+    manifest = load_manifest(run_dir)
     return list(dict.fromkeys(r.twin for r in manifest.artifacts))
 
 
