@@ -16,11 +16,11 @@ WORKDIR /app
 COPY requirements.lock pyproject.toml README.md ./
 # torch==2.13.0 must be the CPU wheel (never a CUDA build)
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.lock
+COPY core ./core
 COPY deploy_compare ./deploy_compare
 COPY models ./models
 COPY serving ./serving
 COPY loadtests ./loadtests
-COPY scripts ./scripts
 RUN pip install --no-deps --no-build-isolation -e .
 
 RUN useradd --create-home --uid 1000 dc

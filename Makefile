@@ -6,19 +6,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 PROFILE ?= quick
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: deploy-compare test install system-deps clean
+.PHONY: deploy-compare test lint install install-test system-deps clean
 
 deploy-compare: install
 	$(BIN)/deploy-compare run --profile $(PROFILE) $(ARGS)
 
-test: install
+test: install-test lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff, and the layers contract (imports point down: app -> loadtests -> serving -> models -> core)
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
 install: system-deps $(STAMP)
+
+install-test: install $(TEST_STAMP)
 
 # torch==2.13.0 resolves to the CPU wheel on this machine's disk (find-links); never a CUDA build.
 $(STAMP): requirements.lock pyproject.toml
@@ -26,6 +34,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP) requirements-test.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-test.lock
+	touch $(TEST_STAMP)
 
 # TorchServe's frontend needs Java 17.
 system-deps:

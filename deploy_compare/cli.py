@@ -13,8 +13,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from deploy_compare.errors import UserError  # noqa: F401  (re-exported: commands raise it)
-from deploy_compare.registry import Registry
+from core.errors import UserError
+from core.registry import Registry
 
 COMMANDS: Registry[tuple[str, str]] = Registry("command")
 for _name, _module, _help in (
@@ -38,9 +38,9 @@ def _top_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from deploy_compare import proc
-
     import os
+
+    from core import proc
 
     # TensorFlow's C++ start-up chatter (no CUDA here, oneDNN notes) hides the progress lines; errors still show
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

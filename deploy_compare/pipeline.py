@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
-from rich.console import Console
-
-from deploy_compare import results
-from deploy_compare.config import RunConfig
-from deploy_compare.registry import Registry
-from deploy_compare.rundir import RunDir
+from core import results
+from core.config import RunConfig
+from core.context import RunContext
+from core.registry import Registry
 
 # name -> "module:function"; the order of registration is the order of execution.
 STAGES: Registry[str] = Registry("stage")
@@ -30,14 +27,6 @@ for _name, _target in (
     ("report", "deploy_compare.report:run_stage"),  # report.md / report.html / results.json (issue 6)
 ):
     STAGES.register(_name)(_target)
-
-
-@dataclass
-class RunContext:
-    config: RunConfig
-    run_dir: RunDir
-    console: Console = field(default_factory=lambda: Console(stderr=True))
-    timings: list[results.StageTiming] = field(default_factory=list)
 
 
 def resolve(target: str) -> Callable[[RunContext], None]:

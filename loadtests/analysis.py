@@ -1,10 +1,10 @@
 """Raw samples (from the locust process) -> typed points with statistics and a valid/invalid verdict."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from deploy_compare.config import LoadSettings
-from deploy_compare.stats import backed_percentiles, repeat_interval, summarize
+from core.config import LoadSettings
+from core.stats import backed_percentiles, repeat_interval, summarize
 from loadtests.plan import RawPoint
 from loadtests.results import GeneratorCpu, LatencySummary, LoadPoint, RepeatSummary, Sweep
 from loadtests.rules import StepFigure, ValidityLimits, invalid_reasons, saturation_index

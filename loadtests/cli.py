@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from deploy_compare.config import PROFILES, get_profile
+from core.config import PROFILES, get_profile
 from loadtests.senders import API_PATHS
 
 
@@ -84,8 +84,8 @@ def _endpoint(args: argparse.Namespace, host_port: str | None = None):
 
 
 def main(args: argparse.Namespace) -> int:
-    from deploy_compare.cli import UserError
-    from deploy_compare.results import save
+    from core.errors import UserError
+    from core.results import save
     from loadtests.results import LoadTestResults
     from loadtests.stage import _locust_version, label_of, measure_endpoint, settings_data
 

@@ -20,8 +20,9 @@ import time
 import traceback
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import gevent
 import gevent.event
@@ -34,8 +35,16 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.plan import poisson_offsets
-from loadtests.senders import (API_PATHS, TFSERVING_PREDICT, TORCHSERVE_PREDICT, GrpcSender, RestSender,
-                               error_kind, tfserving_request, torchserve_request)
+from loadtests.senders import (
+    API_PATHS,
+    TFSERVING_PREDICT,
+    TORCHSERVE_PREDICT,
+    GrpcSender,
+    RestSender,
+    error_kind,
+    tfserving_request,
+    torchserve_request,
+)
 
 # Workers report locust's stats to the master every 3 s by default; the controller uses those counts
 # to close windows, so report more often.
@@ -185,7 +194,7 @@ class PhaseBuf:
         self.cpu_seconds = 0.0
         self.wall_seconds = 0.0
 
-    def close(self) -> "PhaseBuf":
+    def close(self) -> PhaseBuf:
         self.cpu_seconds = _cpu_seconds() - self.cpu0
         self.wall_seconds = time.perf_counter() - self.t0
         return self
@@ -491,7 +500,7 @@ def _unpack(point: dict) -> dict[str, Any]:
 
 
 def _controller_main(environment: Any, plan_path: str, started: gevent.event.Event) -> None:
-    from deploy_compare.results import load, to_json_data
+    from core.results import load, to_json_data
     from loadtests.plan import Plan
 
     runner = environment.runner

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from deploy_compare.config import LoadSettings
+from core.config import LoadSettings
 from loadtests.launch import LOCUSTFILES, LocustTarget, free_port
 from loadtests.modes import LoadJob, get_mode
 from loadtests.nullserver import start_null_server

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from deploy_compare.proc import ManagedProcess
-from deploy_compare.results import from_json_data, save
+from core.proc import ManagedProcess
+from core.results import from_json_data, save
 from loadtests.plan import Plan, RawRun
 from serving.endpoint import Endpoint
 
@@ -42,7 +42,7 @@ class LocustTarget:
 
     @classmethod
     def for_endpoint(cls, endpoint: Endpoint, payload: str, *, twin: str | None = None,
-                     source_layout: str | None = None, batch_size: int = 1) -> "LocustTarget":
+                     source_layout: str | None = None, batch_size: int = 1) -> LocustTarget:
         protocol = endpoint.protocol
         key = (endpoint.server, protocol)
         if key not in _FILES:

@@ -95,7 +95,7 @@ def wait_listening(host: str, port: int, timeout: float = 10.0) -> None:
 
 def start_null_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1"):
     """Start the null server in its own process group (a ManagedProcess); returns it once listening."""
-    from deploy_compare.proc import ManagedProcess
+    from core.proc import ManagedProcess
 
     proc = ManagedProcess([sys.executable, "-m", "loadtests.nullserver", "--host", host, "--port", str(port)],
                           log_path, cpus=cpus, name="nullserver").start()

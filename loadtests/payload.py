@@ -49,7 +49,7 @@ def load_inputs(source: str | Path, twin: str | None = None) -> tuple[np.ndarray
     """(x, description) from a run folder (needs `twin`) or a .npy/.npz file."""
     path = Path(source)
     if path.is_dir():
-        from deploy_compare.rundir import RunDir
+        from core.rundir import RunDir
 
         if not twin:
             raise ValueError(f"payload {path} is a run folder: say which twin's held-out batch to send (--twin)")

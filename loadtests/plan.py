@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from deploy_compare.stats import WindowPolicy
+from core.stats import WindowPolicy
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Typed load-test results (saved as `loadtest.json` with `deploy_compare.results.save`).
+"""Typed load-test results (saved as `loadtest.json` with `core.results.save`).
 
 Statistics come from our own raw per-request samples (perf_counter, ms), never from locust's rounded
 stats; the successful samples of every point are kept (rounded to 1 microsecond) so any other
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy_compare.results import NotRun
+from core.results import NotRun
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Sweep:
 
 @dataclass
 class RepeatSummary:
-    """Median and 95% interval across repeats of one load level (deploy_compare.stats.repeat_interval)."""
+    """Median and 95% interval across repeats of one load level (core.stats.repeat_interval)."""
     mode: str
     load: str  # "4 users" | "250 req/s"
     metrics: dict[str, dict[str, float]]  # throughput_rps / p99_ms / p50_ms -> repeat_interval(...)

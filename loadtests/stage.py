@@ -15,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any
 
-from deploy_compare.config import LoadSettings, Profile
-from deploy_compare.results import NotRun, save, to_json_data
-from deploy_compare.stats import WindowPolicy, repeat_interval
+from core.config import LoadSettings, Profile
+from core.results import NotRun, save, to_json_data
+from core.stats import WindowPolicy, repeat_interval
 from loadtests.analysis import repeat_summaries, to_sweep
 from loadtests.headroom import generator_cpus, measure_headroom
 from loadtests.launch import LocustTarget

@@ -12,12 +12,12 @@ held-out part fixed by the seed. Arrays are float32 in the *canonical* layout, w
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from deploy_compare.registry import Registry
+from core.registry import Registry
 
 LAYOUTS = ("NF", "NHWC", "NCHW")
 HELDOUT_FRACTION = 0.2

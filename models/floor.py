@@ -32,21 +32,22 @@ import importlib.util
 import json
 import os
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-from deploy_compare import results, stats
-from deploy_compare.config import PROFILES, FloorSettings, get_profile
-from deploy_compare.results import Measurement, NotRun
-from deploy_compare.rundir import RunDir
+from core import results, stats
+from core.config import PROFILES, FloorSettings, get_profile
+from core.results import Measurement, NotRun
+from core.rundir import RunDir
 from models.parity import ParityFigures, ParityTolerance
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from deploy_compare.pipeline import RunContext
+    from core.context import RunContext
     from models.exporters.base import ArtifactRecord
 
 # In-process runtimes of the trained twins (modules under models/runtimes/; importing registers them).
@@ -97,7 +98,7 @@ class PointSpec:
         """Unique per twin: the artifact key (twin/exporter/variant), or twin/runtime for a trained twin."""
         return self.artifact or f"{self.twin}/{self.runtime}"
 
-    def record(self, run_dir: RunDir) -> "ArtifactRecord":
+    def record(self, run_dir: RunDir) -> ArtifactRecord:
         from models.exporters.stage import load_manifest
 
         manifest = load_manifest(run_dir)
@@ -357,7 +358,7 @@ def run_group(group: Group, run_dir: RunDir, settings: FloorSettings, tolerance:
               cpus: set[int] | None, on_point: Any = None,
               concurrent: int = 1) -> tuple[list[FloorPoint], ProcessRecord]:
     """Measure a group in a fresh process; points the process did not finish become failed rows."""
-    from deploy_compare.proc import IsolatedError, run_isolated, stop_all
+    from core.proc import IsolatedError, run_isolated, stop_all
 
     safe = group.name.replace("/", "_").replace(" ", "_")
     progress = run_dir.logs / "floor" / f"{safe}-t{group.threads}-r{group.repeat}.jsonl"
@@ -414,11 +415,11 @@ def run_groups(groups: list[Group], run_dir: RunDir, settings: FloorSettings, to
     time, each pinned to its own core (longest first); groups with more threads run alone, unpinned."""
     import queue
 
-    from deploy_compare.proc import stop_all
+    from core.proc import stop_all
 
     single = [g for g in groups if g.threads == 1]
     slots = core_slots(settings)[:max(1, settings.parallel_processes)]
-    free: "queue.Queue[int]" = queue.Queue()
+    free: queue.Queue[int] = queue.Queue()
     for cpu in slots:
         free.put(cpu)
 
@@ -447,7 +448,7 @@ def run_groups(groups: list[Group], run_dir: RunDir, settings: FloorSettings, to
 
 
 def measure(run_dir: RunDir, twins: Iterable[str], settings: FloorSettings, run_id: str, profile: str,
-            console: "Console") -> FloorResults:
+            console: Console) -> FloorResults:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     t0 = time.perf_counter()
@@ -612,7 +613,7 @@ def _fmt(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def print_summary(floor: FloorResults, console: "Console") -> None:
+def print_summary(floor: FloorResults, console: Console) -> None:
     from rich.console import Console
 
     wide = Console(file=console.file, width=max(console.width, TABLE_WIDTH))  # tables stay readable in logs
@@ -645,7 +646,7 @@ def _twins(run_dir: RunDir) -> list[str]:
     return list(dict.fromkeys(r.twin for r in manifest.artifacts))
 
 
-def run_stage(ctx: "RunContext") -> None:
+def run_stage(ctx: RunContext) -> None:
     settings = ctx.config.profile.floor
     twins = [t for t in ctx.config.profile.train.twins if t in _twins(ctx.run_dir)]
     floor = measure(ctx.run_dir, twins, settings, ctx.config.run_id, ctx.config.profile.name, ctx.console)
@@ -664,7 +665,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from deploy_compare.cli import UserError
+    from core.errors import UserError
 
     run_dir = RunDir(args.run_dir.resolve())
     if not run_dir.manifest.exists():

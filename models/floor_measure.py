@@ -1,4 +1,4 @@
-"""The floor's measuring side: runs inside a fresh process (`deploy_compare.proc.run_isolated`).
+"""The floor's measuring side: runs inside a fresh process (`core.proc.run_isolated`).
 
 `measure_group(payload)` measures one or more points (model x runtime) at one thread setting, in order,
 and appends each finished point as one JSON line to the payload's `progress` file (so the parent can
@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from deploy_compare import results, stats
-from deploy_compare.proc import peak_rss_bytes
-from deploy_compare.rundir import RunDir
+from core import results, stats
+from core.proc import peak_rss_bytes
+from core.rundir import RunDir
 from models.data import to_layout
-from models.floor import (BatchFigures, FloorPoint, MeasureRequest, PointSpec, import_runtime_modules,
-                          runtime_imports)
+from models.floor import BatchFigures, FloorPoint, MeasureRequest, PointSpec, import_runtime_modules, runtime_imports
 from models.parity import ParityTolerance, compare
 from models.training import load_heldout
 from models.zoo import get_twin

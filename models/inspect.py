@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from deploy_compare.registry import Registry
+from core.registry import Registry
 from models.exporters.base import TensorSpec, digest
 
 
@@ -156,8 +156,8 @@ class TorchScriptFormat(ArtifactFormat):
     def describe(self, path: Path) -> GraphSummary:
         import torch
 
+        from core.results import from_json_data
         from models.exporters.torchscript import SIGNATURE_FILE
-        from deploy_compare.results import from_json_data
 
         extra = {SIGNATURE_FILE: ""}
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
@@ -265,8 +265,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from deploy_compare.cli import UserError
-    from deploy_compare.results import to_json_data
+    from core.errors import UserError
+    from core.results import to_json_data
 
     try:
         info = inspect_artifact(args.path)
@@ -282,7 +282,7 @@ def main(args: argparse.Namespace) -> int:
 def run_stage(ctx) -> None:
     """Pipeline stage `inspect`: the graph summary of every artifact in the manifest, saved as
     inspect.json (the manifest holds signatures and digests; this adds op counts and opsets)."""
-    from deploy_compare import results
+    from core import results
     from models.exporters.stage import load_manifest
 
     infos = []

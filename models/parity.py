@@ -9,7 +9,7 @@ cannot be loaded or run, fails the stage with its name and the failing figure, a
 (every row) is saved: never dropped silently.
 
 Isolation: one fresh process per runtime (SavedModel/TensorFlow, LiteRT, TorchScript, onnxruntime)
-through `deploy_compare.proc.run_isolated`, two at a time, so a runtime's crash or global state
+through `core.proc.run_isolated`, two at a time, so a runtime's crash or global state
 (thread pools, a second TFLite runtime in a TensorFlow process) cannot touch another runtime's
 figures, while the stage pays each framework's import only once.
 """
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploy_compare import results
-from deploy_compare.results import NotRun
+from core import results
+from core.results import NotRun
 from models.exporters.base import ArtifactRecord
 
 if TYPE_CHECKING:
-    from deploy_compare.pipeline import RunContext
+    from core.context import RunContext
 
 PARITY_THREADS = 1
 PARALLEL_RUNTIMES = 2
@@ -127,7 +127,7 @@ def compare(logits: np.ndarray, logits_ref: np.ndarray, y: np.ndarray,
 def evaluate(payload: dict[str, Any]) -> list[Any]:
     """Child-process entry (`run_isolated`): parity rows of artifacts that share one runtime.
     A failing artifact becomes a row with its error (full traceback in this process's log)."""
-    from deploy_compare.rundir import RunDir
+    from core.rundir import RunDir
     from models.data import to_layout
     from models.runtimes.base import runtime_for
     from models.training import load_heldout
@@ -165,7 +165,7 @@ def _row(rec: ArtifactRecord, runtime: str, error: str = "") -> ParityRow:
 def check(run_dir, manifest, tolerance: ParityTolerance = ParityTolerance(), threads: int = PARITY_THREADS,
           parallel: int = PARALLEL_RUNTIMES) -> ParityReport:
     """Parity rows of every artifact in `manifest` (one fresh process per runtime), in manifest order."""
-    from deploy_compare.proc import IsolatedError, run_isolated
+    from core.proc import IsolatedError, run_isolated
     from models.runtimes.base import FORMAT_RUNTIMES, load_runtimes
 
     load_runtimes()
@@ -187,7 +187,7 @@ def check(run_dir, manifest, tolerance: ParityTolerance = ParityTolerance(), thr
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         by_key = {row.artifact: row for rows in pool.map(run_group, groups.items()) for row in rows}
     return ParityReport(run_id=manifest.run_id, tolerance=tolerance, threads=threads,
-                        isolation="one fresh process per runtime (deploy_compare.proc.run_isolated)",
+                        isolation="one fresh process per runtime (core.proc.run_isolated)",
                         rows=[by_key[rec.key] for rec in manifest.artifacts], not_run=list(manifest.not_run))
 
 
@@ -203,7 +203,7 @@ def load_report(run_dir) -> ParityReport:
     return results.load(ParityReport, run_dir.parity)
 
 
-def run_stage(ctx: "RunContext") -> None:
+def run_stage(ctx: RunContext) -> None:
     from models.exporters.stage import load_manifest
 
     manifest = load_manifest(ctx.run_dir)

@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploy_compare import results
-from deploy_compare.config import TrainSettings
-from deploy_compare.rundir import RunDir
+from core import results
+from core.config import TrainSettings
+from core.rundir import RunDir
 from models.data import Dataset, load_dataset, to_layout
-from models.zoo import Twin, TransplantError, get_twin, param_counts
+from models.zoo import TransplantError, Twin, get_twin, param_counts
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from deploy_compare.pipeline import RunContext
+    from core.context import RunContext
 
 TRANSPLANT_TOLERANCE = 1e-4
 KERAS_FILE = "keras.keras"
@@ -122,7 +122,7 @@ def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
-def train_keras(twin: Twin, data: Dataset, settings: TrainSettings, progress: "Progress") -> tuple[Any, float]:
+def train_keras(twin: Twin, data: Dataset, settings: TrainSettings, progress: Progress) -> tuple[Any, float]:
     import keras
 
     epochs = settings.epochs_for(twin.name)
@@ -141,7 +141,7 @@ def train_keras(twin: Twin, data: Dataset, settings: TrainSettings, progress: "P
     return model, time.perf_counter() - t0
 
 
-def train_torch(twin: Twin, data: Dataset, settings: TrainSettings, progress: "Progress") -> tuple[Any, float]:
+def train_torch(twin: Twin, data: Dataset, settings: TrainSettings, progress: Progress) -> tuple[Any, float]:
     import torch
 
     epochs = settings.epochs_for(twin.name)
@@ -189,7 +189,7 @@ def check_transplant(twin: Twin, keras_model: Any, torch_model: Any, x: np.ndarr
 
 
 def train_twin(name: str, settings: TrainSettings, run_dir: RunDir, threads: TrainThreads,
-               progress: "Progress") -> TwinRecord:
+               progress: Progress) -> TwinRecord:
     """Train, transplant, check and save one twin; return its record."""
     import torch
 
@@ -238,7 +238,7 @@ def _relative(path: Path, run_dir: RunDir) -> str:
     return str(path.relative_to(run_dir.path))
 
 
-def run_stage(ctx: "RunContext") -> None:
+def run_stage(ctx: RunContext) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 

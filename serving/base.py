@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from deploy_compare.registry import Registry
+from core.registry import Registry
 from serving.endpoint import Endpoint
 
 if TYPE_CHECKING:
-    from deploy_compare.config import ServeSettings
+    from core.config import ServeSettings
     from serving.catalog import ServedModel
 
 
@@ -78,7 +78,7 @@ class Launcher(ABC):
     bind_host: ClassVar[str]  # the address servers bind to, as seen inside their network namespace
 
     @abstractmethod
-    def check(self, server_cls: type["Server"], settings: "ServeSettings") -> None:
+    def check(self, server_cls: type[Server], settings: ServeSettings) -> None:
         """Raise `NotAvailable` (reason + enabling command) if this launcher cannot run the server here."""
 
     @abstractmethod
@@ -102,7 +102,7 @@ class Server(ABC):
     native_loopback: ClassVar[bool] = True  # False: the native binary cannot bind 127.0.0.1 only
     fatal_log: ClassVar[tuple[str, ...]] = ()  # regexes of log lines that mean "will never be ready"
 
-    def __init__(self, launcher: Launcher, settings: "ServeSettings", models: list["ServedModel"], store: Path,
+    def __init__(self, launcher: Launcher, settings: ServeSettings, models: list[ServedModel], store: Path,
                  log_path: Path, ports: dict[str, int], cpus: set[int] | None = None) -> None:
         self.launcher = launcher
         self.settings = settings
@@ -135,7 +135,7 @@ class Server(ABC):
         return {"server": self.name, "launcher": self.launcher.name}
 
     # --- the shared lifecycle ---
-    def start(self) -> "Server":
+    def start(self) -> Server:
         spec = self.prepare()
         self.handle = self.launcher.launch(spec, self.log_path)
         return self
@@ -176,7 +176,7 @@ class Server(ABC):
             raise ServerError(f"{self.name} was not started")
         return self.handle
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -186,7 +186,7 @@ class Server(ABC):
 SERVERS: Registry[type[Server]] = Registry("server")
 
 
-def choose_launcher(choice: str, server_cls: type[Server], settings: "ServeSettings") -> Launcher:
+def choose_launcher(choice: str, server_cls: type[Server], settings: ServeSettings) -> Launcher:
     """`auto`: the first launcher (native, then docker) that can run `server_cls` here. An explicit
     choice that cannot run raises `NotAvailable` with its reason. Import the implementations first."""
     import serving.launchers  # noqa: F401  (registers native and docker)

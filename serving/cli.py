@@ -8,8 +8,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from deploy_compare.config import PROFILES, get_profile
-from deploy_compare.rundir import RunDir
+from core.config import PROFILES, get_profile
+from core.rundir import RunDir
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from deploy_compare.cli import UserError
+    from core.errors import UserError
     from models.parity import ParityTolerance
     from serving.base import SERVERS, NotAvailable, Server, ServerError
     from serving.catalog import ArtifactMismatch, PortInUse

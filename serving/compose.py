@@ -13,8 +13,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from deploy_compare.config import ServeSettings
-from deploy_compare.rundir import RunDir
+from core.config import ServeSettings
+from core.rundir import RunDir
 from serving.base import SERVERS
 from serving.catalog import DEFAULT_PORTS, served_models
 from serving.launchers.docker import DockerLauncher

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy_compare.results import Measurement, NotRun
+from core.results import Measurement, NotRun
 from models.parity import ParityOutcome, ParityTolerance
 from serving.metrics import MetricsWindow
 

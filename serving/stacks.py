@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from deploy_compare.config import ServeSettings
-from deploy_compare.results import NotRun
-from deploy_compare.rundir import RunDir
+from core.config import ServeSettings
+from core.results import NotRun
+from core.rundir import RunDir
 from serving.base import SERVERS, NotAvailable, Server, choose_launcher
 from serving.catalog import allocate_ports, served_models
 
@@ -57,5 +57,5 @@ def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: li
 
 def import_servers() -> None:
     """Register every server implementation."""
+    import serving.tfserving.server
     import serving.torchserve.server  # noqa: F401
-    import serving.tfserving.server  # noqa: F401

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from rich.markup import escape
 
-from deploy_compare import proc, results
-from deploy_compare.results import Measurement
-from deploy_compare.stats import WindowPolicy, measure_window, summarize
+from core import proc, results
+from core.results import Measurement
+from core.stats import WindowPolicy, measure_window, summarize
 from models.parity import ParityTolerance, compare
 from serving.base import SERVERS, Server, ServerError
 from serving.clients import make_client
@@ -30,15 +30,15 @@ from serving.results import ColdStart, ServedParity, ServerMemory, ServerRun, Se
 from serving.stacks import import_servers, plan_server
 
 if TYPE_CHECKING:
-    from deploy_compare.pipeline import RunContext
-    from deploy_compare.rundir import RunDir
+    from core.context import RunContext
+    from core.rundir import RunDir
 
 # The sequential probe: one request at a time, batch 1, after a short warm-up. A first look at
 # per-protocol latency, not the load test (which owns the real windows).
 PROBE = WindowPolicy(warmup_seconds=0.1, warmup_samples=5, min_seconds=0.25, min_samples=50, max_seconds=15.0)
 
 
-def heldout(run_dir: "RunDir", twin: str, layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def heldout(run_dir: RunDir, twin: str, layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x in `layout`, y, logits_ref) of a twin's held-out batch."""
     from models.data import to_layout
     from models.zoo import get_twin
@@ -47,7 +47,7 @@ def heldout(run_dir: "RunDir", twin: str, layout: str) -> tuple[np.ndarray, np.n
     return to_layout(data["x"], get_twin(twin).keras_layout, layout), data["y"], data["logits_ref"]
 
 
-def served_parity(ep: Endpoint, run_dir: "RunDir", tolerance: ParityTolerance) -> ServedParity:
+def served_parity(ep: Endpoint, run_dir: RunDir, tolerance: ParityTolerance) -> ServedParity:
     row = ServedParity(stack=ep.stack, protocol=ep.protocol, served_name=ep.served_name, twin=ep.model,
                        layout=ep.layout)
     x, y, ref = heldout(run_dir, ep.model, ep.layout)
@@ -60,7 +60,7 @@ def served_parity(ep: Endpoint, run_dir: "RunDir", tolerance: ParityTolerance) -
     return row
 
 
-def first_request_seconds(ep: Endpoint, run_dir: "RunDir") -> float:
+def first_request_seconds(ep: Endpoint, run_dir: RunDir) -> float:
     x, _, _ = heldout(run_dir, ep.model, ep.layout)
     with make_client(ep) as client:
         payload = client.encode(x[:1])
@@ -69,7 +69,7 @@ def first_request_seconds(ep: Endpoint, run_dir: "RunDir") -> float:
         return time.perf_counter() - t0
 
 
-def sequential_probe(ep: Endpoint, run_dir: "RunDir") -> Measurement:
+def sequential_probe(ep: Endpoint, run_dir: RunDir) -> Measurement:
     x, _, _ = heldout(run_dir, ep.model, ep.layout)
     with make_client(ep) as client:
         payload = client.encode(x[:1])
@@ -83,7 +83,7 @@ def sample_memory(server: Server, phase: str) -> ServerMemory:
     return ServerMemory(phase=phase, **proc.tree_memory(server.pids()))
 
 
-def bring_up(server: Server, run_dir: "RunDir", tolerance: ParityTolerance, console) -> tuple[ServerRun, list[Endpoint]]:
+def bring_up(server: Server, run_dir: RunDir, tolerance: ParityTolerance, console) -> tuple[ServerRun, list[Endpoint]]:
     """Start, ready, cold start, parity, probe. Returns the record and the endpoints fit for timing."""
     run = ServerRun(server=server.name, launcher=server.launcher.name, settings={},
                     log=str(server.log_path.relative_to(run_dir.path)))
@@ -138,7 +138,7 @@ def load_test_module():
                            "reinstall deploy-compare (pip install -e .)") from None
 
 
-def run_stage(ctx: "RunContext") -> None:
+def run_stage(ctx: RunContext) -> None:
     settings = ctx.config.profile.serve
     run_dir = ctx.run_dir
     t0 = time.perf_counter()

@@ -9,11 +9,11 @@ on free loopback ports for a run folder, wait until ready, yield it with its end
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Iterator
 
-from deploy_compare.config import ServeSettings
-from deploy_compare.rundir import RunDir
+from core.config import ServeSettings
+from core.rundir import RunDir
 from serving.stacks import import_servers, plan_server
 
 

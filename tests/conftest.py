@@ -23,9 +23,9 @@ def spine_run(tmp_path_factory):
     parity-checked: the shared starting point of floor, serving, load and report tests (built once)."""
     from dataclasses import replace
 
-    from deploy_compare.config import QUICK, RunConfig, TrainSettings
+    from core.config import QUICK, RunConfig, TrainSettings
+    from core.rundir import RunDir
     from deploy_compare.pipeline import RunContext, run_pipeline
-    from deploy_compare.rundir import RunDir
 
     profile = replace(QUICK, name="test", train=TrainSettings(twins=("mlp", "cnn"), epochs=2))
     root = tmp_path_factory.mktemp("spine")

@@ -2,11 +2,25 @@
 plots independently of the stage modules (the golden test covers the path from a run folder)."""
 from __future__ import annotations
 
+from core.stats import backed_percentiles
 from deploy_compare.report import claims
 from deploy_compare.report.model import (
-    ArtifactRow, ColdStartRow, FloorRow, GraphRatio, Headroom, LatencyStats, LoadPoint, MemoryRow, ModelRow,
-    NotRunRow, ReportResults, ServedParityRow, ServerClientRow, SettingsView, TheanoRow)
-from deploy_compare.stats import backed_percentiles
+    ArtifactRow,
+    ColdStartRow,
+    FloorRow,
+    GraphRatio,
+    Headroom,
+    LatencyStats,
+    LoadPoint,
+    MemoryRow,
+    ModelRow,
+    NotRunRow,
+    ReportResults,
+    ServedParityRow,
+    ServerClientRow,
+    SettingsView,
+    TheanoRow,
+)
 
 
 def lat(p50: float, n: int = 300, spread: float = 1.0) -> LatencyStats:

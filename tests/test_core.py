@@ -3,17 +3,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from deploy_compare import proc, results, stats
-from deploy_compare.config import PROFILES, RunConfig
-from deploy_compare.registry import Registry
-from deploy_compare.rundir import RunDir, RunDirExists
+from core import proc, results, stats
+from core.config import PROFILES, RunConfig
+from core.registry import Registry
+from core.rundir import RunDir, RunDirExists
 
 
 def test_registry_lookup_and_errors():
@@ -145,8 +143,8 @@ def test_cli_help_lists_commands_without_heavy_imports():
 
 
 def test_pipeline_rerun_of_one_stage_keeps_other_timings(tmp_path, monkeypatch):
+    from core.config import QUICK
     from deploy_compare import pipeline
-    from deploy_compare.config import QUICK
 
     calls = []
     monkeypatch.setattr(pipeline, "resolve", lambda target: (lambda ctx: calls.append(target)))
@@ -163,8 +161,8 @@ def test_pipeline_rerun_of_one_stage_keeps_other_timings(tmp_path, monkeypatch):
 
 
 def test_failed_stage_is_recorded_and_raised(tmp_path, monkeypatch):
+    from core.config import QUICK
     from deploy_compare import pipeline
-    from deploy_compare.config import QUICK
 
     def boom(ctx):
         raise RuntimeError("stage broke")

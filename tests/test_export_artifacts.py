@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from deploy_compare import results
+from core import results
 from models.exporters.base import Manifest, digest, load_exporters
 from models.exporters.stage import load_manifest
 
@@ -64,7 +64,7 @@ def predict_batches(payload: dict) -> dict:
 
 @pytest.mark.slow
 def test_artifacts_load_in_their_runtime_with_dynamic_batch(spine_run):
-    from deploy_compare.proc import run_isolated
+    from core.proc import run_isolated
 
     records = [r for r in load_manifest(spine_run).artifacts if r.twin == "cnn"]
     shapes = run_isolated("tests.test_export_artifacts:predict_batches", {

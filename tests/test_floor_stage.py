@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from deploy_compare import results
-from deploy_compare.config import FloorSettings
-from deploy_compare.stats import WindowPolicy
+from core import results
+from core.config import FloorSettings
+from core.stats import WindowPolicy
 from models.floor import GRAPH_PAIRS, NULL, PYTENSOR, TWIN_RUNTIMES, FloorResults, measure
 
 pytestmark = pytest.mark.slow

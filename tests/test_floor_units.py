@@ -5,11 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy_compare.config import EXHAUSTIVE, FULL, QUICK, FloorSettings
-from deploy_compare.results import Measurement
-from deploy_compare.stats import WindowResult, summarize
-from models.floor import (BatchFigures, FloorPoint, Group, PointSpec, core_slots, graph_ratios, group_points,
-                          spread_rows, theano_not_run)
+from core.config import EXHAUSTIVE, FULL, QUICK, FloorSettings
+from core.results import Measurement
+from core.stats import WindowResult, summarize
+from models.floor import (
+    BatchFigures,
+    FloorPoint,
+    Group,
+    PointSpec,
+    core_slots,
+    graph_ratios,
+    group_points,
+    spread_rows,
+    theano_not_run,
+)
 from models.floor_measure import _figures, hdr_encode
 
 
@@ -103,7 +112,7 @@ def test_theano_not_run_names_the_error():
 
 def test_failed_point_becomes_a_row(tmp_path):
     """A point whose source is missing fails with its reason; the process and the next point go on."""
-    from deploy_compare.rundir import RunDir
+    from core.rundir import RunDir
     from models.floor import run_group
     from models.parity import ParityTolerance
 
@@ -130,8 +139,8 @@ def test_failed_points_are_listed_as_not_run():
 def test_cli_refuses_missing_run_folder_and_unknown_twin(tmp_path):
     import argparse
 
-    from deploy_compare import results
-    from deploy_compare.cli import UserError
+    from core import results
+    from core.errors import UserError
     from models.exporters.base import Manifest
     from models.floor import main
 

@@ -41,9 +41,9 @@ def test_cli_prints_signature_and_fails_clearly_on_unknown(spine_run, tmp_path, 
 
 
 def test_inspect_stage_summarizes_every_manifest_artifact(spine_run):
-    from deploy_compare import results
-    from deploy_compare.config import QUICK, RunConfig
-    from deploy_compare.pipeline import RunContext
+    from core import results
+    from core.config import QUICK, RunConfig
+    from core.context import RunContext
     from models.exporters.stage import load_manifest
     from models.inspect import ArtifactInfo, run_stage
 

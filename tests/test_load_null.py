@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from deploy_compare.config import QUICK
-from deploy_compare.stats import WindowPolicy
+from core.config import QUICK
+from core.stats import WindowPolicy
 from loadtests.headroom import measure_headroom
 from loadtests.launch import free_port
 from loadtests.nullserver import start_null_server
@@ -136,10 +136,10 @@ def test_errors_are_counted_not_fatal(null_server, payload, tmp_path):
 
 
 def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp_path):
-    from deploy_compare.config import RunConfig
-    from deploy_compare.pipeline import RunContext
-    from deploy_compare.results import load
-    from deploy_compare.rundir import RunDir
+    from core.config import RunConfig
+    from core.context import RunContext
+    from core.results import load
+    from core.rundir import RunDir
     from loadtests.results import LoadTestResults
     from loadtests.stage import run
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-
 import pytest
 
-from deploy_compare.config import QUICK
-from deploy_compare.stats import WindowPolicy
+from core.config import QUICK
+from core.stats import WindowPolicy
 from loadtests.stage import measure_endpoint, server_alive
 
 pytestmark = pytest.mark.integration
@@ -61,7 +60,7 @@ def test_cli_loadtest_grpc_with_token_file(torchserve_mlp, spine_run, tmp_path):
     import subprocess
     import sys
 
-    from deploy_compare.results import load
+    from core.results import load
     from loadtests.results import LoadTestResults
 
     ep = _endpoint(torchserve_mlp, "grpc")

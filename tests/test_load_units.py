@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from deploy_compare.config import QUICK
-from deploy_compare.results import load, save
+from core.config import QUICK
+from core.results import load, save
 from loadtests.analysis import to_point, to_sweep
 from loadtests.modes.closed import doubling_steps
 from loadtests.payload import build_payload
@@ -19,7 +19,7 @@ from loadtests.senders import error_kind, tfserving_request, torchserve_request
 
 
 def test_locust_is_not_imported_by_the_orchestrating_side():
-    import loadtests.cli  # noqa: F401
+    import loadtests.cli
     import loadtests.stage  # noqa: F401
 
     assert "locust" not in sys.modules and "gevent.monkey" not in sys.modules

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from deploy_compare import results
+from core import results
 from models.parity import ParityFailed, ParityTolerance, compare, load_report
 
 TOL = ParityTolerance()
@@ -68,9 +68,9 @@ def test_perturbed_or_broken_artifacts_fail_the_gate_by_name(spine_run, tmp_path
     import onnx
     from onnx import numpy_helper
 
-    from deploy_compare.config import QUICK, RunConfig
+    from core.config import QUICK, RunConfig
+    from core.rundir import RunDir
     from deploy_compare.pipeline import RunContext, run_pipeline
-    from deploy_compare.rundir import RunDir
     from models.exporters.base import Manifest
     from models.exporters.stage import load_manifest
 

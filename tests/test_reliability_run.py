@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
-from deploy_compare import results
-from deploy_compare.results import StageTiming
+from core import results
+from core.results import StageTiming
 
 CLI = [sys.executable, "-m", "deploy_compare.cli"]
 

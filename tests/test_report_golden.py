@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from deploy_compare import results
+from core import results
+from core.rundir import RunDir
 from deploy_compare.report import ReportResults, render
-from deploy_compare.rundir import RunDir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "report"
 GOLDEN = FIXTURES / "golden_report.md"

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from deploy_compare import cli, results
+from core import results
+from core.rundir import RunDir
+from deploy_compare import cli
 from deploy_compare.report import ReportResults, render_results
-from deploy_compare.rundir import RunDir
 from tests.report_samples import full_results
 from tests.test_report_golden import copy_fixture
 
@@ -97,8 +98,8 @@ def test_cli_renders_a_run_folder_and_refuses_a_missing_one(tmp_path, capsys):
 
 
 def test_pipeline_stage_prints_the_summary(tmp_path):
-    from deploy_compare.config import QUICK, RunConfig
-    from deploy_compare.pipeline import RunContext
+    from core.config import QUICK, RunConfig
+    from core.context import RunContext
     from deploy_compare.report import run_stage
 
     run_dir = copy_fixture(tmp_path)

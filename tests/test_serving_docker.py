@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy_compare.config import ServeSettings
+from core.config import ServeSettings
 from serving.base import NotAvailable
 from serving.launchers.docker import DockerLauncher
 from serving.torchserve.server import TorchServe
@@ -34,5 +34,7 @@ def test_torchserve_in_docker_answers_on_loopback_and_is_removed(docker_ready, r
                 np.testing.assert_allclose(client.predict(data["x"][:4]), data["logits_ref"][:4], atol=1e-4)
         container = server.handle.container
     assert not docker_launcher._LIVE
-    with pytest.raises(Exception):
+    import docker.errors
+
+    with pytest.raises(docker.errors.NotFound):
         container.reload()  # removed

@@ -10,11 +10,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from deploy_compare import results
-from deploy_compare.config import QUICK, RunConfig
-from deploy_compare.pipeline import RunContext
-from deploy_compare.proc import group_members
-from deploy_compare.rundir import RunDir
+from core import results
+from core.config import QUICK, RunConfig
+from core.context import RunContext
+from core.proc import group_members
+from core.rundir import RunDir
 from serving.catalog import ArtifactMismatch
 from serving.results import ServingResults
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 import requests
 
-from deploy_compare.proc import group_members
+from core.proc import group_members
 from models.parity import ParityTolerance
 from serving.clients import PredictError, make_client
 from serving.metrics import make_around

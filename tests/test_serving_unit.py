@@ -14,13 +14,22 @@ import numpy as np
 import pytest
 import yaml
 
-from deploy_compare import results
-from deploy_compare.config import ServeSettings
+from core import results
+from core.config import ServeSettings
 from serving.base import LaunchSpec, NotAvailable, choose_launcher
-from serving.catalog import (CONTAINER_PATHS, DEFAULT_PORTS, ArtifactMismatch, PortInUse, allocate_ports,
-                             check_port_free, served_models, served_name, verified_model)
-from serving.clients.rest import parse_response, request_body
+from serving.catalog import (
+    CONTAINER_PATHS,
+    DEFAULT_PORTS,
+    ArtifactMismatch,
+    PortInUse,
+    allocate_ports,
+    check_port_free,
+    served_models,
+    served_name,
+    verified_model,
+)
 from serving.clients.base import PredictError
+from serving.clients.rest import parse_response, request_body
 from serving.endpoint import Endpoint
 from serving.launchers.docker import DockerLauncher, container_kwargs
 from serving.launchers.native import NativeLauncher
@@ -72,7 +81,8 @@ def test_tfserving_model_config_parses_back_with_the_official_proto():
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    text = tfconfig.model_config({"mlp-savedmodel": "/models/mlp-savedmodel", "cnn-savedmodel": "/models/cnn-savedmodel"})
+    text = tfconfig.model_config({"mlp-savedmodel": "/models/mlp-savedmodel",
+                                  "cnn-savedmodel": "/models/cnn-savedmodel"})
     cfg = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     names = [(c.name, c.base_path, c.model_platform, list(c.model_version_policy.specific.versions))
              for c in cfg.model_config_list.config]
@@ -248,7 +258,8 @@ def test_serving_results_round_trip(tmp_path):
     from models.parity import ParityTolerance
     from serving.results import ColdStart, ServerRun, ServingResults
 
-    out = ServingResults(run_id="r", launcher_requested="auto", tolerance=ParityTolerance(), probe={"min_samples": 50.0})
+    out = ServingResults(run_id="r", launcher_requested="auto", tolerance=ParityTolerance(),
+                         probe={"min_samples": 50.0})
     out.servers.append(ServerRun(server="torchserve", launcher="native", settings={"ports": {"inference": 1}},
                                  log="logs/torchserve.log",
                                  cold_start=ColdStart("torchserve", "native", 12.5, {"mlp-onnx": 3.0})))
@@ -296,7 +307,7 @@ def test_compose_file_agrees_with_the_code():
 
 def test_compose_render_writes_configs_with_container_paths_and_default_ports(tmp_path):
     """`python -m serving.compose` (the compose `prepare` service) renders through the server code."""
-    from deploy_compare.rundir import RunDir
+    from core.rundir import RunDir
     from serving import compose
 
     manifest, rec, art = _manifest(tmp_path)

@@ -4,16 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy_compare import results
+from core import results
 
 
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory):
     from dataclasses import replace
 
-    from deploy_compare.config import QUICK, RunConfig, TrainSettings
+    from core.config import QUICK, RunConfig, TrainSettings
+    from core.rundir import RunDir
     from deploy_compare.pipeline import RunContext, run_pipeline
-    from deploy_compare.rundir import RunDir
 
     profile = replace(QUICK, name="test", train=TrainSettings(twins=("mlp",), epochs=1, parity_batch=32))
     config = RunConfig(profile=profile, run_id="zoo", results_root=tmp_path_factory.mktemp("zoo"),
@@ -53,7 +53,7 @@ def test_load_trained_reproduces_the_reference_logits(mlp_run):
 
 
 def test_load_trained_names_the_missing_file(tmp_path):
-    from deploy_compare.rundir import RunDir
+    from core.rundir import RunDir
     from models.training import load_heldout, load_trained
 
     with pytest.raises(FileNotFoundError, match="run the train stage"):
@@ -63,7 +63,7 @@ def test_load_trained_names_the_missing_file(tmp_path):
 
 
 def test_train_settings_are_validated():
-    from deploy_compare.config import QUICK, TrainSettings
+    from core.config import QUICK, TrainSettings
 
     assert QUICK.train.epochs_for("resnet") < QUICK.train.epochs_for("mlp") == QUICK.train.epochs
     with pytest.raises(ValueError, match=r"twin_epochs\[cnn\]=0"):

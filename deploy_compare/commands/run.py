@@ -6,10 +6,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from deploy_compare import environment, results
-from deploy_compare.config import PROFILES, RunConfig, get_profile
+from core import environment, results
+from core.config import PROFILES, RunConfig, get_profile
+from core.rundir import RunDir, RunDirExists
 from deploy_compare.pipeline import STAGES, RunContext, run_pipeline
-from deploy_compare.rundir import RunDir, RunDirExists
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from deploy_compare.errors import UserError
+    from core.errors import UserError
 
     profile = get_profile(args.profile)
     if args.launcher:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from deploy_compare import results
+from core import results
+from core.rundir import RunDir
 from deploy_compare.report.model import ReportResults
-from deploy_compare.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from deploy_compare.cli import UserError
+    from core.errors import UserError
     from deploy_compare.report.summary import print_summary
 
     run_dir = RunDir(args.run_dir.resolve())

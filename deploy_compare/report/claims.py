@@ -7,7 +7,7 @@ two of them: *Computational graph* (eager vs graph speed, PyTensor's compile cos
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 from deploy_compare.report import fmt
 from deploy_compare.report.model import FRAMEWORKS, Cell, ComparisonRow, ReportResults

@@ -7,13 +7,13 @@ lacks. Every `NotRun` of every file is gathered, tagged with the file it came fr
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from deploy_compare import results
+from core import results
+from core.rundir import RunDir
 from deploy_compare.report import claims
 from deploy_compare.report.model import MemoryRow, MissingSection, NotRunRow, ReportResults, ServerClientRow
 from deploy_compare.report.sources import SOURCES
-from deploy_compare.rundir import RunDir
 
 
 def stage_reason(stages: list[results.StageTiming], stage: str, filename: str) -> str:

@@ -11,7 +11,6 @@ import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 
 @dataclass
@@ -47,7 +46,7 @@ class Figure:
     caption: str
 
 
-Block = Union[Para, Note, Bullets, Table, Figure]
+Block = Para | Note | Bullets | Table | Figure
 
 
 @dataclass

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deploy_compare.environment import Environment
-from deploy_compare.results import StageTiming
+from core.environment import Environment
+from core.results import StageTiming
 from models.floor import GraphRatio  # the floor's own row: eager vs graph per framework, twin and threads
 
 FRAMEWORKS = ("TensorFlow", "Keras", "Theano", "PyTorch")

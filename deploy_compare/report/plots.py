@@ -6,10 +6,10 @@ lazily (Agg backend) so the rest of the report stays light.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from deploy_compare.registry import Registry
+from core.registry import Registry
 from deploy_compare.report.document import Figure
 from deploy_compare.report.model import ReportResults
 

@@ -5,13 +5,13 @@ is missing opens with a note saying which file, why, and the command that produc
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from deploy_compare.registry import Registry
+from core.registry import Registry
 from deploy_compare.report import fmt
 from deploy_compare.report.claims import UNMEASURABLE
-from deploy_compare.report.model import FRAMEWORKS, FloorRow, LatencyStats, LoadPoint, ReportResults
 from deploy_compare.report.document import Block, Bullets, Document, Figure, Note, Para, Section, Table
+from deploy_compare.report.model import FRAMEWORKS, FloorRow, LatencyStats, LoadPoint, ReportResults
 
 Builder = Callable[[ReportResults, dict[str, Figure]], list[Block]]
 SECTIONS: Registry[tuple[str, Builder]] = Registry("report section")

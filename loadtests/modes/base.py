@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from deploy_compare.config import LoadSettings
-from deploy_compare.registry import Registry
+from core.config import LoadSettings
+from core.registry import Registry
 from loadtests.analysis import to_point
 from loadtests.launch import LocustTarget, run_plan
 from loadtests.plan import Plan
 from loadtests.results import LoadPoint
 
-LOAD_MODES: Registry[type["LoadMode"]] = Registry("load mode")
+LOAD_MODES: Registry[type[LoadMode]] = Registry("load mode")
 
 
 @dataclass

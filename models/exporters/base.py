@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-from deploy_compare.registry import Registry
-from deploy_compare.results import NotRun
+from core.registry import Registry
+from core.results import NotRun
 
 INPUT_NAME = "input"    # the one input of every exported artifact
 OUTPUT_NAME = "logits"  # the one output of every exported artifact

@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from deploy_compare import results
-from deploy_compare.results import NotRun
+from core import results
+from core.results import NotRun
 from models.exporters.base import Exporter, ExportJob, Manifest, load_exporters
 
 if TYPE_CHECKING:
-    from deploy_compare.pipeline import RunContext
-    from deploy_compare.rundir import RunDir
+    from core.context import RunContext
+    from core.rundir import RunDir
 
 
 class ExportFailed(RuntimeError):
     pass
 
 
-def jobs_for(run_dir: "RunDir", twin_name: str) -> dict[str, ExportJob]:
+def jobs_for(run_dir: RunDir, twin_name: str) -> dict[str, ExportJob]:
     """source framework -> ExportJob for one trained twin."""
     from models.data import to_layout
     from models.training import load_trained
@@ -53,7 +53,7 @@ def run_exporter(exporter: Exporter, job: ExportJob, manifest: Manifest) -> None
                                        enable_command=exporter.enable_command))
 
 
-def export_twin(run_dir: "RunDir", twin_name: str, manifest: Manifest, on_done=lambda name: None) -> None:
+def export_twin(run_dir: RunDir, twin_name: str, manifest: Manifest, on_done=lambda name: None) -> None:
     jobs = jobs_for(run_dir, twin_name)
     for name, cls in load_exporters().items():
         exporter = cls()
@@ -61,11 +61,11 @@ def export_twin(run_dir: "RunDir", twin_name: str, manifest: Manifest, on_done=l
         on_done(name)
 
 
-def load_manifest(run_dir: "RunDir") -> Manifest:
+def load_manifest(run_dir: RunDir) -> Manifest:
     return results.load(Manifest, run_dir.manifest)
 
 
-def run_stage(ctx: "RunContext") -> None:
+def run_stage(ctx: RunContext) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     twins = ctx.config.profile.train.twins
@@ -82,7 +82,7 @@ def run_stage(ctx: "RunContext") -> None:
     _print_manifest(ctx, manifest)
 
 
-def _print_manifest(ctx: "RunContext", manifest: Manifest) -> None:
+def _print_manifest(ctx: RunContext, manifest: Manifest) -> None:
     from rich.markup import escape
     from rich.table import Table
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from models.exporters.base import EXPORTERS, ArtifactRecord, Exporter, ExportJob
 from models.exporters.savedmodel import write_saved_model

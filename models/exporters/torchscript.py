@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import time
 
-from deploy_compare.results import to_json_data
-from models.exporters.base import (EXPORTERS, INPUT_NAME, OUTPUT_NAME, ArtifactRecord, Exporter, ExportJob,
-                                   TensorSpec)
+from core.results import to_json_data
+from models.exporters.base import EXPORTERS, INPUT_NAME, OUTPUT_NAME, ArtifactRecord, Exporter, ExportJob, TensorSpec
 
 SIGNATURE_FILE = "signature.json"
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from deploy_compare.registry import Registry
+from core.registry import Registry
 
 if TYPE_CHECKING:
     from models.exporters.base import ArtifactRecord
@@ -79,14 +79,14 @@ def load_runtimes() -> Registry[type[Runtime]]:
     return RUNTIMES
 
 
-def runtime_for(record: "ArtifactRecord") -> ArtifactRuntime:
+def runtime_for(record: ArtifactRecord) -> ArtifactRuntime:
     """An unloaded runtime for an artifact, chosen by the artifact's format."""
     load_runtimes()
     cls = RUNTIMES.get(FORMAT_RUNTIMES.get(record.format))
     return cls(layout=record.layout, dynamic_batch=record.dynamic_batch)
 
 
-def open_artifact(record: "ArtifactRecord", run_root: Path, threads: int) -> ArtifactRuntime:
+def open_artifact(record: ArtifactRecord, run_root: Path, threads: int) -> ArtifactRuntime:
     """Runtime for `record`, loaded from `run_root / record.path` with `threads` intra-op threads."""
     runtime = runtime_for(record)
     runtime.load(Path(run_root) / record.path, threads)

@@ -1,8 +1,9 @@
 """`keras-eager`: the trained Keras reference model called eagerly, `model(x, training=False)`."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -5,7 +5,8 @@ The input signature leaves the batch dimension free, so one trace serves every b
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -11,8 +11,9 @@ seconds (`pytensor.function`), the linker PyTensor chose (Numba by default in 3.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from deploy_compare.rundir import RunDir
+from core.rundir import RunDir
 from models.runtimes.base import Capabilities, Runtime
 from models.zoo import Twin, get_twin
 

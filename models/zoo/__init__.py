@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from models.zoo import cnn, mlp, resnet  # noqa: F401  (register the twins)
-from models.zoo.base import TWINS, LayerPair, Twin, TransplantError, param_counts
+from models.zoo.base import TWINS, LayerPair, TransplantError, Twin, param_counts
 
 __all__ = ["TWINS", "LayerPair", "Twin", "TransplantError", "get_twin", "param_counts", "twin_names"]
 

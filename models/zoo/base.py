@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from deploy_compare.registry import Registry
+from core.registry import Registry
 
 BN_EPSILON = 1e-3  # Keras' default; the PyTorch twins use the same value
 BN_MOMENTUM_KERAS = 0.9  # Keras momentum m <-> PyTorch momentum 1 - m

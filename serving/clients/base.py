@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from deploy_compare.registry import Registry
+from core.registry import Registry
 from serving.endpoint import Endpoint
 
 
@@ -40,10 +40,10 @@ class Client(ABC):
         """Size of the request body on the wire (without protocol framing)."""
         return len(payload) if isinstance(payload, (bytes, bytearray)) else payload.ByteSize()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: most clients hold nothing to close)
         pass
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
 
-_LIVE: set["DockerHandle"] = set()
+_LIVE: set[DockerHandle] = set()
 _LOCK = threading.Lock()
 
 

@@ -1,4 +1,4 @@
-"""Native launcher: the server as a local process group (`deploy_compare.proc.ManagedProcess`):
+"""Native launcher: the server as a local process group (`core.proc.ManagedProcess`):
 own session, log file in the run folder, stop = SIGTERM to the group -> wait -> SIGKILL, tracked so
 the CLI's `stop_all()` ends it on every exit path (Ctrl-C and SIGTERM included)."""
 from __future__ import annotations
@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploy_compare.proc import ManagedProcess, group_members
+from core.proc import ManagedProcess, group_members
 from serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
 
 if TYPE_CHECKING:
-    from deploy_compare.config import ServeSettings
+    from core.config import ServeSettings
 
 
 def resolve_binary(name: str) -> str | None:
@@ -48,7 +48,7 @@ class NativeLauncher(Launcher):
     name = "native"
     bind_host = "127.0.0.1"
 
-    def check(self, server_cls: type[Server], settings: "ServeSettings") -> None:
+    def check(self, server_cls: type[Server], settings: ServeSettings) -> None:
         if resolve_binary(server_cls.binary) is None:
             raise NotAvailable(f"`{server_cls.binary}` is not installed (not in {Path(sys.executable).parent} "
                                "nor on PATH)", server_cls.install_native)

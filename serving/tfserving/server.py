@@ -23,8 +23,8 @@ VERSION = "2.21.0"  # matches tensorflow-serving-api in requirements.lock (a uni
 APT_INSTALL = (
     'echo "deb [arch=amd64] http://storage.googleapis.com/tensorflow-serving-apt stable tensorflow-model-server '
     'tensorflow-model-server-universal" | sudo tee /etc/apt/sources.list.d/tensorflow-serving.list && '
-    "curl https://storage.googleapis.com/tensorflow-serving-apt/tensorflow-serving.release.pub.gpg | sudo apt-key add - "
-    "&& sudo apt-get update && sudo apt-get install tensorflow-model-server")
+    "curl https://storage.googleapis.com/tensorflow-serving-apt/tensorflow-serving.release.pub.gpg "
+    "| sudo apt-key add - && sudo apt-get update && sudo apt-get install tensorflow-model-server")
 
 
 @SERVERS.register("tfserving")
@@ -42,7 +42,7 @@ class TFServing(Server):
         state = self.store / "config"
         state.mkdir(parents=True, exist_ok=True)
         mounts = {str(self.store): paths["models"]}
-        seen = lambda p: self.launcher.path(p, mounts)  # noqa: E731  (path as the server sees it)
+        seen = lambda p: self.launcher.path(p, mounts)
         for name, model in self.models.items():
             dest = self.store / name / str(tfconfig.MODEL_VERSION)
             if dest.exists():

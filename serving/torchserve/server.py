@@ -52,7 +52,7 @@ class TorchServe(Server):
         paths = CONTAINER_PATHS["torchserve"]
         mounts = {str(self.store): paths["model_store"], str(self.state_dir): paths["state"],
                   str(ts_logs): "/home/model-server/logs"}
-        seen = lambda p: self.launcher.path(p, mounts)  # noqa: E731  (path as the server sees it)
+        seen = lambda p: self.launcher.path(p, mounts)
         self.config = TorchServeConfig(
             bind_host=self.launcher.bind_host, ports=self.ports, model_store=seen(self.store),
             models={name: f"{name}.mar" for name in self.models}, workers=self.settings.workers,

@@ -1,18 +1,18 @@
 """Report sources: one per results file of the run folder, registered in pipeline order.
 
-A `Source` loads its file with the dataclass of the stage that wrote it (`deploy_compare.results.load`),
+A `Source` loads its file with the dataclass of the stage that wrote it (`core.results.load`),
 flattens it into the report's rows (`ReportResults`) and returns the file's `NotRun` records. Stage
 modules are imported lazily inside each fill function, so rendering a report never imports TensorFlow
 or PyTorch.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from deploy_compare import results
-from deploy_compare.registry import Registry
+from core import results
+from core.registry import Registry
 from deploy_compare.report.model import ReportResults
 
 Fill = Callable[[Path, ReportResults], list[results.NotRun]]
@@ -37,5 +37,12 @@ def source(filename: str, stage: str, *sections: str) -> Callable[[Fill], Fill]:
     return decorator
 
 
-# registration order = pipeline order
-from deploy_compare.report.sources import core, spine, floor, serving, loadtest  # noqa: E402,F401
+# registration order = pipeline order (later sources read rows earlier ones filled, e.g. floor <- artifacts);
+# one import per line so that no import sorter can reorder them
+# isort: off
+from deploy_compare.report.sources import core  # noqa: E402,F401
+from deploy_compare.report.sources import spine  # noqa: E402,F401
+from deploy_compare.report.sources import floor  # noqa: E402,F401
+from deploy_compare.report.sources import serving  # noqa: E402,F401
+from deploy_compare.report.sources import loadtest  # noqa: E402,F401
+# isort: on

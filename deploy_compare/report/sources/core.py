@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy_compare import results
-from deploy_compare.config import RunConfig
-from deploy_compare.environment import Environment
+from core import results
+from core.config import RunConfig
+from core.environment import Environment
+from core.stats import WindowPolicy
 from deploy_compare.report.model import ReportResults, SettingsView
 from deploy_compare.report.sources import source
-from deploy_compare.stats import WindowPolicy
 
 
 def window_text(w: WindowPolicy) -> str:

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy_compare import results
-from deploy_compare.stats import median_items
+from core import results
+from core.stats import median_items
 from deploy_compare.report.model import FloorRow, LatencyStats, ReportResults, TheanoRow
 from deploy_compare.report.sources import source
 
 
 def latency_stats(m: results.Measurement, backed: list[str] | None = None) -> LatencyStats:
     """A `Measurement` in ms -> the report's latency row (percentiles as computed from the raw samples)."""
-    from deploy_compare.stats import backed_percentiles
+    from core.stats import backed_percentiles
 
     if m.unit not in ("ms", "s"):
         raise ValueError(f"latency measurement {m.name!r} has unit {m.unit!r}; expected ms or s")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy_compare import results
-from deploy_compare.stats import median_items
+from core import results
+from core.stats import median_items
 from deploy_compare.report.model import Headroom, LatencyStats, LoadPoint, ReportResults
 from deploy_compare.report.sources import source
 

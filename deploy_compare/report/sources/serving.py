@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy_compare import results
+from core import results
 from deploy_compare.report.model import ColdStartRow, MemoryRow, ReportResults, ServedParityRow, ServerWindow
 from deploy_compare.report.sources import source
 

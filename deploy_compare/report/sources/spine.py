@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy_compare import results
+from core import results
 from deploy_compare.report.model import ArtifactRow, ModelRow, ReportResults
 from deploy_compare.report.sources import source
 

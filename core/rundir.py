@@ -97,7 +97,7 @@ class RunDir:
         """Trained weights of a twin (Keras model and transplanted PyTorch state dict)."""
         return self.artifacts / twin
 
-    def create(self, force: bool = False) -> "RunDir":
+    def create(self, force: bool = False) -> RunDir:
         if self.path.exists() and any(self.path.iterdir()) and not force:
             raise RunDirExists(
                 f"run folder {self.path} already holds results; choose another --run-id, or pass --force "
@@ -106,7 +106,7 @@ class RunDir:
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
-    def require(self) -> "RunDir":
+    def require(self) -> RunDir:
         if not self.path.is_dir():
             raise FileNotFoundError(f"run folder {self.path} does not exist; run `deploy-compare run` first")
         return self

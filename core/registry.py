@@ -5,7 +5,8 @@ writing `if name == ...` chains. Lookup errors list what is registered.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -20,10 +20,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-_LIVE: set["ManagedProcess"] = set()
+_LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
 
 
@@ -50,7 +51,7 @@ class ManagedProcess:
         self.popen: subprocess.Popen | None = None
         self.started_at: float | None = None  # perf_counter at spawn
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         cpus = self.cpus
@@ -106,7 +107,7 @@ class ManagedProcess:
             with _LIVE_LOCK:
                 _LIVE.discard(self)
 
-    def __enter__(self) -> "ManagedProcess":
+    def __enter__(self) -> ManagedProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -139,7 +140,7 @@ def _group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
-def stop_all(timeout: float = 20.0, keep: frozenset["ManagedProcess"] = frozenset()) -> None:
+def stop_all(timeout: float = 20.0, keep: frozenset[ManagedProcess] = frozenset()) -> None:
     """Stop every tracked process still running, except those in `keep`."""
     with _LIVE_LOCK:
         live = [p for p in _LIVE if p not in keep]
@@ -147,7 +148,7 @@ def stop_all(timeout: float = 20.0, keep: frozenset["ManagedProcess"] = frozense
         proc.stop(timeout)
 
 
-def live_processes() -> frozenset["ManagedProcess"]:
+def live_processes() -> frozenset[ManagedProcess]:
     with _LIVE_LOCK:
         return frozenset(_LIVE)
 
@@ -166,7 +167,7 @@ def run_isolated(target: str, payload: Any, *, timeout: float = 600.0, log_path:
         inp, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
         inp.write_text(json.dumps({"target": target, "payload": payload}))
         log = Path(log_path) if log_path else Path(tmp) / "child.log"
-        proc = ManagedProcess([sys.executable, "-m", "deploy_compare.proc", str(inp), str(out)], log,
+        proc = ManagedProcess([sys.executable, "-m", "core.proc", str(inp), str(out)], log,
                               env=env, cpus=cpus, name=target).start()
         try:
             assert proc.popen is not None

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy_compare.stats import WindowPolicy
+from core.stats import WindowPolicy
 
 
 @dataclass(frozen=True)
