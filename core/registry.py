@@ -1,7 +1,8 @@
 """A registry keyed by name: one per axis (exporter, runtime, server, launcher, load mode, stage).
 
-Implementations register themselves with a decorator; callers look them up by name instead of
-writing `if name == ...` chains. Lookup errors list what is registered.
+Implementations register themselves with a decorator (`@REGISTRY.add` on a class registers it under
+its own `name`, so the name is written once); callers look them up by name instead of writing
+`if name == ...` chains. Lookup errors list what is registered.
 """
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ class Registry(Generic[T]):
             return item
 
         return decorator
+
+    def add(self, item: T) -> T:
+        """Class decorator: register a plugin under its own `name` attribute (written once, on the class)."""
+        name = getattr(item, "name", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{self.axis} {item!r} has no `name` to register under")
+        return self.register(name)(item)
 
     def get(self, name: str) -> T:
         try:

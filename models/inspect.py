@@ -57,7 +57,7 @@ FORMATS: Registry[ArtifactFormat] = Registry("artifact format")
 
 
 def _register(cls: type[ArtifactFormat]) -> type[ArtifactFormat]:
-    FORMATS.register(cls.name)(cls())
+    FORMATS.add(cls())
     return cls
 
 

@@ -17,7 +17,7 @@ def doubling_steps(max_users: int) -> list[int]:
     return steps + [max_users]
 
 
-@LOAD_MODES.register("closed")
+@LOAD_MODES.add
 class ClosedLoop(LoadMode):
     name = "closed"
 

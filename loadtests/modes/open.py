@@ -16,7 +16,7 @@ def target_rates(job: LoadJob) -> list[float]:
     return [round(f * job.saturation_rps, 1) for f in job.settings.open_loop_fractions]
 
 
-@LOAD_MODES.register("open")
+@LOAD_MODES.add
 class OpenLoop(LoadMode):
     name = "open"
 

@@ -24,7 +24,7 @@ def rename_output(model_proto: object, old: str, new: str) -> None:
             value.name = new
 
 
-@EXPORTERS.register("onnx-tf")
+@EXPORTERS.add
 class OnnxFromTensorFlowExporter(Exporter):
     name = "onnx-tf"
     format = "onnx"

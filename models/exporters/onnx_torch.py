@@ -18,7 +18,7 @@ from models.exporters.base import EXPORTERS, INPUT_NAME, OUTPUT_NAME, ArtifactRe
 OPSET = 18
 
 
-@EXPORTERS.register("onnx-torch")
+@EXPORTERS.add
 class OnnxFromTorchExporter(Exporter):
     name = "onnx-torch"
     format = "onnx"

@@ -38,7 +38,7 @@ def write_saved_model(model: object, input_shape: tuple[int, ...], path: Path) -
     return path
 
 
-@EXPORTERS.register("savedmodel")
+@EXPORTERS.add
 class SavedModelExporter(Exporter):
     name = "savedmodel"
     format = "savedmodel"

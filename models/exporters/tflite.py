@@ -30,7 +30,7 @@ def _fp16(converter, tf) -> None:
 VARIANTS: dict[str, Callable[[object, object], None]] = {"fp32": _fp32, "int8-dynamic": _int8_dynamic, "fp16": _fp16}
 
 
-@EXPORTERS.register("tflite")
+@EXPORTERS.add
 class TFLiteExporter(Exporter):
     name = "tflite"
     format = "tflite"

@@ -24,7 +24,7 @@ def declared_signature(job: ExportJob, num_outputs: int) -> dict:
     return {k: to_json_data(v, list[TensorSpec]) for k, v in spec.items()}
 
 
-@EXPORTERS.register("torchscript")
+@EXPORTERS.add
 class TorchScriptExporter(Exporter):
     name = "torchscript"
     format = "torchscript"

@@ -66,7 +66,7 @@ IMPLEMENTATIONS = ["savedmodel", "tflite", "torchscript", "ort"]
 
 
 def register_format(cls: type[ArtifactRuntime]) -> type[ArtifactRuntime]:
-    RUNTIMES.register(cls.name)(cls)
+    RUNTIMES.add(cls)
     FORMAT_RUNTIMES.register(cls.format)(cls.name)
     return cls
 

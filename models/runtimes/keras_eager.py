@@ -12,7 +12,7 @@ from models.runtimes.threads import set_tensorflow_threads
 from models.runtimes.trained import TwinRuntime, load_keras
 
 
-@RUNTIMES.register("keras-eager")
+@RUNTIMES.add
 class KerasEager(TwinRuntime):
     name = "keras-eager"
     framework = "tensorflow"

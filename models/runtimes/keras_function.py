@@ -14,7 +14,7 @@ from models.runtimes.base import RUNTIMES
 from models.runtimes.keras_eager import KerasEager
 
 
-@RUNTIMES.register("keras-function")
+@RUNTIMES.add
 class KerasFunction(KerasEager):
     name = "keras-function"
     graph = True

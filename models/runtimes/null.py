@@ -14,7 +14,7 @@ from models.runtimes.base import RUNTIMES, Capabilities, Runtime
 from models.runtimes.trained import twin_at
 
 
-@RUNTIMES.register("null")
+@RUNTIMES.add
 class NullRuntime(Runtime):
     name = "null"
     framework = "none"

@@ -63,7 +63,7 @@ def build_graph(keras_model: Any) -> tuple[Any, Any]:
     return x, out
 
 
-@RUNTIMES.register("pytensor")
+@RUNTIMES.add
 class PyTensorGraph(TwinRuntime):
     name = "pytensor"
     framework = "pytensor"

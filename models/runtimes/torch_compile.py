@@ -22,7 +22,7 @@ def inductor_cache_dir() -> Path:
     return Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR", default))
 
 
-@RUNTIMES.register("torch-compile")
+@RUNTIMES.add
 class TorchCompile(TorchEager):
     name = "torch-compile"
     graph = True

@@ -11,7 +11,7 @@ from models.runtimes.threads import set_torch_threads
 from models.runtimes.trained import TwinRuntime, load_torch
 
 
-@RUNTIMES.register("torch-eager")
+@RUNTIMES.add
 class TorchEager(TwinRuntime):
     name = "torch-eager"
     framework = "pytorch"

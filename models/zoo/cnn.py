@@ -13,7 +13,7 @@ FILTERS = (16, 32)
 HIDDEN = 64
 
 
-@TWINS.register("cnn")
+@TWINS.add
 class CNNTwin(Twin):
     name = "cnn"
     dataset = "digits-image"

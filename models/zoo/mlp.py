@@ -8,7 +8,7 @@ from models.zoo.base import TWINS, LayerPair, Twin
 HIDDEN = (128, 64)
 
 
-@TWINS.register("mlp")
+@TWINS.add
 class MLPTwin(Twin):
     name = "mlp"
     dataset = "digits-flat"

@@ -28,7 +28,7 @@ def stages() -> list[tuple[str, int, int, int]]:
     return out
 
 
-@TWINS.register("resnet")
+@TWINS.add
 class ResNetTwin(Twin):
     name = "resnet"
     dataset = "gratings32"

@@ -1,6 +1,7 @@
 """Launchers: how a server process runs (native process group, Docker container). Importing this
 package registers both in `serving.base.LAUNCHERS`, native first (`auto` prefers it)."""
-# isort: off  (registration order = preference order of `--launcher auto`)
+# registration order = preference order of `--launcher auto`
+# isort: off
 from serving.launchers import native  # noqa: F401  (registered first)
-from serving.launchers import docker  # noqa: F401,E402
+from serving.launchers import docker  # noqa: F401
 # isort: on

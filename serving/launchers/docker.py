@@ -122,7 +122,7 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
     return kwargs
 
 
-@LAUNCHERS.register("docker")
+@LAUNCHERS.add
 class DockerLauncher(Launcher):
     name = "docker"
     bind_host = "0.0.0.0"  # inside the container's namespace; published on 127.0.0.1 only

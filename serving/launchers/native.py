@@ -43,7 +43,7 @@ class NativeHandle(Handle):
         return self.proc.log_tail(200_000)
 
 
-@LAUNCHERS.register("native")
+@LAUNCHERS.add
 class NativeLauncher(Launcher):
     name = "native"
     bind_host = "127.0.0.1"

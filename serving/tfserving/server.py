@@ -27,7 +27,7 @@ APT_INSTALL = (
     "| sudo apt-key add - && sudo apt-get update && sudo apt-get install tensorflow-model-server")
 
 
-@SERVERS.register("tfserving")
+@SERVERS.add
 class TFServing(Server):
     name = "tfserving"
     binary = "tensorflow_model_server"

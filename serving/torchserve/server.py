@@ -25,7 +25,7 @@ from serving.torchserve.config import TorchServeConfig
 VERSION = "0.12.0"
 
 
-@SERVERS.register("torchserve")
+@SERVERS.add
 class TorchServe(Server):
     name = "torchserve"
     binary = "torchserve"
