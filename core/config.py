@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.kinds import ProfileKind
 from core.stats import WindowPolicy
 
 
@@ -103,16 +104,26 @@ class LoadSettings:
 
 @dataclass(frozen=True)
 class Profile:
-    name: str
+    name: ProfileKind
     train: TrainSettings = TrainSettings()
     floor: FloorSettings = FloorSettings()
     serve: ServeSettings = ServeSettings()
     load: LoadSettings = LoadSettings()
     note: str = ""
 
+    @property
+    def repeats(self) -> int:
+        """Repeats per load point (the floor has its own, `floor.repeats`)."""
+        return self.load.repeats
+
+    @property
+    def single_repeat(self) -> bool:
+        """One repeat and short windows: figures without intervals, labelled as such in the report."""
+        return self.load.repeats == 1 and self.floor.repeats == 1
+
 
 QUICK = Profile(
-    name="quick",
+    name=ProfileKind.QUICK,
     train=TrainSettings(epochs=8, twin_epochs=(("resnet", 3),)),
     floor=FloorSettings(
         window=WindowPolicy(warmup_seconds=0.2, warmup_samples=10, min_seconds=0.3, min_samples=100,
@@ -134,7 +145,7 @@ QUICK = Profile(
 # The conventions' windows (>= 2 s warm-up, >= 10 s and >= 500 samples per point, 3 repeats) on a scope that
 # fits about 30 minutes on 2 cores: every window is time-bound, so the cost is points x repeats x ~12 s.
 FULL = Profile(
-    name="full",
+    name=ProfileKind.FULL,
     floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), parallel_processes=2,
                         exclude=("*/tflite/fp16", "*/tflite/int8-dynamic", "*/onnx-tf/*", "resnet/null")),
     load=LoadSettings(twins=("mlp",), max_users=8, open_loop_fractions=(0.5, 0.9)),
@@ -148,7 +159,8 @@ FULL = Profile(
 
 # Everything: every twin, artifact and runtime at 1 and 2 threads, one fresh process per point, every
 # endpoint, open loop at 25/50/75/90% of saturation. Hours on 2 cores.
-EXHAUSTIVE = Profile(name="exhaustive", note="exhaustive profile: every point, conventions' windows, 3 repeats")
+EXHAUSTIVE = Profile(name=ProfileKind.EXHAUSTIVE,
+                     note="exhaustive profile: every point, conventions' windows, 3 repeats")
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL, EXHAUSTIVE)}
 

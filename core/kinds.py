@@ -1,0 +1,50 @@
+"""The closed sets of values the contracts between packages use, as `StrEnum`s.
+
+A `StrEnum` member is a `str` (JSON and f-strings see the plain value), while pydantic rejects any other
+value when a result is loaded, and a type checker sees the allowed values. Each axis lists only what
+the toolkit implements; adding a format, protocol or mode starts here.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ArtifactFormat(StrEnum):
+    SAVEDMODEL = "savedmodel"
+    TFLITE = "tflite"
+    TORCHSCRIPT = "torchscript"
+    ONNX = "onnx"
+
+
+class Layout(StrEnum):
+    NF = "NF"  # (batch, features)
+    NHWC = "NHWC"  # Keras / TensorFlow images
+    NCHW = "NCHW"  # PyTorch images
+
+
+class Framework(StrEnum):
+    TENSORFLOW = "tensorflow"
+    PYTORCH = "pytorch"
+
+
+class Protocol(StrEnum):
+    REST = "rest"
+    GRPC = "grpc"
+
+
+class LoadModeKind(StrEnum):
+    CLOSED = "closed"  # N users, each waits for its answer
+    OPEN = "open"  # Poisson arrivals at a target rate, latency from the scheduled send
+
+
+class LauncherChoice(StrEnum):
+    AUTO = "auto"  # the first launcher that can run the server here
+    NATIVE = "native"
+    DOCKER = "docker"
+    BOTH = "both"  # every stack natively and in a container, side by side
+
+
+class ProfileKind(StrEnum):
+    QUICK = "quick"
+    FULL = "full"
+    EXHAUSTIVE = "exhaustive"
