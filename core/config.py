@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.kinds import ProfileKind
+from core.kinds import FloorGrouping, ProfileKind
 from core.stats import WindowPolicy
 
 
@@ -41,16 +41,15 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class FloorSettings:
-    """In-process runtime benchmarks (issue 3)."""
+    """In-process runtime benchmarks."""
     window: WindowPolicy = WindowPolicy()  # batch-1 latency window (warm-up excluded)
     # batches > 1: throughput is a mean over the window, so fewer calls suffice than for a p99
     throughput_window: WindowPolicy = WindowPolicy(min_samples=100)
     batch_sizes: tuple[int, ...] = (1, 32)
     thread_counts: tuple[int, ...] = (1, 2)  # 1 = what a pinned server gets; 2 = all cores here
     repeats: int = 3
-    grouping: str = "isolated"  # isolated: one process per point | family: one per runtime framework
+    grouping: FloorGrouping = FloorGrouping.ISOLATED
     pin_cpu: int = 0  # the core a threads=1 process is pinned to (os.sched_setaffinity)
-    pytensor_twins: tuple[str, ...] = ("mlp",)  # twins rebuilt as a PyTensor graph (the Theano row)
     process_timeout_s: float = 900.0  # per measuring process
     max_raw_samples: int = 20000  # per window; beyond, samples are kept as an HDR histogram
     # threads=1 processes run at the same time, each pinned to its own core (1 = one process at a time)
@@ -59,6 +58,18 @@ class FloorSettings:
     # point label ("<twin>/<exporter>/<variant>" or "<twin>/<runtime>"); both become NotRun records
     twins: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # the Theano row: install theano==1.0.5 into a throwaway venv and import it (needs the package index),
+    # recording what happens; all its commands together stop at `theano_timeout_s`
+    try_theano: bool = False
+    theano_timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.grouping not in FloorGrouping.__members__.values():
+            raise ValueError(f"unknown floor grouping {self.grouping!r}; choose one of "
+                             f"{', '.join(FloorGrouping)}")
+        object.__setattr__(self, "grouping", FloorGrouping(self.grouping))
+        if self.theano_timeout_s <= 0:
+            raise ValueError(f"theano_timeout_s must be positive, not {self.theano_timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,8 @@ QUICK = Profile(
                             max_seconds=20.0),
         throughput_window=WindowPolicy(warmup_seconds=0.1, warmup_samples=3, min_seconds=0.2, min_samples=10,
                                        max_seconds=20.0),
-        thread_counts=(1,), repeats=1, grouping="family", parallel_processes=2, process_timeout_s=300.0),
+        thread_counts=(1,), repeats=1, grouping=FloorGrouping.FAMILY, parallel_processes=2,
+        process_timeout_s=300.0),
     load=LoadSettings(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
@@ -146,7 +158,7 @@ QUICK = Profile(
 # fits about 30 minutes on 2 cores: every window is time-bound, so the cost is points x repeats x ~12 s.
 FULL = Profile(
     name=ProfileKind.FULL,
-    floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), parallel_processes=2,
+    floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), parallel_processes=2, try_theano=True,
                         exclude=("*/tflite/fp16", "*/tflite/int8-dynamic", "*/onnx-tf/*", "resnet/null")),
     load=LoadSettings(twins=("mlp",), max_users=8, open_loop_fractions=(0.5, 0.9)),
     note="full profile: conventions' windows (>= 10 s and >= 500 samples per point, 3 repeats, 95% intervals); "
@@ -159,7 +171,7 @@ FULL = Profile(
 
 # Everything: every twin, artifact and runtime at 1 and 2 threads, one fresh process per point, every
 # endpoint, open loop at 25/50/75/90% of saturation. Hours on 2 cores.
-EXHAUSTIVE = Profile(name=ProfileKind.EXHAUSTIVE,
+EXHAUSTIVE = Profile(name=ProfileKind.EXHAUSTIVE, floor=FloorSettings(try_theano=True),
                      note="exhaustive profile: every point, conventions' windows, 3 repeats")
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL, EXHAUSTIVE)}

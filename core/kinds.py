@@ -48,3 +48,19 @@ class ProfileKind(StrEnum):
     QUICK = "quick"
     FULL = "full"
     EXHAUSTIVE = "exhaustive"
+
+
+class RuntimeFamily(StrEnum):
+    """The library an in-process runtime runs on: what its measuring process imports (the floor groups by it)."""
+    TENSORFLOW = "tensorflow"
+    PYTORCH = "pytorch"
+    ONNXRUNTIME = "onnxruntime"
+    LITERT = "litert"
+    PYTENSOR = "pytensor"
+    NONE = "none"  # the null runtime: no library at all
+
+
+class FloorGrouping(StrEnum):
+    """How the floor puts its points into measuring processes."""
+    ISOLATED = "isolated"  # one fresh process per model x runtime x threads x repeat
+    FAMILY = "family"  # one fresh process per runtime library x threads x repeat, its models in turn

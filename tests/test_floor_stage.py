@@ -8,7 +8,11 @@ from rich.console import Console
 from core import results
 from core.config import FloorSettings
 from core.stats import WindowPolicy
-from models.floor import GRAPH_PAIRS, NULL, PYTENSOR, TWIN_RUNTIMES, FloorResults, measure
+from models.floor import FloorResults, measure
+from models.floor.derived import graph_pairs
+from models.runtimes.base import load_runtimes
+
+RUNTIME_NAMES = load_runtimes().names()  # every registered runtime, artifact and trained-twin ones alike
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +51,7 @@ def test_every_point_measured(floor):
         assert p.peak_rss_bytes and p.peak_rss_bytes > 0
 
 
-@pytest.mark.parametrize("runtime", ["savedmodel", "tflite", "torchscript", "onnxruntime", *TWIN_RUNTIMES,
-                                     PYTENSOR])
+@pytest.mark.parametrize("runtime", [n for n in RUNTIME_NAMES if n != "null"])
 def test_runtime_matches_reference(floor, runtime):
     points = _points(floor, runtime)
     assert points, f"no {runtime} point"
@@ -77,7 +80,7 @@ def test_family_grouping_and_null(floor):
     for proc in floor.processes:
         members = sorted((p for p in floor.points if p.group == proc.group), key=lambda p: p.position_in_group)
         assert all(p.import_seconds is None for p in members[1:])
-    null = _points(floor, NULL)
+    null = _points(floor, "null")
     assert len(null) == 2 and all(p.parity is None for p in null)
     assert max(p.p50_ms for p in null) < min(p.p50_ms for p in _points(floor, "keras-eager"))
     # peak RSS is the measuring process's own (not the TensorFlow-laden parent's, which ru_maxrss would give)
@@ -86,12 +89,13 @@ def test_family_grouping_and_null(floor):
 
 def test_graph_row_and_theano_row(floor):
     pairs = {(r.twin, r.eager, r.graph) for r in floor.graph_ratios}
-    assert pairs == {(t, e, g) for t in ("mlp", "cnn") for _, e, g in GRAPH_PAIRS}
+    assert pairs == {(t, e, g) for t in ("mlp", "cnn") for _, e, g in graph_pairs()}
     for r in floor.graph_ratios:
         assert r.latency_ratio == pytest.approx(r.eager_p50_ms / r.graph_p50_ms)
         assert r.batch == 8 and r.throughput_ratio and r.throughput_ratio > 0
     row = floor.theano
-    assert row.theano.what == "theano" and "theano" in row.theano.reason
+    assert row.theano.what == "theano" and row.theano.reason.startswith("not tried in this profile (test")
+    assert row.attempt is None and "--try-theano" in row.theano.enable_command
     assert row.deployment == {"export_format": "none", "server": "none"}
     assert row.twins == ["mlp"] and row.graph_compile_seconds["mlp"] > 0 and row.p50_ms["mlp"] > 0
     assert not floor.not_run  # every artifact format has a runtime; Theano's NotRun lives in its row
@@ -104,7 +108,7 @@ def test_round_trip(floor, spine_run):
 
 
 def test_scope_leaves_points_out_as_not_run(spine_run):
-    from models.floor import plan_points
+    from models.floor.plan import plan_points
 
     settings = FloorSettings(twins=("mlp",), exclude=("*/tflite/fp16", "*/keras-eager"))
     points, not_run = plan_points(spine_run, ["mlp", "cnn"], settings)

@@ -8,18 +8,11 @@ import pytest
 from core.config import EXHAUSTIVE, FULL, QUICK, FloorSettings
 from core.results import Measurement
 from core.stats import WindowResult, summarize
-from models.floor import (
-    BatchFigures,
-    FloorPoint,
-    Group,
-    PointSpec,
-    core_slots,
-    graph_ratios,
-    group_points,
-    spread_rows,
-    theano_not_run,
-)
-from models.floor_measure import _figures, hdr_encode
+from models.floor.derived import failed_not_run, graph_ratios, spread_rows
+from models.floor.measure import _figures, hdr_encode
+from models.floor.plan import Group, group_points
+from models.floor.schedule import Scheduler, core_slots
+from models.floor.schema import BatchFigures, FloorPoint, PointSpec
 
 
 def spec(twin: str, runtime: str, framework: str = "pytorch", variant: str = "fp32") -> PointSpec:
@@ -44,7 +37,7 @@ def test_grouping_isolated_vs_family():
     family = group_points(points, FloorSettings(thread_counts=(1,), repeats=1, grouping="family"))
     assert [(g.name, len(g.points)) for g in family] == [("pytorch", 2), ("tensorflow", 1)]
     with pytest.raises(ValueError, match="grouping"):
-        group_points(points, FloorSettings(grouping="bogus"))
+        FloorSettings(grouping="bogus")
 
 
 def test_profiles():
@@ -104,30 +97,21 @@ def test_graph_ratios_from_medians():
     assert row.batch == 32 and row.throughput_ratio == pytest.approx(2.5)
 
 
-def test_theano_not_run_names_the_error():
-    record = theano_not_run()
-    assert record.what == "theano" and ("PyInt_AsLong" in record.reason or "import theano" in record.reason)
-    assert "pip install theano" in record.enable_command
-
-
 def test_failed_point_becomes_a_row(tmp_path):
     """A point whose source is missing fails with its reason; the process and the next point go on."""
     from core.rundir import RunDir
-    from models.floor import run_group
     from models.parity import ParityTolerance
 
     run_dir = RunDir(tmp_path / "run").create()
     bad = PointSpec(twin="mlp", runtime="null", framework="none", source="artifacts/nope", format="trained")
     group = Group(name="none", threads=1, repeat=0, points=(bad, bad))
-    points, record = run_group(group, run_dir, QUICK.floor, ParityTolerance(), {core_slots(QUICK.floor)[0]})
+    scheduler = Scheduler(run_dir, QUICK.floor, ParityTolerance())
+    points, record = scheduler.run_group(group, {core_slots(QUICK.floor)[0]})
     assert [p.ok for p in points] == [False, False] and record.error is None and record.points == 2
     assert "unknown twin 'nope'" in points[0].error and points[1].position_in_group == 1
 
 
 def test_failed_points_are_listed_as_not_run():
-    from models.floor import failed_not_run, import_runtime_modules
-
-    import_runtime_modules()
     bad = point(spec("mlp", "torch-compile"), 1.0, ok=False)
     bad.error = "BackendCompilerFailed: no compiler"
     again = point(spec("mlp", "torch-compile"), 1.0, ok=False, repeat=1)
@@ -145,7 +129,132 @@ def test_cli_refuses_missing_run_folder_and_unknown_twin(tmp_path):
     from models.floor import main
 
     with pytest.raises(UserError, match="manifest.json does not exist"):
-        main(argparse.Namespace(run_dir=tmp_path, profile="quick", twins=None, grouping=None))
+        main(argparse.Namespace(run_dir=tmp_path, profile="quick", twins=None, grouping=None, try_theano=None))
     results.save(Manifest(run_id="empty"), tmp_path / "manifest.json")
     with pytest.raises(UserError, match="twin\\(s\\) nope have no artifacts"):
-        main(argparse.Namespace(run_dir=tmp_path, profile="quick", twins=["nope"], grouping=None))
+        main(argparse.Namespace(run_dir=tmp_path, profile="quick", twins=["nope"], grouping=None,
+                                try_theano=None))
+
+
+def test_runtimes_declare_what_the_floor_plans_with():
+    from core.kinds import ArtifactFormat, RuntimeFamily
+    from models.runtimes.base import FORMAT_RUNTIMES, RUNTIMES, load_runtimes
+
+    load_runtimes()
+    assert set(FORMAT_RUNTIMES.names()) == set(ArtifactFormat)  # every artifact format has a runtime
+    for name, cls in RUNTIMES.items():
+        assert cls.framework in set(RuntimeFamily) and isinstance(cls.imports, tuple), name
+        assert cls.cost_hint > 0, name
+        if cls.eager:  # the eager side of a graph pair is a registered eager runtime of the same library
+            eager = RUNTIMES.get(cls.eager)
+            assert eager.framework == cls.framework and not eager.graph and eager.runs_trained_twin(), name
+    pairs = {(e, g) for _, e, g in __import__("models.floor.derived", fromlist=["x"]).graph_pairs()}
+    assert pairs == {("keras-eager", "keras-function"), ("keras-eager", "savedmodel"),
+                     ("torch-eager", "torchscript"), ("torch-eager", "torch-compile")}
+
+
+def test_a_new_runtime_module_is_planned_without_other_edits(tmp_path, monkeypatch):
+    """A runtime registered on its own (as a new module under models/runtimes/ would be) is planned for the
+    trained twins it supports, grouped by its library, with its cost hint."""
+    from core import results
+    from core.kinds import RuntimeFamily
+    from core.rundir import RunDir
+    from models.exporters.base import Manifest
+    from models.floor.plan import plan_points
+    from models.runtimes.base import RUNTIMES, load_runtimes
+    from models.runtimes.null import NullRuntime
+
+    class Fake(NullRuntime):
+        name = "fake-onnx-eager"
+        framework = RuntimeFamily.ONNXRUNTIME
+        imports = ("onnxruntime",)
+        cost_hint = 7.5
+        twins = ("mlp",)
+
+    load_runtimes()
+    monkeypatch.setitem(RUNTIMES._items, Fake.name, Fake)
+    run_dir = RunDir(tmp_path / "run").create()
+    results.save(Manifest(run_id="run"), run_dir.manifest)
+    points, not_run = plan_points(run_dir, ["mlp", "cnn"], FloorSettings())
+    by_twin = {t: [p.runtime for p in points if p.twin == t] for t in ("mlp", "cnn")}
+    assert "fake-onnx-eager" in by_twin["mlp"] and "fake-onnx-eager" not in by_twin["cnn"]
+    assert "pytensor" in by_twin["mlp"] and "pytensor" not in by_twin["cnn"]  # PyTensor rebuilds Dense twins only
+    assert by_twin["mlp"][-1] == "null" and not not_run
+    (group,) = [g for g in group_points(points, QUICK.floor) if g.name == "onnxruntime"]
+    assert group.estimated_seconds() == pytest.approx(7.5)
+
+
+def test_scheduler_stops_only_the_processes_it_started(tmp_path):
+    import sys
+
+    from core.proc import ManagedProcess
+    from core.rundir import RunDir
+    from models.floor.schedule import MEASURE_TARGET
+    from models.parity import ParityTolerance
+
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    theirs = ManagedProcess(sleep, tmp_path / "theirs.log", name=MEASURE_TARGET).start()
+    try:
+        scheduler = Scheduler(RunDir(tmp_path / "run"), QUICK.floor, ParityTolerance())
+        other = ManagedProcess(sleep, tmp_path / "other.log", name="someone-else").start()
+        mine = ManagedProcess(sleep, tmp_path / "mine.log", name=MEASURE_TARGET).start()
+        try:
+            assert scheduler.started() == [mine]
+            scheduler.stop_started()
+            assert not mine.alive() and theirs.alive() and other.alive()
+        finally:
+            other.stop(timeout=5)
+            mine.stop(timeout=5)
+    finally:
+        theirs.stop(timeout=5)
+
+
+def test_theano_not_tried_says_how_to_try():
+    from models.floor import theano
+
+    record = theano.not_run(QUICK.floor, "quick", None)
+    assert record.what == "theano" and record.reason.startswith("not tried in this profile (quick")
+    assert record.enable_command.startswith("deploy-compare floor RUN_DIR --try-theano")
+    assert not QUICK.floor.try_theano and FULL.floor.try_theano and EXHAUSTIVE.floor.try_theano
+
+
+def test_theano_attempt_records_a_failing_command(tmp_path):
+    """The attempt with stand-in commands (no network): the failing step's exit code and output become the
+    reason; the steps after it do not run; versions come from the venv's interpreter when there is one."""
+    import sys
+    from dataclasses import replace
+
+    from models.floor import theano
+
+    def steps(venv):
+        return [theano.Step("venv", (sys.executable, "-c", "print('made')")),
+                theano.Step("install", (sys.executable, "-c",
+                                        "import sys; print('ERROR: No matching distribution found for theano', "
+                                        "file=sys.stderr); sys.exit(3)")),
+                theano.Step("import", (sys.executable, "-c", "print('never')"))]
+
+    attempt = theano.attempt(replace(QUICK.floor, theano_timeout_s=60), tmp_path / "logs", steps)
+    assert not attempt.ok and [s.name for s in attempt.steps] == ["venv", "install"]
+    assert [s.exit_code for s in attempt.steps] == [0, 3] and "No matching distribution" in attempt.steps[1].output_tail
+    assert attempt.versions == {}  # no venv was made: nothing to ask
+    record = theano.not_run(QUICK.floor, "full", attempt)
+    assert "exited 3" in record.reason and "No matching distribution found for theano" in record.reason
+    assert "--try-theano" in record.enable_command
+
+
+def test_theano_attempt_stops_at_its_budget(tmp_path):
+    import sys
+    import time
+    from dataclasses import replace
+
+    from models.floor import theano
+
+    def steps(venv):
+        return [theano.Step("install", (sys.executable, "-c", "import time; time.sleep(60)"))]
+
+    t0 = time.perf_counter()
+    attempt = theano.attempt(replace(QUICK.floor, theano_timeout_s=1.0), tmp_path / "logs", steps)
+    assert time.perf_counter() - t0 < 30
+    (step,) = attempt.steps
+    assert step.exit_code is None and not attempt.ok
+    assert "stopped after" in theano.not_run(QUICK.floor, "full", attempt).reason

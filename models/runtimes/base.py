@@ -2,26 +2,40 @@
 
 A runtime declares its capabilities (input layout, dynamic batch, dtypes, graph or eager) so that
 callers convert inputs by capability, never by testing names. Runtimes import TensorFlow/PyTorch
-lazily inside `load`. The same runtimes serve the parity gate (issue 2) and the floor (issue 3).
+lazily inside `load`. The same runtimes serve the parity gate and the floor.
+
+Each runtime class also declares what the floor needs to plan it, so that adding a runtime is adding
+one module under `models/runtimes/` (every module there is imported by `load_runtimes`):
+- `format`: the artifact format it loads, or None when it runs the trained twin's folder;
+- `framework`: its library (`RuntimeFamily`): the floor's `family` grouping puts one library per process;
+- `imports`: the modules its process imports (and times) before `load`;
+- `cost_hint`: rough seconds per measured point, to start the longest processes first;
+- `eager`: for a graph runtime, the eager runtime it is compared with in the Computational-graph row;
+- `twins`: the twins it can run (None: every twin).
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
+from core.kinds import ArtifactFormat, Layout, RuntimeFamily
 from core.registry import Registry
 
 if TYPE_CHECKING:
     from models.exporters.base import ArtifactRecord
 
+ANY_LAYOUT = "any"
+
 
 @dataclass(frozen=True)
 class Capabilities:
-    layout: str  # NHWC | NCHW | NF, or "any" when it follows the artifact
+    layout: Layout | Literal["any"]  # "any" when it follows the artifact or needs no input layout
     dynamic_batch: bool
     dtypes: tuple[str, ...] = ("float32",)
     graph: bool = True  # False for eager execution
@@ -29,7 +43,13 @@ class Capabilities:
 
 class Runtime(ABC):
     name: ClassVar[str]
-    framework: ClassVar[str]  # tensorflow | pytorch | onnxruntime | litert | pytensor | none
+    framework: ClassVar[RuntimeFamily]
+    format: ClassVar[ArtifactFormat | None] = None  # None: runs the trained twin (run_dir.twin_dir)
+    imports: ClassVar[tuple[str, ...]]
+    cost_hint: ClassVar[float] = 1.0  # rough seconds per floor point (import, load, windows)
+    eager: ClassVar[str | None] = None  # graph runtimes: the eager runtime of the Computational-graph row
+    twins: ClassVar[tuple[str, ...] | None] = None  # twins it can run (None: all)
+    enable_command: ClassVar[str] = ""  # what makes it run where it fails for want of a tool
 
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
@@ -42,6 +62,14 @@ class Runtime(ABC):
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits for a batch `x` already in `capabilities().layout`."""
 
+    @classmethod
+    def runs_trained_twin(cls) -> bool:
+        return cls.format is None
+
+    @classmethod
+    def supports(cls, twin: str) -> bool:
+        return cls.twins is None or twin in cls.twins
+
 
 RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
 
@@ -49,10 +77,10 @@ RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
 class ArtifactRuntime(Runtime):
     """A runtime for an exported artifact: its layout and dynamic batch come from the artifact's record."""
 
-    format: ClassVar[str]  # the artifact format it loads (savedmodel | tflite | torchscript | onnx)
+    format: ClassVar[ArtifactFormat]
 
     def __init__(self, layout: str, dynamic_batch: bool = True) -> None:
-        self._caps = Capabilities(layout=layout, dynamic_batch=dynamic_batch)
+        self._caps = Capabilities(layout=Layout(layout), dynamic_batch=dynamic_batch)
 
     def capabilities(self) -> Capabilities:
         return self._caps
@@ -61,8 +89,8 @@ class ArtifactRuntime(Runtime):
 # artifact format -> name of the runtime that loads it (filled by @register_format on the implementations)
 FORMAT_RUNTIMES: Registry[str] = Registry("artifact format")
 
-# One module per runtime under models/runtimes/; importing registers it (TF/torch are imported in load()).
-IMPLEMENTATIONS = ["savedmodel", "tflite", "torchscript", "ort"]
+# helper modules of this package that define no runtime
+_NOT_RUNTIMES = frozenset({"base", "threads", "trained"})
 
 
 def register_format(cls: type[ArtifactRuntime]) -> type[ArtifactRuntime]:
@@ -72,10 +100,12 @@ def register_format(cls: type[ArtifactRuntime]) -> type[ArtifactRuntime]:
 
 
 def load_runtimes() -> Registry[type[Runtime]]:
-    import importlib
+    """Import every runtime module of this package (each registers itself); frameworks stay unimported."""
+    import models.runtimes as package
 
-    for module in IMPLEMENTATIONS:
-        importlib.import_module(f"models.runtimes.{module}")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name not in _NOT_RUNTIMES:
+            importlib.import_module(f"{package.__name__}.{info.name}")
     return RUNTIMES
 
 

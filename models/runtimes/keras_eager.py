@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from core.kinds import RuntimeFamily
 from models.runtimes.base import RUNTIMES
 from models.runtimes.threads import set_tensorflow_threads
 from models.runtimes.trained import TwinRuntime, load_keras
@@ -15,9 +16,10 @@ from models.runtimes.trained import TwinRuntime, load_keras
 @RUNTIMES.add
 class KerasEager(TwinRuntime):
     name = "keras-eager"
-    framework = "tensorflow"
+    framework = RuntimeFamily.TENSORFLOW
     graph = False
-    imports = ("tensorflow", "keras")  # what the floor imports (and times) before load()
+    imports = ("tensorflow", "keras")
+    cost_hint = 2.0  # slow per call: its windows take longest to fill
 
     def __init__(self) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ from models.runtimes.keras_eager import KerasEager
 class KerasFunction(KerasEager):
     name = "keras-function"
     graph = True
+    eager = "keras-eager"
 
     def _wrap(self, model: Any, input_shape: tuple[int, ...]) -> Callable[[np.ndarray], Any]:
         import tensorflow as tf

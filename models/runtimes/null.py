@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.kinds import RuntimeFamily
 from models.runtimes.base import RUNTIMES, Capabilities, Runtime
 from models.runtimes.trained import twin_at
 
@@ -17,8 +18,8 @@ from models.runtimes.trained import twin_at
 @RUNTIMES.add
 class NullRuntime(Runtime):
     name = "null"
-    framework = "none"
-    imports: tuple[str, ...] = ()
+    framework = RuntimeFamily.NONE
+    imports = ()
 
     def __init__(self) -> None:
         self._out = np.zeros((0, 0), dtype=np.float32)

@@ -5,14 +5,16 @@ from pathlib import Path
 
 import numpy as np
 
+from core.kinds import ArtifactFormat, RuntimeFamily
 from models.runtimes.base import ArtifactRuntime, register_format
 
 
 @register_format
 class OnnxRuntime(ArtifactRuntime):
     name = "onnxruntime"
-    framework = "onnxruntime"
-    format = "onnx"
+    framework = RuntimeFamily.ONNXRUNTIME
+    format = ArtifactFormat.ONNX
+    imports = ("onnxruntime",)
 
     def load(self, path: Path, threads: int) -> None:
         import onnxruntime as ort

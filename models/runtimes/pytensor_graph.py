@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from core.kinds import RuntimeFamily
 from models.runtimes.base import RUNTIMES
 from models.runtimes.trained import TwinRuntime, load_keras
 
@@ -66,8 +67,10 @@ def build_graph(keras_model: Any) -> tuple[Any, Any]:
 @RUNTIMES.add
 class PyTensorGraph(TwinRuntime):
     name = "pytensor"
-    framework = "pytensor"
+    framework = RuntimeFamily.PYTENSOR
     imports = ("pytensor", "tensorflow", "keras")  # Keras reads the trained weights
+    cost_hint = 6.0
+    twins = ("mlp",)  # build_graph knows Dense-layer models only (SUPPORTED_LAYERS)
 
     def __init__(self) -> None:
         super().__init__()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.kinds import ArtifactFormat, RuntimeFamily
 from models.runtimes.base import ArtifactRuntime, register_format
 from models.runtimes.threads import set_tensorflow_threads
 
@@ -14,8 +15,11 @@ SIGNATURE = "serving_default"
 @register_format
 class SavedModelRuntime(ArtifactRuntime):
     name = "savedmodel"
-    framework = "tensorflow"
-    format = "savedmodel"
+    framework = RuntimeFamily.TENSORFLOW
+    format = ArtifactFormat.SAVEDMODEL
+    imports = ("tensorflow",)
+    cost_hint = 2.0
+    eager = "keras-eager"
 
     def load(self, path: Path, threads: int) -> None:
         import tensorflow as tf

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
+from core.kinds import ArtifactFormat, RuntimeFamily
 from models.runtimes.base import ArtifactRuntime, register_format
 
 
 @register_format
 class TFLiteRuntime(ArtifactRuntime):
     name = "tflite"
-    framework = "litert"
-    format = "tflite"
+    framework = RuntimeFamily.LITERT
+    format = ArtifactFormat.TFLITE
+    imports = ("ai_edge_litert.interpreter",)
 
     def load(self, path: Path, threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType

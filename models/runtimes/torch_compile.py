@@ -26,6 +26,8 @@ def inductor_cache_dir() -> Path:
 class TorchCompile(TorchEager):
     name = "torch-compile"
     graph = True
+    eager = "torch-eager"
+    cost_hint = 6.0  # compiles per model and shape at the first call
     enable_command = "apt-get install -y g++  # Inductor compiles C++ kernels on CPU"
 
     def _wrap(self, model: Any) -> Any:

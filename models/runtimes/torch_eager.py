@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from core.kinds import RuntimeFamily
 from models.runtimes.base import RUNTIMES
 from models.runtimes.threads import set_torch_threads
 from models.runtimes.trained import TwinRuntime, load_torch
@@ -14,9 +15,10 @@ from models.runtimes.trained import TwinRuntime, load_torch
 @RUNTIMES.add
 class TorchEager(TwinRuntime):
     name = "torch-eager"
-    framework = "pytorch"
+    framework = RuntimeFamily.PYTORCH
     graph = False
-    imports = ("torch",)  # what the floor imports (and times) before load()
+    imports = ("torch",)
+    cost_hint = 3.0
 
     def __init__(self) -> None:
         super().__init__()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.kinds import ArtifactFormat, RuntimeFamily
 from models.runtimes.base import ArtifactRuntime, register_format
 from models.runtimes.threads import set_torch_threads
 
@@ -12,8 +13,11 @@ from models.runtimes.threads import set_torch_threads
 @register_format
 class TorchScriptRuntime(ArtifactRuntime):
     name = "torchscript"
-    framework = "pytorch"
-    format = "torchscript"
+    framework = RuntimeFamily.PYTORCH
+    format = ArtifactFormat.TORCHSCRIPT
+    imports = ("torch",)
+    cost_hint = 3.0
+    eager = "torch-eager"
 
     def load(self, path: Path, threads: int) -> None:
         import torch

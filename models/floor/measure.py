@@ -1,4 +1,5 @@
-"""The floor's measuring side: runs inside a fresh process (`core.proc.run_isolated`).
+"""The floor's measuring side: runs inside a fresh process (`core.proc.run_isolated`, started by
+`models.floor.schedule`).
 
 `measure_group(payload)` measures one or more points (model x runtime) at one thread setting, in order,
 and appends each finished point as one JSON line to the payload's `progress` file (so the parent can
@@ -29,11 +30,13 @@ from typing import Any
 import numpy as np
 
 from core import results, stats
+from core.kinds import RuntimeFamily
 from core.proc import peak_rss_bytes
 from core.rundir import RunDir
 from models.data import to_layout
-from models.floor import BatchFigures, FloorPoint, MeasureRequest, PointSpec, import_runtime_modules, runtime_imports
+from models.floor.schema import THREAD_VARS, BatchFigures, FloorPoint, MeasureRequest, PointSpec
 from models.parity import ParityTolerance, compare
+from models.runtimes.base import RUNTIMES, load_runtimes, runtime_for
 from models.training import load_heldout
 from models.zoo import get_twin
 
@@ -47,7 +50,7 @@ class ParityFailure(RuntimeError):
 def measure_group(payload: dict[str, Any]) -> int:
     """Measure every point of `payload` (a MeasureRequest as JSON data); returns the number measured."""
     request = results.from_json_data(MeasureRequest, payload)
-    import_runtime_modules()
+    load_runtimes()
     progress = Path(request.progress)
     cpus = sorted(os.sched_getaffinity(0))
     for index, spec in enumerate(request.points):
@@ -60,7 +63,7 @@ def measure_group(payload: dict[str, Any]) -> int:
 def _measure_or_fail(request: MeasureRequest, spec: PointSpec, cpus: list[int], index: int) -> FloorPoint:
     point = FloorPoint(spec=spec, threads=request.threads, repeat=request.repeat, group=request.group,
                        group_size=len(request.points), position_in_group=index, ok=False, cpus=cpus,
-                       env_threads={k: os.environ.get(k, "") for k in ENV_THREAD_VARS})
+                       env_threads={k: os.environ.get(k, "") for k in THREAD_VARS})
     try:
         _measure(request, spec, point)
         point.ok = True
@@ -72,14 +75,10 @@ def _measure_or_fail(request: MeasureRequest, spec: PointSpec, cpus: list[int], 
     return point
 
 
-ENV_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-
 
 def _measure(request: MeasureRequest, spec: PointSpec, point: FloorPoint) -> None:
-    from models.runtimes.base import RUNTIMES, runtime_for
-
     run_dir = RunDir(Path(request.run_dir))
-    modules = [m for m in runtime_imports(RUNTIMES.get(spec.runtime)) if m not in sys.modules]
+    modules = [m for m in RUNTIMES.get(spec.runtime).imports if m not in sys.modules]
     if modules:
         t0 = time.perf_counter()
         for module in modules:
@@ -104,7 +103,7 @@ def _measure(request: MeasureRequest, spec: PointSpec, point: FloorPoint) -> Non
     runtime.predict(x1)
     point.first_inference_seconds = time.perf_counter() - t0
 
-    if runtime.framework != "none":  # the null runtime computes nothing to compare
+    if runtime.framework != RuntimeFamily.NONE:  # the null runtime computes nothing to compare
         _parity(runtime, caps.dynamic_batch, x, held, spec, request.tolerance, point)
 
     window = stats.measure_window(lambda: runtime.predict(x1), request.window)
