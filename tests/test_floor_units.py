@@ -2,6 +2,8 @@
 failed processes becoming failed rows."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -258,3 +260,31 @@ def test_theano_attempt_stops_at_its_budget(tmp_path):
     (step,) = attempt.steps
     assert step.exit_code is None and not attempt.ok
     assert "stopped after" in theano.not_run(QUICK.floor, "full", attempt).reason
+
+
+def test_theano_failure_summary_names_the_error_and_compiler_errors():
+    from models.floor.theano import summarize
+
+    log = ("Traceback (most recent call last):\n  File \"x.py\", line 1\nImportError: Version check failed\n"
+           "Traceback (most recent call last):\n"
+           "Exception: Compilation failed (return status=1): /tmp/dc-theano-ab12/cdir/lazylinker_ext/mod.cpp:499:25: "
+           "error: 'PyInt_AsLong' was not declared in this scope. /tmp/dc-theano-ab12/cdir/lazylinker_ext/"
+           "mod.cpp:528:21: error: 'PyInt_AsLong' was not declared in this scope.\n")
+    text = summarize(log)
+    assert text.startswith("Exception: Compilation failed") and "dc-theano" not in text
+    errors = text.split(" || compiler errors: ")[1]  # one per distinct message
+    assert errors == "mod.cpp:499:25: error: 'PyInt_AsLong' was not declared in this scope"
+    assert summarize("line one\nline two\n") == "line one | line two"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("DEPLOY_COMPARE_TRY_THEANO") != "1",
+                    reason="the real attempt downloads theano, numpy and scipy (about 45 s here): "
+                           "DEPLOY_COMPARE_TRY_THEANO=1 pytest tests/test_floor_units.py -k real_theano")
+def test_real_theano_attempt(tmp_path):
+    from models.floor import theano
+
+    attempt = theano.attempt(FULL.floor, tmp_path / "logs")
+    assert attempt.steps and attempt.steps[0].name == "venv" and attempt.versions.get("python")
+    record = theano.not_run(FULL.floor, "full", attempt)
+    assert record.reason and attempt.seconds <= FULL.floor.theano_timeout_s + theano.VERSIONS_TIMEOUT_S + 30

@@ -146,6 +146,9 @@ class GraphRatio:
     batch: int  # the larger batch of the throughput ratio
     throughput_ratio: float | None  # graph / eager samples per second at `batch`
 
+    def __post_init__(self) -> None:
+        self.framework = RuntimeFamily(self.framework)
+
 
 @dataclass
 class CommandStep:
@@ -157,6 +160,7 @@ class CommandStep:
     seconds: float
     output_tail: str  # last lines of its stdout + stderr
     log: str  # the full output
+    summary: str = ""  # the error line and the first compiler errors, from the full output
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,10 @@ from models.floor.schema import CommandStep, TheanoAttempt
 REQUIREMENT = "theano==1.0.5"
 TRY_COMMAND = "deploy-compare floor RUN_DIR --try-theano"
 TAIL_CHARS = 3000
-REASON_TAIL_LINES = 6
+REASON_TAIL_LINES = 3
+ERROR_LINE = re.compile(r"^(?:[\w.]*(?:Error|Exception|Exit)\b|ERROR\b).*")
+COMPILER_ERROR = re.compile(r"([\w.+-]+:\d+:\d+: error: [^.\n]{1,160})")
+THROWAWAY_PATH = re.compile(r"/\S*dc-theano-[^/\s]*/(?:[^/\s]*/)*")  # folders of the deleted venv
 VERSIONS_TIMEOUT_S = 60.0  # the versions query runs even when the budget is spent, bounded on its own
 # prints the versions of the venv's interpreter and packages as JSON, without importing any of them
 VERSIONS_CODE = ("import importlib.metadata as m, json, platform\n"
@@ -75,8 +79,27 @@ def run_step(step: Step, timeout_s: float, log_dir: Path, env: dict[str, str]) -
         exit_code = None
     finally:
         proc.stop()
+    output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     return CommandStep(name=step.name, argv=list(step.argv), exit_code=exit_code, seconds=time.perf_counter() - t0,
-                       output_tail=proc.log_tail(TAIL_CHARS), log=str(log))
+                       output_tail=output[-TAIL_CHARS:], log=str(log), summary=summarize(output))
+
+
+def summarize(output: str, head_chars: int = 160, errors: int = 3) -> str:
+    """The last error line (a Python exception or pip's ERROR) and the first distinct compiler errors, with
+    the throwaway folders cut from paths; the last lines of output when there is no error line."""
+    text = THROWAWAY_PATH.sub("", output)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    hits = [ln for ln in lines if ERROR_LINE.match(ln)]
+    head = hits[-1] if hits else " | ".join(lines[-REASON_TAIL_LINES:])
+    by_message: dict[str, str] = {}  # one per distinct message (the same error recurs on many lines)
+    for hit in COMPILER_ERROR.findall(text):
+        by_message.setdefault(hit.split(": error: ", 1)[1].strip(), hit.strip())
+    found = list(by_message.values())
+    short = head if len(head) <= head_chars else head[:head_chars] + "..."
+    if not found:
+        return short
+    more = f" (+{len(found) - errors} more)" if len(found) > errors else ""
+    return f"{short} || compiler errors: {'; '.join(found[:errors])}{more}"
 
 
 def attempt(settings: FloorSettings, log_dir: Path,
@@ -137,8 +160,9 @@ def not_run(settings: FloorSettings, profile: str, tried: TheanoAttempt | None) 
                       "has no Theano runtime module: it measures its successor PyTensor (runtime `pytensor`)",
                       enable_command="add a runtime module under models/runtimes/ that runs in such a venv")
     failed = tried.steps[-1]
+    seen = failed.summary or _tail(failed.output_tail, REASON_TAIL_LINES)
     return NotRun(what="theano", reason=f"tried in a throwaway venv in {tried.seconds:.0f} s ({found}): {steps}: "
-                  f"{_tail(failed.output_tail, REASON_TAIL_LINES)} (full output: {failed.log}); the floor measures "
+                  f"{seen} (full output: {failed.log}); the floor measures "
                   "its maintained successor PyTensor instead (runtime `pytensor`)",
                   enable_command=f"{TRY_COMMAND}  # tries again; untried here: an interpreter and NumPy from "
                                  "Theano's time (Python <= 3.8, numpy < 1.20)")
