@@ -155,6 +155,13 @@ def test_runtimes_declare_what_the_floor_plans_with():
                      ("torch-eager", "torchscript"), ("torch-eager", "torch-compile")}
 
 
+def test_a_runtime_must_declare_its_library_and_imports():
+    from models.runtimes.base import Runtime
+
+    with pytest.raises(TypeError, match="'half-done' .* does not declare framework, imports"):
+        type("HalfDone", (Runtime,), {"name": "half-done"})
+
+
 def test_a_new_runtime_module_is_planned_without_other_edits(tmp_path, monkeypatch):
     """A runtime registered on its own (as a new module under models/runtimes/ would be) is planned for the
     trained twins it supports, grouped by its library, with its cost hint."""

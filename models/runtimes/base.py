@@ -51,6 +51,18 @@ class Runtime(ABC):
     twins: ClassVar[tuple[str, ...] | None] = None  # twins it can run (None: all)
     enable_command: ClassVar[str] = ""  # what makes it run where it fails for want of a tool
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A class that names itself is a runtime: it must declare what the floor plans with."""
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            return
+        missing = [attr for attr in ("framework", "imports") if not hasattr(cls, attr)]
+        if missing:
+            raise TypeError(f"runtime {cls.name!r} ({cls.__module__}) does not declare {', '.join(missing)}; "
+                            "see the class attributes of models.runtimes.base.Runtime")
+        if cls.eager == cls.name:
+            raise TypeError(f"runtime {cls.name!r}: `eager` names the eager counterpart, not the runtime itself")
+
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
 
