@@ -23,7 +23,8 @@ for _name, _target in (
     ("parity", "models.parity:run_stage"),           # every artifact vs the reference on the held-out batch
     ("inspect", "models.inspect:run_stage"),         # graph summary per artifact (op counts, opset)
     ("floor", "models.floor:run_stage"),       # in-process runtime benchmarks (issue 3)
-    ("serve", "serving.stage:run_stage"),      # servers + served parity + cold start + load (issues 4, 5)
+    ("serve", "serving.stage:run_stage"),      # servers up (a session) + served parity + cold start + probe
+    ("load", "loadtests.stage:run_stage"),     # closed/open-loop load on the session's endpoints
     ("report", "deploy_compare.report:run_stage"),  # report.md / report.html / results.json (issue 6)
 ):
     STAGES.register(_name)(_target)
@@ -55,13 +56,18 @@ def _record(ctx: RunContext, timing: results.StageTiming) -> None:
 def run_pipeline(ctx: RunContext) -> None:
     if not ctx.timings and ctx.run_dir.stages.exists():
         ctx.timings = results.load(list[results.StageTiming], ctx.run_dir.stages)
-    for name in selected_stages(ctx.config):
-        ctx.console.rule(f"[bold]stage: {name}")
-        t0 = time.perf_counter()
-        try:
-            resolve(STAGES.get(name))(ctx)
-        except BaseException as exc:
-            _record(ctx, results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=False,
-                                             error=f"{type(exc).__name__}: {exc}"))
-            raise
-        _record(ctx, results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=True))
+    names = selected_stages(ctx.config)
+    try:
+        for i, name in enumerate(names):
+            ctx.console.rule(f"[bold]stage: {name}")
+            ctx.upcoming = tuple(names[i + 1:])
+            t0 = time.perf_counter()
+            try:
+                resolve(STAGES.get(name))(ctx)
+            except BaseException as exc:
+                _record(ctx, results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=False,
+                                                 error=f"{type(exc).__name__}: {exc}"))
+                raise
+            _record(ctx, results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=True))
+    finally:  # resources a stage kept open for a later one (the servers): closed on every exit path
+        ctx.close_resources()

@@ -1,9 +1,14 @@
-"""The load stage: called by the serve stage (`serving.stage`) while the servers are up.
+"""The load stage: load tests of the endpoints of a server session (`serving.session.ServerSession`).
 
-    run(ctx, endpoints, around=None)
+    run_stage(ctx)                     # the pipeline's stage
+    run(ctx, endpoints, around=None)   # the same on given endpoints (tests, other sessions)
 
+`run_stage` takes the session the serve stage kept open in this run (`--stages serve load`), or opens one
+itself (servers started, parity re-checked, stopped after) when the load stage runs alone on a run folder.
+Then:
 1. the generator's headroom against the null endpoint (once per run);
-2. per endpoint (inside `around(endpoint)`, the serving side's metric scrape): a closed-loop sweep per
+2. the endpoints in measuring order (`endpoint_order`); per endpoint (inside `around(endpoint)`, the
+   serving side's metric scrape): the server warm-up (`warm_server`, excluded), a closed-loop sweep per
    repeat, its saturation throughput, then open-loop points at `open_loop_fractions` of it;
 3. `loadtest.json` rewritten after every endpoint, so a crash keeps what was measured.
 
@@ -30,6 +35,7 @@ from loadtests.launch import LocustTarget
 from loadtests.modes import LoadJob, get_mode
 from loadtests.results import EndpointLoad, LoadTestResults
 from serving.endpoint import Endpoint
+from serving.session import ServerSession
 
 Around = Callable[[Endpoint], ContextManager[Any]]
 
@@ -47,6 +53,25 @@ def server_alive(pids: Sequence[int]) -> bool:
     return False
 
 
+def warm_server(job: LoadJob, result: EndpointLoad) -> str | None:
+    """Warm the server before the endpoint's first point (excluded from every figure); the locust
+    side's error, if any."""
+    settings = job.settings
+    warm = replace(job, users=[settings.server_warmup_users], stop_rule=False, name=f"{job.name}-server-warmup",
+                   settings=replace(settings, window=WindowPolicy(
+                       warmup_seconds=settings.server_warmup_seconds, warmup_samples=10, min_seconds=0.0,
+                       min_samples=1, max_seconds=settings.server_warmup_seconds + 30.0)))
+    outcome = get_mode("closed").run(warm, repeat=0)
+    result.server_warmup = {"users": settings.server_warmup_users, "seconds": settings.server_warmup_seconds,
+                            "excluded": True}
+    return outcome.error
+
+
+def endpoint_order(endpoints: Sequence[Endpoint]) -> list[Endpoint]:
+    """The order endpoints are measured in: as the session lists them (server, model, protocol)."""
+    return list(endpoints)
+
+
 def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str, twin: str | None,
                      log_dir: Path, modes: Sequence[str] = ("closed", "open"), users: list[int] | None = None,
                      rates: list[float] | None = None, workers: int | None = None,
@@ -60,7 +85,7 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
     result = EndpointLoad(endpoint=endpoint.describe(), status="ok", failure=None,
                           payload={"source": str(payload), "twin": twin, "layout": endpoint.layout},
                           generator_cpus=sorted(cpus) if cpus else [], workers=n_workers)
-    name = endpoint.stack.replace("/", "-") + f"-{endpoint.protocol}"
+    name = "-".join(x for x in (endpoint.stack.replace("/", "-"), endpoint.protocol, endpoint.launcher) if x)
     job = LoadJob(target=target, settings=settings, log_dir=log_dir, name=name, cpus=cpus, workers=n_workers,
                   users=users, rates=rates, connections=settings.open_loop_connections, stop_rule=stop_rule)
 
@@ -78,14 +103,8 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
 
     try:
         if settings.server_warmup_seconds > 0:
-            warm = replace(job, users=[settings.server_warmup_users], stop_rule=False, name=f"{name}-server-warmup",
-                           settings=replace(settings, window=WindowPolicy(
-                               warmup_seconds=settings.server_warmup_seconds, warmup_samples=10, min_seconds=0.0,
-                               min_samples=1, max_seconds=settings.server_warmup_seconds + 30.0)))
-            outcome = get_mode("closed").run(warm, repeat=0)
-            result.server_warmup = {"users": settings.server_warmup_users,
-                                    "seconds": settings.server_warmup_seconds, "excluded": True}
-            if not check("server warm-up", outcome.error):
+            error = warm_server(job, result)
+            if not check("server warm-up", error):
                 return result
         if "closed" in modes:
             for r in range(settings.repeats):
@@ -153,7 +172,7 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
     results = LoadTestResults(profile=profile.name, label=label_of(profile), settings=settings_data(settings),
                               locust_version=_locust_version(), headroom=None)
     chosen, skipped = [], []
-    for ep in endpoints:
+    for ep in endpoint_order(endpoints):
         (chosen if not settings.twins or ep.model in settings.twins else skipped).append(ep)
     for ep in skipped:
         results.not_run.append(NotRun(what=f"load/{ep.stack}/{ep.protocol}/{ep.model}",
@@ -199,6 +218,31 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
                                                        " [red](< 5x: the generator may limit the results)"))
     ctx.console.print(f"load stage: {results.seconds:.0f} s ({results.label.split(':')[0]})")
     return results
+
+
+def run_stage(ctx: Any) -> None:
+    """The pipeline's load stage on the serve stage's session, or on a session of its own."""
+    kept: ServerSession | None = ctx.resources.get(ServerSession.KEY)
+    if kept is not None:
+        try:
+            load_session(ctx, kept.use("load"))
+        finally:  # stop the servers now rather than when the run ends
+            ctx.release(ServerSession.KEY)
+        return
+    with ServerSession(ctx, opened_by="load") as session:
+        load_session(ctx, session.use("load"))
+
+
+def load_session(ctx: Any, session: ServerSession) -> None:
+    if not session.endpoints:
+        session.record.loadtest = "no endpoint passed served parity: nothing to load-test"
+        failure = session.failure()
+        if failure is not None:
+            raise failure
+        return
+    session.record.loadtest = "started; the load stage did not finish (see stages.json and loadtest.json)"
+    run(ctx, session.endpoints, around=session.around)
+    session.record.loadtest = "ran"
 
 
 def _locust_version() -> str:

@@ -32,8 +32,8 @@ def main(args: argparse.Namespace) -> int:
     from models.parity import ParityTolerance
     from serving.base import SERVERS, NotAvailable, Server, ServerError
     from serving.catalog import ArtifactMismatch, PortInUse
+    from serving.session import served_parity
     from serving.stacks import import_servers, plan_server
-    from serving.stage import served_parity
 
     console = Console()
     try:

@@ -21,10 +21,12 @@ class Endpoint:
     server_pids: list[int] = field(default_factory=list)  # for CPU accounting and fault tests
     server_cpus: list[int] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # workers, batching, launcher, versions...
+    launcher: str = ""  # native | docker ("" when not started by this toolkit); set by the server session
 
     def describe(self) -> dict[str, Any]:
         """Saved with results: everything but secrets."""
         return {"stack": self.stack, "server": self.server, "protocol": self.protocol, "model": self.model,
                 "served_name": self.served_name, "target": self.target, "layout": self.layout,
+                "launcher": self.launcher,
                 "server_cpus": list(self.server_cpus), "settings": dict(self.settings),
                 "auth": "token" if self.headers else "none"}

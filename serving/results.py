@@ -37,7 +37,7 @@ class ColdStart:
 class ServerMemory:
     """The server's whole process tree (frontend and workers), sampled at a phase of the stage."""
 
-    phase: str  # "ready" (models loaded, idle) | "after load" (just before stop)
+    phase: str  # "ready" (models loaded, idle) | "after <stage>" (the last stage that used it, just before stop)
     rss_bytes: int  # summed current RSS
     peak_rss_bytes: int  # summed per-process high-water mark (VmHWM)
     processes: int
@@ -67,5 +67,7 @@ class ServingResults:
     probe: dict[str, float]  # the sequential probe's window policy
     servers: list[ServerRun] = field(default_factory=list)
     not_run: list[NotRun] = field(default_factory=list)
-    loadtest: str = ""  # "ran" or why not
-    seconds: float = 0.0  # stage wall time excluding the load test
+    loadtest: str = ""  # set by the load stage: "ran" or why not ("" = no load stage used these servers)
+    seconds: float = 0.0  # the serve stage's wall time (the load stage is timed on its own)
+    opened_by: str = "serve"  # the stage that brought these servers up (serve, or load when run alone)
+    session_seconds: float = 0.0  # servers up -> all stopped (both stages when `--stages serve load`)

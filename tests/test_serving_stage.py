@@ -1,7 +1,8 @@
-"""The serve stage end to end on a copy of spine_run (mlp only), with the load test replaced by a
-recorder that drives a few requests inside `around(endpoint)`: TorchServe started natively, served
-parity over REST and gRPC, cold start recorded, TF Serving listed as not run with its enabling
-command, metrics windows stored, no token in serving.json, everything stopped."""
+"""The serve and load stages end to end on a copy of spine_run (mlp only), with the load test replaced by
+a recorder that drives a few requests inside `around(endpoint)`: TorchServe started natively (once for
+both stages), served parity over REST and gRPC, cold start recorded, TF Serving listed as not run with
+its enabling command, metrics windows stored, no token in serving.json, everything stopped; the load
+stage alone opens (and stops) a session of its own."""
 from __future__ import annotations
 
 import shutil
@@ -14,14 +15,16 @@ from core import results
 from core.config import QUICK, RunConfig
 from core.context import RunContext
 from core.proc import group_members
+from core.results import StageTiming
 from core.rundir import RunDir
 from serving.catalog import ArtifactMismatch
 from serving.results import ServingResults
 
 
-def _ctx(run_dir: RunDir, tmp_path) -> RunContext:
+def _ctx(run_dir: RunDir, tmp_path, stages: tuple[str, ...] = ()) -> RunContext:
     profile = replace(QUICK, serve=replace(QUICK.serve, twins=("mlp",)))
-    config = RunConfig(profile=profile, run_id=run_dir.path.name, results_root=run_dir.path.parent, force=True)
+    config = RunConfig(profile=profile, run_id=run_dir.path.name, results_root=run_dir.path.parent, force=True,
+                       stages=stages)
     return RunContext(config=config, run_dir=run_dir)
 
 
@@ -33,10 +36,11 @@ def run_copy(spine_run, tmp_path):
 
 
 @pytest.mark.integration
-def test_serve_stage_records_cold_start_parity_metrics_and_not_run(run_copy, tmp_path, monkeypatch):
+def test_serve_then_load_share_one_session_then_load_alone_opens_its_own(run_copy, tmp_path, monkeypatch):
     import loadtests.stage
+    from deploy_compare.pipeline import run_pipeline
     from serving.clients import make_client
-    from serving.stage import heldout, run_stage
+    from serving.session import heldout
 
     seen = {}
 
@@ -49,7 +53,7 @@ def test_serve_stage_records_cold_start_parity_metrics_and_not_run(run_copy, tmp
             seen[(ep.served_name, ep.protocol)] = list(ep.server_pids)
 
     monkeypatch.setattr(loadtests.stage, "run", fake_load)
-    run_stage(_ctx(run_copy, tmp_path))
+    run_pipeline(_ctx(run_copy, tmp_path, ("serve", "load")))
 
     out = results.load(ServingResults, run_copy.serving)
     assert set(seen) == {(n, p) for n in ("mlp-torchscript", "mlp-onnx") for p in ("rest", "grpc")}
@@ -71,18 +75,30 @@ def test_serve_stage_records_cold_start_parity_metrics_and_not_run(run_copy, tmp
     assert "Bearer" not in text and '"key"' not in text
     pids = next(iter(seen.values()))
     assert not [p for p in pids if group_members(p)]  # every server process is gone
+    assert {ep["launcher"] for ep in ts.endpoints} == {"native"} and out.opened_by == "serve"
+    timings = {t.stage: t for t in results.load(list[StageTiming], run_copy.stages)}
+    assert timings["serve"].ok and timings["load"].ok  # timed each on its own
     print(f"serve stage without load: {out.seconds:.1f} s; cold start {cold}")
 
+    # the load stage alone: a session of its own (started, parity re-checked, stopped), the probe kept
+    seen.clear()
+    run_pipeline(_ctx(run_copy, tmp_path, ("load",)))
+    again = results.load(ServingResults, run_copy.serving)
+    [ts2] = again.servers
+    assert again.opened_by == "load" and again.loadtest == "ran" and all(p.ok for p in ts2.parity)
+    assert len(seen) == 4 and next(iter(seen.values())) != pids  # new server processes
+    assert [m.phase for m in ts2.memory] == ["ready", "after load"] and len(ts2.metrics) == 4
+    assert [m.name for m in ts2.sequential] == [m.name for m in ts.sequential]  # the serve stage's probe
+    assert not [p for p in next(iter(seen.values())) if group_members(p)]
 
-def test_tampered_artifact_is_refused_before_anything_starts(run_copy, tmp_path, monkeypatch):
-    import loadtests.stage
+
+def test_tampered_artifact_is_refused_before_anything_starts(run_copy, tmp_path):
     from models.exporters.stage import load_manifest
     from serving.stage import run_stage
 
     rec = next(r for r in load_manifest(run_copy).artifacts if r.twin == "mlp" and r.format == "onnx")
     with open(run_copy.path / rec.path, "ab") as fh:
         fh.write(b"\0")
-    monkeypatch.setattr(loadtests.stage, "run", lambda *a, **k: pytest.fail("load test must not run"))
     with pytest.raises(ArtifactMismatch, match=rf"{rec.key} \(onnx\).*does not match the manifest"):
         run_stage(_ctx(run_copy, tmp_path))
     assert not (run_copy.artifacts / "torchserve").exists()  # nothing archived, nothing started

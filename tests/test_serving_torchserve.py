@@ -19,7 +19,7 @@ from core.proc import group_members
 from models.parity import ParityTolerance
 from serving.clients import PredictError, make_client
 from serving.metrics import make_around
-from serving.stage import served_parity
+from serving.session import served_parity
 from serving.testing import running_torchserve
 
 pytestmark = pytest.mark.integration
