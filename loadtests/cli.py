@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.config import PROFILES, get_profile
+from core.kinds import LoadModeKind
 from loadtests.senders import API_PATHS
 
 
@@ -93,8 +94,8 @@ def main(args: argparse.Namespace) -> int:
     settings = profile.load
     if args.workers < 0 or args.batch_size < 1:
         raise UserError("--workers must be >= 0 and --batch-size >= 1")
-    modes = ("closed", "open") if args.mode == "both" else (args.mode,)
-    if modes == ("open",) and not args.rate:
+    modes = tuple(LoadModeKind) if args.mode == "both" else (LoadModeKind(args.mode),)
+    if modes == (LoadModeKind.OPEN,) and not args.rate:
         raise UserError("--mode open needs --rate R [R ...] (req/s), or use --mode both to derive rates")
     if args.token_file and not Path(args.token_file).is_file():
         raise UserError(f"--token-file {args.token_file} does not exist")

@@ -72,17 +72,6 @@ def _locust_argv(target: LocustTarget, headers_file: Path | None) -> list[str]:
     return argv
 
 
-def plan_timeout(plan: Plan) -> float:
-    """Generous upper bound of a plan's wall time (every wait inside is bounded too)."""
-    w = plan.window
-    if plan.mode == "closed":
-        per = 2 * w.max_seconds + 35
-    else:
-        per = w.warmup_seconds + w.max_seconds + plan.drain_seconds + 35 + max(
-            (w.warmup_samples / r for r in plan.steps), default=0)
-    return 90 + per * len(plan.steps)
-
-
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (bind 0)."""
     import socket
@@ -93,10 +82,11 @@ def free_port() -> int:
 
 
 def run_plan(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] | None = None,
-             workers: int = 0, name: str = "locust") -> RawRun:
+             workers: int = 0, name: str = "locust", timeout: float) -> RawRun:
     """Run `plan` against `target` (with `workers` > 0: a master and that many workers on loopback).
 
-    Returns the raw run; its `error` says if the locust side failed part-way (points so far are kept).
+    `timeout` bounds the whole run (the plan's mode knows how long its steps may take). Returns the raw
+    run; its `error` says if the locust side failed part-way (points so far are kept).
     Raises `LocustFailed` when locust produced no result at all (with the log's tail).
     """
     log_dir = Path(log_dir)
@@ -106,7 +96,6 @@ def run_plan(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] 
         out = Path(tmp) / "raw.json"
         plan_path = Path(tmp) / "plan.json"
         plan.out = str(out)
-        plan.expect_workers = workers
         save(plan, plan_path)
         headers_file = None
         if target.headers:
@@ -129,7 +118,7 @@ def run_plan(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] 
                                "--loglevel", "WARNING"]
                 procs.append(ManagedProcess(argv, log_dir / f"{name}-worker{i}.log", cpus=cpus,
                                             name=f"{name} (locust worker {i})").start())
-            deadline = time.monotonic() + plan_timeout(plan)
+            deadline = time.monotonic() + timeout
             assert head.popen is not None
             while head.popen.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -138,7 +127,7 @@ def run_plan(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] 
             for p in reversed(procs):
                 p.stop(timeout=10)
         if not out.exists():
-            why = f"did not finish within {plan_timeout(plan):.0f} s" if timed_out else \
+            why = f"did not finish within {timeout:.0f} s" if timed_out else \
                 f"exited with code {head.popen.returncode}"
             raise LocustFailed(f"locust ({target.locustfile.name}) {why} without results; log {head.log_path}:\n"
                                f"{head.log_tail(3000)}")

@@ -5,6 +5,9 @@ locust monkey-patches the standard library with gevent, so it always runs in its
   settings), written as JSON and passed with `--dc-plan FILE`.
 - `RawPoint` / `RawRun`: what it hands back (`--dc-out FILE`): per point the raw per-request samples
   (milliseconds, perf_counter deltas), errors by kind and the generator's CPU time per process.
+- `RawPart`: one locust process's share of a point (a worker sends its part to the master as a
+  message); `RawPoint.from_parts` joins them.
+All of them cross the process boundary as JSON of these dataclasses (`core.results`).
   Statistics are derived from these by the orchestrator (`loadtests.analysis`), never by locust.
 
 Light module: numpy-free, locust-free; imported on both sides.
@@ -14,12 +17,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from core.kinds import LoadModeKind
 from core.stats import WindowPolicy
 
 
 @dataclass
 class Plan:
-    mode: str  # closed | open
+    mode: LoadModeKind
     steps: list[float]  # closed: users per step; open: target arrival rates (req/s)
     window: WindowPolicy
     out: str  # path of the RawRun JSON the locust process writes
@@ -29,7 +33,6 @@ class Plan:
     seed: int = 4321  # open: seed of the Poisson schedule
     connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
     drain_seconds: float = 10.0  # open: how long to wait for outstanding requests after the last send
-    expect_workers: int = 0  # distributed: number of locust workers (0 = single process)
 
 
 @dataclass
@@ -46,8 +49,21 @@ class ProcessCpu:
 
 
 @dataclass
+class RawPart:
+    """One process's samples of one point (all three lists in ms)."""
+
+    cpu: ProcessCpu
+    latency_ms: list[float] = field(default_factory=list)
+    uncorrected_ms: list[float] = field(default_factory=list)
+    lateness_ms: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    scheduled: int = 0
+    unfinished: int = 0
+
+
+@dataclass
 class RawPoint:
-    mode: str
+    mode: LoadModeKind
     users: int | None
     rate: float | None
     window_seconds: float
@@ -61,6 +77,23 @@ class RawPoint:
     scheduled: int = 0  # sends scheduled in the window
     unfinished: int = 0  # still in flight when the drain ended (also counted in errors as "unfinished")
     window_incomplete: str | None = None  # why the window could not reach its minimums, if it could not
+
+    @classmethod
+    def from_parts(cls, parts: list[RawPart], *, mode: LoadModeKind, users: int | None = None,
+                   rate: float | None = None, warmup_count: int = 0,
+                   window_incomplete: str | None = None) -> RawPoint:
+        """One point from every process's part; its window is the longest process window."""
+        errors: dict[str, int] = {}
+        for p in parts:
+            for kind, n in p.errors.items():
+                errors[kind] = errors.get(kind, 0) + n
+        return cls(mode=mode, users=users, rate=rate,
+                   window_seconds=max((p.cpu.wall_seconds for p in parts), default=0.0),
+                   latency_ms=[x for p in parts for x in p.latency_ms], errors=errors, warmup_count=warmup_count,
+                   cpu=[p.cpu for p in parts], uncorrected_ms=[x for p in parts for x in p.uncorrected_ms],
+                   lateness_ms=[x for p in parts for x in p.lateness_ms],
+                   scheduled=sum(p.scheduled for p in parts), unfinished=sum(p.unfinished for p in parts),
+                   window_incomplete=window_incomplete)
 
 
 @dataclass

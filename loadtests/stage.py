@@ -18,7 +18,6 @@ still measured. The quick profile measures only `LoadSettings.twins` and says so
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
@@ -27,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from core.config import LoadSettings, Profile
+from core.kinds import LoadModeKind
 from core.results import NotRun, save, to_json_data
-from core.stats import WindowPolicy, repeat_interval
-from loadtests.analysis import repeat_summaries, to_sweep
+from core.stats import WindowPolicy
+from loadtests.analysis import repeat_summaries
 from loadtests.headroom import generator_cpus, measure_headroom
 from loadtests.launch import LocustTarget
 from loadtests.modes import LoadJob, get_mode
@@ -73,8 +73,8 @@ def endpoint_order(endpoints: Sequence[Endpoint]) -> list[Endpoint]:
 
 
 def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str, twin: str | None,
-                     log_dir: Path, modes: Sequence[str] = ("closed", "open"), users: list[int] | None = None,
-                     rates: list[float] | None = None, workers: int | None = None,
+                     log_dir: Path, modes: Sequence[LoadModeKind] = tuple(LoadModeKind),
+                     users: list[int] | None = None, rates: list[float] | None = None, workers: int | None = None,
                      extra_options: Sequence[str] = (), stop_rule: bool = True) -> EndpointLoad:
     """Closed-loop sweep(s) then open-loop points for one endpoint; never raises for the endpoint's own
     failures (they become status="failed" with the points measured before)."""
@@ -106,28 +106,9 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
             error = warm_server(job, result)
             if not check("server warm-up", error):
                 return result
-        if "closed" in modes:
-            for r in range(settings.repeats):
-                outcome = get_mode("closed").run(job, repeat=r)
-                result.sweeps.append(to_sweep(outcome.points, outcome.stop_reason, settings.slo_p99_ms, r))
-                result.workers = outcome.workers
-                if not check(f"closed-loop sweep (repeat {r})", outcome.error):
-                    return result
-            sats = [s.saturation_rps for s in result.sweeps if s.saturation_rps]
-            result.saturation_rps = statistics.median(sats) if sats else None
-            result.saturation_interval = repeat_interval(sats) if len(sats) >= 2 else None
-        if "open" in modes:
-            if not rates and not result.saturation_rps:
-                result.status = "failed"
-                result.failure = ("no valid closed-loop point within the SLO: no saturation throughput to "
-                                  "derive open-loop rates from")
+        for mode in modes:  # in the order given: the open loop's rates come from the closed loop's saturation
+            if not get_mode(mode).measure(job, result, check):
                 return result
-            job.saturation_rps = result.saturation_rps
-            for r in range(settings.repeats):
-                outcome = get_mode("open").run(job, repeat=r)
-                result.open_points += outcome.points
-                if not check(f"open-loop points (repeat {r})", outcome.error):
-                    return result
         return result
     except Exception as exc:  # one endpoint's failure must not stop the others: recorded with its reason
         result.status = "failed"

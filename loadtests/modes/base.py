@@ -1,21 +1,37 @@
-"""The load-mode axis: `LoadMode.run(job)` measures one endpoint's points in a locust process and
-returns typed points. A mode builds a `Plan`; `loadtests.launch.run_plan` runs it in locust (its own
-processes), `loadtests.analysis` turns the raw samples into statistics and validity."""
+"""The load-mode axis. A mode owns both halves of its behaviour:
+
+- planning, in the orchestrator: `plan(job)` builds the `Plan` locust runs, `timeout(plan)` bounds its
+  wall time, `measure(job, result, check)` runs its repeats for one endpoint and stores the points;
+- driving, inside locust: `drive(controller)` runs the plan's steps (appending `controller.points`),
+  `drive_slice(...)` is a worker's share of one step in a distributed run (modes that split steps).
+
+`run(job)` is one plan in locust processes (`loadtests.launch.run_plan`) with its raw samples turned
+into typed points (`loadtests.analysis`). Modes are registered by name in `LOAD_MODES`; the locust side
+finds a plan's mode there too (`plan.mode`).
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.config import LoadSettings
+from core.kinds import LoadModeKind
 from core.registry import Registry
 from loadtests.analysis import to_point
 from loadtests.launch import LocustTarget, run_plan
-from loadtests.plan import Plan
-from loadtests.results import LoadPoint
+from loadtests.plan import Plan, RawPart
+from loadtests.results import EndpointLoad, LoadPoint
+
+if TYPE_CHECKING:
+    from loadtests.locust.controller import Controller
 
 LOAD_MODES: Registry[type[LoadMode]] = Registry("load mode")
+
+# check(what, locust_error) -> go on? (False: the endpoint failed, recorded in its result)
+Check = Callable[[str, "str | None"], bool]
 
 
 @dataclass
@@ -41,20 +57,37 @@ class ModeOutcome:
     error: str | None  # the locust side failed part-way; `points` holds what was measured before
     workers: int
     locust_version: str
-    extra: dict = field(default_factory=dict)
 
 
 class LoadMode(ABC):
-    name: ClassVar[str]
+    name: ClassVar[LoadModeKind]
 
+    # --- the orchestrator's half
     @abstractmethod
     def plan(self, job: LoadJob) -> Plan:
         """The plan locust runs for this mode."""
 
+    @abstractmethod
+    def timeout(self, plan: Plan) -> float:
+        """A generous upper bound of the plan's wall time in locust (every wait inside is bounded too)."""
+
+    @abstractmethod
+    def measure(self, job: LoadJob, result: EndpointLoad, check: Check) -> bool:
+        """This mode's repeats for one endpoint, stored in `result`; False when `check` stopped the endpoint."""
+
     def run(self, job: LoadJob, repeat: int = 0) -> ModeOutcome:
         plan = self.plan(job)
         raw = run_plan(plan, job.target, log_dir=job.log_dir, cpus=job.cpus, workers=job.workers,
-                       name=f"{job.name}-{self.name}-r{repeat}")
+                       name=f"{job.name}-{self.name}-r{repeat}", timeout=self.timeout(plan))
         points = [to_point(p, job.settings, repeat) for p in raw.points]
         return ModeOutcome(points=points, stop_reason=raw.stop_reason, error=raw.error, workers=raw.workers,
                            locust_version=raw.locust_version)
+
+    # --- the locust side's half (imports gevent/locust lazily: this module is loaded by the orchestrator too)
+    @abstractmethod
+    def drive(self, controller: Controller) -> str:
+        """Run the controller's plan, appending a `RawPoint` per step to `controller.points`; the stop reason."""
+
+    def drive_slice(self, environment: Any, step: Any, index: int, count: int) -> tuple[int, RawPart]:
+        """A worker's share (`index` of `count`) of one step broadcast by `drive`: (phase, its part)."""
+        raise NotImplementedError(f"the {self.name} mode does not split its steps between workers")

@@ -1,10 +1,22 @@
 """Closed loop: N concurrent users, each waiting for its answer; N = 1, 2, 4, 8, ... up to max_users.
 The sweep stops when two steps in a row add < plateau_gain throughput or p99 exceeds the SLO
-(`loadtests.rules.sweep_stop_reason`, applied inside the locust process between steps)."""
+(`loadtests.rules.sweep_stop_reason`, applied inside the locust process between steps). Each repeat's
+saturation throughput (the highest valid one within the SLO) sets the open loop's rates."""
 from __future__ import annotations
 
-from loadtests.modes.base import LOAD_MODES, LoadJob, LoadMode
-from loadtests.plan import Plan
+import statistics
+import time
+from typing import TYPE_CHECKING
+
+from core.kinds import LoadModeKind
+from core.stats import repeat_interval
+from loadtests.analysis import to_sweep
+from loadtests.modes.base import LOAD_MODES, Check, LoadJob, LoadMode
+from loadtests.plan import Plan, RawPoint
+from loadtests.results import EndpointLoad
+
+if TYPE_CHECKING:
+    from loadtests.locust.controller import Controller
 
 
 def doubling_steps(max_users: int) -> list[int]:
@@ -19,10 +31,67 @@ def doubling_steps(max_users: int) -> list[int]:
 
 @LOAD_MODES.add
 class ClosedLoop(LoadMode):
-    name = "closed"
+    name = LoadModeKind.CLOSED
 
+    # --- orchestrator
     def plan(self, job: LoadJob) -> Plan:
         s = job.settings
         steps = job.users or doubling_steps(s.max_users)
-        return Plan(mode="closed", steps=[float(u) for u in steps], window=s.window, out="",
+        return Plan(mode=self.name, steps=[float(u) for u in steps], window=s.window, out="",
                     plateau_gain=s.plateau_gain, slo_p99_ms=s.slo_p99_ms, stop_rule=job.stop_rule, seed=s.seed)
+
+    def timeout(self, plan: Plan) -> float:
+        return 90 + (2 * plan.window.max_seconds + 35) * len(plan.steps)
+
+    def measure(self, job: LoadJob, result: EndpointLoad, check: Check) -> bool:
+        s = job.settings
+        for r in range(s.repeats):
+            outcome = self.run(job, repeat=r)
+            result.sweeps.append(to_sweep(outcome.points, outcome.stop_reason, s.slo_p99_ms, r))
+            result.workers = outcome.workers
+            if not check(f"closed-loop sweep (repeat {r})", outcome.error):
+                return False
+        sats = [sw.saturation_rps for sw in result.sweeps if sw.saturation_rps]
+        result.saturation_rps = statistics.median(sats) if sats else None
+        result.saturation_interval = repeat_interval(sats) if len(sats) >= 2 else None
+        return True
+
+    # --- locust
+    def drive(self, controller: Controller) -> str:
+        from loadtests.rules import StepFigure, sweep_stop_reason
+
+        plan, w, runner = controller.plan, controller.plan.window, controller.runner
+        history: list[StepFigure] = []
+        for k, users in enumerate(int(u) for u in plan.steps):
+            runner.start(users, spawn_rate=min(100, users * 10))
+            if not controller.wait_until(lambda: runner.user_count >= users, w.max_seconds):
+                raise TimeoutError(f"locust did not spawn {users} users within {w.max_seconds:g} s")
+            c0, t0 = controller.done_count(), time.perf_counter()
+            warmed = controller.wait_until(lambda: controller.done_count() - c0 >= w.warmup_samples
+                                           and time.perf_counter() - t0 >= w.warmup_seconds, w.max_seconds)
+            warm_count = controller.done_count() - c0
+            controller.phase(k)
+            c1, t1 = controller.done_count(), time.perf_counter()
+            complete = controller.wait_until(lambda: time.perf_counter() - t1 >= w.min_seconds
+                                             and controller.done_count() - c1 >= w.min_samples, w.max_seconds)
+            local = controller.phase(None)
+            controller.collect(k)
+            parts = controller.gather(k, local.part(controller.role) if local else None, timeout=30)
+            incomplete = None
+            if not warmed:
+                incomplete = f"warm-up did not reach {w.warmup_samples} completed requests in {w.max_seconds:g} s"
+            elif not complete:
+                incomplete = f"window did not reach {w.min_samples} completed requests in {w.max_seconds:g} s"
+            point = RawPoint.from_parts(parts, mode=self.name, users=users, warmup_count=warm_count,
+                                        window_incomplete=incomplete)
+            controller.points.append(point)
+            lat = sorted(point.latency_ms)
+            p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None
+            window = point.window_seconds
+            history.append(StepFigure(users=users, throughput=len(lat) / window if window else 0.0, p99_ms=p99))
+            print(f"dc: closed {users} users: {history[-1].throughput:.0f} req/s p99~{p99} ms", flush=True)
+            if plan.stop_rule:
+                reason = sweep_stop_reason(history, plan.plateau_gain, plan.slo_p99_ms)
+                if reason:
+                    return reason
+        return f"reached the last step ({int(plan.steps[-1])} users)"

@@ -1,0 +1,129 @@
+"""Command-line options of the locustfiles (`--api`, `--model-name`, `--payload`, `--twin`, `--layout`,
+`--batch-size`, `--token-file`, `--headers-file`, `--input-name`, `--connections`, and the pipeline's
+`--dc-plan` / `--dc-out`), and the request configuration this process builds from them once, before
+any load (pre-serialized bodies, so sending costs no serialization)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from locust import events
+
+from loadtests.senders import (
+    API_PATHS,
+    TFSERVING_PREDICT,
+    TORCHSERVE_PREDICT,
+    GrpcSender,
+    RestSender,
+    tfserving_request,
+    torchserve_request,
+)
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any) -> None:
+    g = parser.add_argument_group("deploy-compare endpoint and payload")
+    g.add_argument("--api", choices=sorted(API_PATHS), default="tfserving",
+                   help="REST API style: tfserving (/v1/models/M:predict) or torchserve (/predictions/M)")
+    g.add_argument("--model-name", default="model", help="served model name")
+    g.add_argument("--predict-path", default="", help="REST path overriding the --api default")
+    g.add_argument("--payload", default="", help="run folder (with --twin), .npy or .npz (array `x`)")
+    g.add_argument("--twin", default="", help="twin whose held-out batch to send when --payload is a run folder")
+    g.add_argument("--layout", default="", help="input layout the endpoint expects (NHWC, NCHW, NF)")
+    g.add_argument("--source-layout", default="", help="layout of the payload file (default: canonical)")
+    g.add_argument("--batch-size", type=int, default=1, help="instances per request")
+    g.add_argument("--token-file", default="",
+                   help="bearer token: a plain-text file or TorchServe's key_file.json (inference key)")
+    g.add_argument("--headers-file", default="", help="JSON object of extra request headers / gRPC metadata")
+    g.add_argument("--input-name", default="inputs", help="TF Serving gRPC: the signature's input name")
+    g.add_argument("--signature-name", default="serving_default", help="TF Serving gRPC: signature name")
+    g.add_argument("--connections", type=int, default=64, help="open loop: requests in flight at most")
+    g.add_argument("--dc-plan", default="", help="(deploy-compare) JSON plan to run; writes --dc-out")
+    g.add_argument("--dc-out", default="", help="(deploy-compare) where to write the raw results")
+
+
+@dataclass
+class Config:
+    host: str
+    sender_kind: str  # rest | grpc-torchserve | grpc-tfserving
+    path: str
+    headers: dict[str, str]
+    rest_bodies: list[bytes] = field(default_factory=list)
+    grpc_requests: list[bytes] = field(default_factory=list)
+    connections: int = 64
+
+    def make_sender(self, environment: Any, concurrency: int = 1, session: Any = None) -> Any:
+        if self.sender_kind == "rest":
+            return RestSender(environment, self.host, self.path, self.rest_bodies, self.headers,
+                              concurrency=concurrency, session=session)
+        method = TORCHSERVE_PREDICT if self.sender_kind == "grpc-torchserve" else TFSERVING_PREDICT
+        metadata = [(k.lower(), v) for k, v in self.headers.items()]
+        target = self.host.split("://", 1)[-1].rstrip("/")
+        return GrpcSender(environment, target, method, self.grpc_requests, metadata, name=method)
+
+
+class _Process:
+    config: Config | None = None  # this locust process's request configuration, set once at init
+
+
+def config() -> Config:
+    if _Process.config is None:
+        raise RuntimeError("deploy-compare harness is not configured (locust init did not run)")
+    return _Process.config
+
+
+def configured() -> bool:
+    return _Process.config is not None
+
+
+def read_headers(token_file: str, headers_file: str) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if headers_file:
+        with open(headers_file, encoding="utf-8") as fh:
+            loaded = json.load(fh)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"--headers-file {headers_file} must hold a JSON object")
+        headers.update({str(k): str(v) for k, v in loaded.items()})
+    if token_file:
+        with open(token_file, encoding="utf-8") as fh:
+            text = fh.read().strip()
+        token = text
+        if text.startswith("{"):
+            keys = json.loads(text)  # TorchServe key_file.json: {"inference": {"key": ...}, ...}
+            try:
+                token = keys["inference"]["key"]
+            except (KeyError, TypeError):
+                raise ValueError(f"--token-file {token_file}: JSON without an inference key") from None
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _sender_kind(environment: Any) -> str:
+    kinds = {getattr(cls, "sender_kind", "rest") for cls in environment.user_classes}
+    if len(kinds) != 1:
+        raise ValueError(f"the locustfile must define users of one protocol, found {sorted(kinds)}")
+    return kinds.pop()
+
+
+def configure(environment: Any) -> None:
+    """Build this process's request bodies and sender settings from the (custom) options."""
+    from loadtests.payload import build_payload
+
+    opts = environment.parsed_options
+    if not opts.payload:
+        raise ValueError("--payload is required: a run folder (with --twin), or a .npy/.npz of real inputs")
+    kind = _sender_kind(environment)
+    host = (opts.host or environment.host or "").rstrip("/")
+    payload = build_payload(opts.payload, twin=opts.twin or None, layout=opts.layout or None,
+                            source_layout=opts.source_layout or None, batch_size=opts.batch_size)
+    bodies = payload.rest_bodies()
+    path = opts.predict_path or API_PATHS[opts.api].format(model=opts.model_name)
+    cfg = Config(host=host, sender_kind=kind, path=path, headers=read_headers(opts.token_file, opts.headers_file),
+                 rest_bodies=bodies, connections=opts.connections)
+    if kind == "grpc-torchserve":
+        cfg.grpc_requests = [torchserve_request(opts.model_name, b) for b in bodies]
+    elif kind == "grpc-tfserving":
+        cfg.grpc_requests = [tfserving_request(opts.model_name, opts.signature_name, opts.input_name, b)
+                             for b in payload.batches()]
+    _Process.config = cfg

@@ -1,0 +1,45 @@
+"""The user classes, one protocol per locustfile: closed-loop users, each with its own sender
+(connection) sending the pre-serialized requests of `options.config()`."""
+from __future__ import annotations
+
+import locust
+
+import loadtests.locust.process  # noqa: F401  (wires the harness into this locust process)
+from loadtests.locust.options import config
+
+
+class _SenderUser(locust.User):
+    abstract = True
+    sender_kind = "rest"
+
+    def on_start(self) -> None:
+        self.sender = config().make_sender(self.environment)
+
+    @locust.task
+    def predict(self) -> None:
+        self.sender.send()
+
+
+class TorchServeGrpcUser(_SenderUser):
+    """Closed-loop user calling TorchServe's gRPC inference API (one channel per user)."""
+    sender_kind = "grpc-torchserve"
+    abstract = False
+
+
+class TfServingGrpcUser(_SenderUser):
+    """Closed-loop user calling TF Serving's PredictionService.Predict (one channel per user)."""
+    sender_kind = "grpc-tfserving"
+    abstract = False
+
+
+class RestUser(locust.FastHttpUser):
+    """Closed-loop user POSTing pre-serialized {"instances": ...} bodies (TF Serving or TorchServe REST)."""
+    sender_kind = "rest"
+    abstract = False
+
+    def on_start(self) -> None:
+        self.sender = config().make_sender(self.environment, session=self.client)
+
+    @locust.task
+    def predict(self) -> None:
+        self.sender.send()
