@@ -1,6 +1,7 @@
 """Run a `Plan` in locust processes (never in this one: locust monkey-patches with gevent on import).
 
-`LocustTarget` says how the locust process reaches an endpoint (which locustfile, host, options);
+`LocustTarget` says how the locust process reaches an endpoint (which locustfile, host, options) and
+what it sends (the requests' wire bytes, built here: `loadtests.requests`; they travel in the plan);
 `run_plan` starts `locust --headless` (single process, or a master plus N `--worker` processes, all on
 127.0.0.1), pinned to the generator's cores, waits for it (bounded), stops every process it started
 and returns the `RawRun` the controller wrote. Headers (which may hold a token) travel in a 0600
@@ -19,7 +20,9 @@ from urllib.parse import urlsplit
 
 from core.proc import ManagedProcess
 from core.results import from_json_data, save
+from loadtests.payload import build_payload
 from loadtests.plan import Plan, RawRun
+from loadtests.requests import wire_requests
 from serving.endpoint import Endpoint
 
 LOCUSTFILES = Path(__file__).resolve().parent / "locustfiles"
@@ -39,6 +42,7 @@ class LocustTarget:
     host: str
     options: list[str]
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold a token: never logged
+    requests: list[bytes] = field(default_factory=list, repr=False)  # pre-built wire requests (else locust builds)
 
     @classmethod
     def for_endpoint(cls, endpoint: Endpoint, payload: str, *, twin: str | None = None,
@@ -62,7 +66,10 @@ class LocustTarget:
             host = endpoint.target
             if "input_name" in endpoint.settings:
                 opts += ["--input-name", str(endpoint.settings["input_name"])]
-        return cls(locustfile=LOCUSTFILES / _FILES[key], host=host, options=opts, headers=dict(endpoint.headers))
+        payload_data = build_payload(payload, twin=twin, layout=endpoint.layout, source_layout=source_layout,
+                                     batch_size=batch_size)
+        return cls(locustfile=LOCUSTFILES / _FILES[key], host=host, options=opts, headers=dict(endpoint.headers),
+                   requests=wire_requests(endpoint, payload_data.batches()))
 
 
 def _locust_argv(target: LocustTarget, headers_file: Path | None) -> list[str]:
@@ -96,6 +103,7 @@ def run_plan(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] 
         out = Path(tmp) / "raw.json"
         plan_path = Path(tmp) / "plan.json"
         plan.out = str(out)
+        plan.set_requests(target.requests)
         save(plan, plan_path)
         headers_file = None
         if target.headers:
@@ -115,7 +123,7 @@ def run_plan(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] 
             procs.append(head)
             for i in range(workers):
                 argv = base + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
-                               "--loglevel", "WARNING"]
+                               "--loglevel", "WARNING", "--dc-plan", str(plan_path)]  # for its requests
                 procs.append(ManagedProcess(argv, log_dir / f"{name}-worker{i}.log", cpus=cpus,
                                             name=f"{name} (locust worker {i})").start())
             deadline = time.monotonic() + timeout

@@ -6,12 +6,11 @@ converted to the endpoint's layout with `models.data.to_layout`, and request bod
 once, before the load starts, so the generator only sends bytes:
 
 - REST: JSON `{"instances": [...]}` (the TF Serving row format; TorchServe handlers of this project
-  accept the same body).
-- gRPC: raw little-endian float32 bytes + shape, wrapped by the gRPC users.
+  accept the same body), encoded as the serving clients encode it (`serving.clients.rest.request_body`).
+- gRPC: the official protobuf messages (`loadtests.requests.wire_requests`).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +35,16 @@ class Payload:
         return out
 
     def rest_bodies(self, limit: int = 64) -> list[bytes]:
-        return [json.dumps({"instances": b.tolist()}).encode() for b in self.batches(limit)]
+        from serving.clients.rest import request_body
+
+        return [request_body(b) for b in self.batches(limit)]
 
     def describe(self) -> dict:
         sample = self.rest_bodies(1)[0]
         return {"source": self.source, "layout": self.layout, "batch_size": self.batch_size,
                 "sample_shape": list(self.x.shape[1:]), "dtype": "float32",
-                "rest_body_bytes": len(sample), "encoding": "json instances (REST), raw float32 (gRPC)"}
+                "rest_body_bytes": len(sample),
+                "encoding": "json instances (REST; TorchServe gRPC input data), float32 TensorProto (TF Serving gRPC)"}
 
 
 def load_inputs(source: str | Path, twin: str | None = None) -> tuple[np.ndarray, str]:

@@ -14,6 +14,7 @@ Light module: numpy-free, locust-free; imported on both sides.
 """
 from __future__ import annotations
 
+import base64
 import random
 from dataclasses import dataclass, field
 
@@ -33,6 +34,14 @@ class Plan:
     seed: int = 4321  # open: seed of the Poisson schedule
     connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
     drain_seconds: float = 10.0  # open: how long to wait for outstanding requests after the last send
+    requests: list[str] = field(default_factory=list, repr=False)  # base64 of the requests' wire bytes
+
+    def set_requests(self, wire: list[bytes]) -> None:
+        self.requests = [base64.b64encode(r).decode("ascii") for r in wire]
+
+    def wire_requests(self) -> list[bytes]:
+        """The pre-built requests to send, in order (empty: the locust process builds them from its options)."""
+        return [base64.b64decode(r) for r in self.requests]
 
 
 @dataclass

@@ -5,13 +5,10 @@ A sender owns its connection (REST: a geventhttpclient pool via locust's FastHtt
 channel) and a pre-serialized request cycle, so sending costs no serialization. Closed-loop users
 hold one sender each; the open-loop scheduler shares one sender between its in-flight requests.
 
-gRPC requests are encoded once with a few lines of protobuf wire format (`_pb`), so the hot path
-needs no generated stubs (and TF Serving's stubs, which import TensorFlow, are never loaded):
-- TorchServe  /org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions
-  PredictionsRequest{model_name=1, input=3 map<string,bytes>}: input["data"] = the REST JSON body.
-- TF Serving  /tensorflow.serving.PredictionService/Predict
-  PredictRequest{model_spec=1 {name=1, signature_name=3}, inputs=2 map<string,TensorProto>},
-  TensorProto{dtype=1 (DT_FLOAT=1), tensor_shape=2 {dim=2 {size=1}}, tensor_content=4}.
+gRPC requests are pre-built bytes of the official messages (`loadtests.requests`), sent through grpc's
+generic `unary_unary` with no serializer, so the hot path needs no generated stubs:
+- TorchServe  /org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions (PredictionsRequest)
+- TF Serving  /tensorflow.serving.PredictionService/Predict (PredictRequest)
 Responses are not decoded (parity of served answers is the serving stage's job); a non-OK status is
 an error of kind `grpc_<STATUS>`.
 """
@@ -25,44 +22,6 @@ from typing import Any
 API_PATHS = {"tfserving": "/v1/models/{model}:predict", "torchserve": "/predictions/{model}"}
 TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
 TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
-
-
-class _pb:  # minimal protobuf wire-format writer
-    @staticmethod
-    def varint(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            b = n & 0x7F
-            n >>= 7
-            if n:
-                out.append(b | 0x80)
-            else:
-                out.append(b)
-                return bytes(out)
-
-    @classmethod
-    def ld(cls, num: int, data: bytes) -> bytes:  # length-delimited field
-        return cls.varint(num << 3 | 2) + cls.varint(len(data)) + data
-
-    @classmethod
-    def vi(cls, num: int, value: int) -> bytes:  # varint field
-        return cls.varint(num << 3) + cls.varint(value)
-
-
-def torchserve_request(model_name: str, body: bytes, input_key: str = "data") -> bytes:
-    entry = _pb.ld(1, input_key.encode()) + _pb.ld(2, body)
-    return _pb.ld(1, model_name.encode()) + _pb.ld(3, entry)
-
-
-def tfserving_request(model_name: str, signature: str, input_name: str, array: Any) -> bytes:
-    import numpy as np
-
-    arr = np.ascontiguousarray(array, dtype="<f4")
-    shape = b"".join(_pb.ld(2, _pb.vi(1, int(d))) for d in arr.shape)
-    tensor = _pb.vi(1, 1) + _pb.ld(2, shape) + _pb.ld(4, arr.tobytes())
-    spec = _pb.ld(1, model_name.encode()) + (_pb.ld(3, signature.encode()) if signature else b"")
-    entry = _pb.ld(1, input_name.encode()) + _pb.ld(2, tensor)
-    return _pb.ld(1, spec) + _pb.ld(2, entry)
 
 
 def error_kind(exception: BaseException | None, response: Any = None) -> str:

@@ -24,12 +24,6 @@ def server_cpus(settings: ServeSettings) -> set[int] | None:
     return {settings.pin_server_cpu}
 
 
-def load_generator_cpus(settings: ServeSettings) -> set[int] | None:
-    """The cores left for the load generator when the server is pinned."""
-    pinned = server_cpus(settings)
-    return None if pinned is None else set(os.sched_getaffinity(0)) - pinned
-
-
 @dataclass
 class Planned:
     server: Server | None

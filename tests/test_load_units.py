@@ -13,9 +13,10 @@ from loadtests.analysis import to_point, to_sweep
 from loadtests.modes.closed import doubling_steps
 from loadtests.payload import build_payload
 from loadtests.plan import ProcessCpu, RawPoint, poisson_offsets
+from loadtests.requests import wire_requests
 from loadtests.results import EndpointLoad, LoadTestResults
 from loadtests.rules import StepFigure, sweep_stop_reason
-from loadtests.senders import error_kind, tfserving_request, torchserve_request
+from loadtests.senders import error_kind
 
 
 def test_locust_is_not_imported_by_the_orchestrating_side():
@@ -75,7 +76,7 @@ def test_payload_layout_and_bodies(tmp_path):
     np.save(tmp_path / "x.npy", x)
     p = build_payload(tmp_path / "x.npy", layout="NCHW", source_layout="NHWC", batch_size=2)
     assert p.x.shape == (2, 3, 4, 4) and p.batches()[0].shape == (2, 3, 4, 4)
-    assert p.rest_bodies()[0].startswith(b'{"instances": [[[[0.0, 3.0')
+    assert p.rest_bodies()[0].startswith(b'{"instances":[[[[0.0,3.0')  # as the serving clients encode it
     with pytest.raises(ValueError, match="run folder"):
         build_payload(tmp_path)
 
@@ -84,14 +85,21 @@ def test_torchserve_grpc_request_decodes_with_torchserve_stubs():
     from serving import grpc_stubs
 
     pb2, _ = grpc_stubs.load()
-    msg = pb2.PredictionsRequest.FromString(torchserve_request("mlp", b'{"instances": [[1.0]]}'))
-    assert msg.model_name == "mlp" and msg.input["data"] == b'{"instances": [[1.0]]}'
+    msg = pb2.PredictionsRequest.FromString(wire_requests(_ep("torchserve"), [np.ones((1, 1), np.float32)])[0])
+    assert msg.model_name == "mlp" and msg.input["data"] == b'{"instances":[[1.0]]}'
+
+
+def _ep(server: str):
+    from serving.endpoint import Endpoint
+
+    return Endpoint(stack=f"{server}/x", server=server, protocol="grpc", model="mlp", served_name="mlp",
+                    target="127.0.0.1:1", layout="NF", settings={"input_name": "inputs", "output_name": "out"})
 
 
 def test_tfserving_grpc_request_decodes_with_tf_serving_protos():
     predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
     arr = np.arange(6, dtype=np.float32).reshape(2, 3)
-    msg = predict_pb2.PredictRequest.FromString(tfserving_request("mlp", "serving_default", "inputs", arr))
+    msg = predict_pb2.PredictRequest.FromString(wire_requests(_ep("tfserving"), [arr])[0])
     t = msg.inputs["inputs"]
     assert msg.model_spec.name == "mlp" and msg.model_spec.signature_name == "serving_default"
     assert t.dtype == 1 and [d.size for d in t.tensor_shape.dim] == [2, 3]

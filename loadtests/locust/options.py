@@ -1,7 +1,12 @@
 """Command-line options of the locustfiles (`--api`, `--model-name`, `--payload`, `--twin`, `--layout`,
 `--batch-size`, `--token-file`, `--headers-file`, `--input-name`, `--connections`, and the pipeline's
-`--dc-plan` / `--dc-out`), and the request configuration this process builds from them once, before
-any load (pre-serialized bodies, so sending costs no serialization)."""
+`--dc-plan` / `--dc-out`), and the request configuration of this process, set once before any load.
+
+The requests are pre-built bytes, so sending costs no serialization. With `--dc-plan` they come in the
+plan (built by the orchestrator, `loadtests.requests`): the locust process imports no protobuf classes.
+Run standalone, the locustfile builds them here from `--payload` with the same encoders: TorchServe's
+from the stubs generated from its jar, TF Serving's from tensorflow-serving-api (which imports
+TensorFlow into this process once at start; use `deploy-compare loadtest` to keep it out)."""
 from __future__ import annotations
 
 import json
@@ -10,15 +15,7 @@ from typing import Any
 
 from locust import events
 
-from loadtests.senders import (
-    API_PATHS,
-    TFSERVING_PREDICT,
-    TORCHSERVE_PREDICT,
-    GrpcSender,
-    RestSender,
-    tfserving_request,
-    torchserve_request,
-)
+from loadtests.senders import API_PATHS, TFSERVING_PREDICT, TORCHSERVE_PREDICT, GrpcSender, RestSender
 
 
 @events.init_command_line_parser.add_listener
@@ -106,24 +103,44 @@ def _sender_kind(environment: Any) -> str:
     return kinds.pop()
 
 
-def configure(environment: Any) -> None:
-    """Build this process's request bodies and sender settings from the (custom) options."""
-    from loadtests.payload import build_payload
+# sender kind -> the server whose client encodes its requests (standalone runs)
+_SERVER_OF = {"grpc-torchserve": "torchserve", "grpc-tfserving": "tfserving", "rest": "external"}
 
-    opts = environment.parsed_options
+
+def standalone_requests(opts: Any, kind: str) -> list[bytes]:
+    """The requests of a standalone run, from `--payload` (see the module doc)."""
+    from loadtests.payload import build_payload
+    from loadtests.requests import wire_requests
+    from serving.endpoint import Endpoint
+
     if not opts.payload:
         raise ValueError("--payload is required: a run folder (with --twin), or a .npy/.npz of real inputs")
-    kind = _sender_kind(environment)
-    host = (opts.host or environment.host or "").rstrip("/")
     payload = build_payload(opts.payload, twin=opts.twin or None, layout=opts.layout or None,
                             source_layout=opts.source_layout or None, batch_size=opts.batch_size)
-    bodies = payload.rest_bodies()
+    protocol = "rest" if kind == "rest" else "grpc"
+    endpoint = Endpoint(stack=f"{_SERVER_OF[kind]}/locustfile", server=_SERVER_OF[kind], protocol=protocol,
+                        model=opts.twin or opts.model_name, served_name=opts.model_name, target="",
+                        layout=payload.layout, settings={"input_name": opts.input_name, "output_name": "",
+                                                         "signature_name": opts.signature_name})
+    return wire_requests(endpoint, payload.batches())
+
+
+def configure(environment: Any) -> None:
+    """Set this process's requests and sender settings from the plan or the (custom) options."""
+    from core.results import load
+    from loadtests.plan import Plan
+
+    opts = environment.parsed_options
+    kind = _sender_kind(environment)
+    requests = load(Plan, opts.dc_plan).wire_requests() if opts.dc_plan else []
+    if not requests:
+        requests = standalone_requests(opts, kind)
+    host = (opts.host or environment.host or "").rstrip("/")
     path = opts.predict_path or API_PATHS[opts.api].format(model=opts.model_name)
     cfg = Config(host=host, sender_kind=kind, path=path, headers=read_headers(opts.token_file, opts.headers_file),
-                 rest_bodies=bodies, connections=opts.connections)
-    if kind == "grpc-torchserve":
-        cfg.grpc_requests = [torchserve_request(opts.model_name, b) for b in bodies]
-    elif kind == "grpc-tfserving":
-        cfg.grpc_requests = [tfserving_request(opts.model_name, opts.signature_name, opts.input_name, b)
-                             for b in payload.batches()]
+                 connections=opts.connections)
+    if kind == "rest":
+        cfg.rest_bodies = requests
+    else:
+        cfg.grpc_requests = requests
     _Process.config = cfg

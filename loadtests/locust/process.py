@@ -25,7 +25,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     if opts is None:
         return
     worker = isinstance(environment.runner, WorkerRunner)
-    if opts.payload or not worker:
+    if opts.payload or opts.dc_plan or not worker:
         options.configure(environment)  # fail fast on a bad payload, token file or option
     else:  # a worker started without our options gets them from the master with its first spawn message
         environment.events.test_start.add_listener(

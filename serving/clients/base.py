@@ -36,9 +36,11 @@ class Client(ABC):
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.send(self.encode(x))
 
-    def payload_bytes(self, payload: Any) -> int:
-        """Size of the request body on the wire (without protocol framing)."""
-        return len(payload) if isinstance(payload, (bytes, bytearray)) else payload.ByteSize()
+    def request_bytes(self, x: np.ndarray) -> bytes:
+        """The request for batch `x` as bytes on the wire (a REST body, or a serialized protobuf message),
+        e.g. for a load generator that sends pre-built requests."""
+        payload = self.encode(x)
+        return bytes(payload) if isinstance(payload, (bytes, bytearray)) else payload.SerializeToString()
 
     def close(self) -> None:  # noqa: B027  (optional hook: most clients hold nothing to close)
         pass

@@ -27,12 +27,12 @@ def tensor_array(proto) -> np.ndarray:
     return np.asarray(proto.float_val, dtype=np.float32).reshape(shape)
 
 
-def predict_request(model: str, input_name: str, x: np.ndarray):
+def predict_request(model: str, input_name: str, x: np.ndarray, signature: str = SIGNATURE):
     from tensorflow_serving.apis import predict_pb2
 
     req = predict_pb2.PredictRequest()
     req.model_spec.name = model
-    req.model_spec.signature_name = SIGNATURE
+    req.model_spec.signature_name = signature
     req.inputs[input_name].CopyFrom(tensor_proto(x))
     return req
 
@@ -52,9 +52,10 @@ class TFServingGrpcClient(Client):
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.input_name = str(endpoint.settings["input_name"])
         self.output_name = str(endpoint.settings["output_name"])
+        self.signature = str(endpoint.settings.get("signature_name", SIGNATURE))
 
     def encode(self, x: np.ndarray):
-        return predict_request(self.endpoint.served_name, self.input_name, x)
+        return predict_request(self.endpoint.served_name, self.input_name, x, self.signature)
 
     def send(self, payload) -> np.ndarray:
         try:
