@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from core.config import LoadSettings
 from core.stats import backed_percentiles, repeat_interval, summarize
 from loadtests.plan import RawPoint
-from loadtests.results import GeneratorCpu, LatencySummary, LoadPoint, RepeatSummary, Sweep
+from loadtests.results import GeneratorCpu, LatencySummary, MeasuredPoint, RepeatSummary, Sweep
 from loadtests.rules import StepFigure, ValidityLimits, invalid_reasons, saturation_index
 
 
@@ -23,7 +23,7 @@ def limits_of(settings: LoadSettings) -> ValidityLimits:
                           min_samples=1)
 
 
-def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> LoadPoint:
+def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> MeasuredPoint:
     ok = len(raw.latency_ms)
     n_err = sum(raw.errors.values())
     error_rate = n_err / (ok + n_err) if ok + n_err else 1.0
@@ -34,7 +34,7 @@ def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> LoadPoin
     limits = limits_of(settings)
     reasons = invalid_reasons(generator_cpu_max=cpu_max, late_fraction=late_fraction, error_rate=error_rate,
                               ok_count=ok, window_incomplete=raw.window_incomplete, limits=limits)
-    return LoadPoint(
+    return MeasuredPoint(
         mode=raw.mode, users=raw.users, target_rate=raw.rate, repeat=repeat,
         duration_s=round(raw.window_seconds, 4), count=ok, errors=dict(raw.errors), error_rate=error_rate,
         throughput_rps=ok / raw.window_seconds if raw.window_seconds > 0 else 0.0,
@@ -45,11 +45,11 @@ def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> LoadPoin
         late_fraction=late_fraction, scheduled=raw.scheduled)
 
 
-def p99(point: LoadPoint) -> float | None:
+def p99(point: MeasuredPoint) -> float | None:
     return point.latency_ms.stats["p99"] if point.latency_ms else None
 
 
-def to_sweep(points: list[LoadPoint], stop_reason: str, slo_p99_ms: float, repeat: int) -> Sweep:
+def to_sweep(points: list[MeasuredPoint], stop_reason: str, slo_p99_ms: float, repeat: int) -> Sweep:
     """The saturation point: the highest valid throughput whose p99 meets the SLO."""
     valid = [p for p in points if p.valid]
     figures = [StepFigure(users=p.users or 0, throughput=p.throughput_rps, p99_ms=p99(p)) for p in valid]
@@ -59,9 +59,9 @@ def to_sweep(points: list[LoadPoint], stop_reason: str, slo_p99_ms: float, repea
                  saturation_rps=valid[i].throughput_rps if i is not None else None)
 
 
-def repeat_summaries(points: list[LoadPoint]) -> list[RepeatSummary]:
+def repeat_summaries(points: list[MeasuredPoint]) -> list[RepeatSummary]:
     """Median + 95% interval across repeats, per load level that has >= 2 valid repeats."""
-    by_load: dict[tuple[str, str], list[LoadPoint]] = {}
+    by_load: dict[tuple[str, str], list[MeasuredPoint]] = {}
     for p in points:
         if p.valid and p.latency_ms:
             by_load.setdefault((p.mode, p.load), []).append(p)

@@ -59,7 +59,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _endpoint(args: argparse.Namespace, host_port: str | None = None):
-    from serving.endpoint import Endpoint
+    from serving.endpoint import Endpoint, TensorSignature
 
     if args.url:
         parts = urlsplit(args.url)
@@ -76,11 +76,11 @@ def _endpoint(args: argparse.Namespace, host_port: str | None = None):
         target, protocol = args.grpc, "grpc"
     else:
         host, target, protocol = "127.0.0.1", f"http://{host_port}/v1/models/null:predict", "rest"
-    settings = {"input_name": args.input_name} if protocol == "grpc" else {}
+    signature = TensorSignature(args.input_name, "") if protocol == "grpc" else None  # TF Serving's tensor names
     endpoint = Endpoint(stack=f"{args.server if not args.null else 'null'}/{args.model_name}",
                         server="null" if args.null else args.server, protocol=protocol,
                         model=args.twin or args.model_name, served_name=args.model_name, target=target,
-                        layout=args.layout, server_cpus=list(args.server_cpus), settings=settings)
+                        layout=args.layout, server_cpus=list(args.server_cpus), signature=signature)
     return endpoint, host
 
 

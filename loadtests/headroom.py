@@ -1,7 +1,7 @@
 """Generator self-check: CPU placement, and the generator's headroom against the null endpoint.
 
 The null server runs pinned to the server's core(s); locust runs pinned to the others, closed loop
-with `headroom_users` users and sample recording on. Headroom = requests/s per core of generator CPU
+with `headroom_users` users and sample recording on. GeneratorHeadroom = requests/s per core of generator CPU
 (throughput / CPU fraction): what one generator core can send, to compare with the servers' saturation.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from core.config import LoadSettings
 from loadtests.launch import LOCUSTFILES, LocustTarget, free_port
 from loadtests.modes import LoadJob, get_mode
 from loadtests.nullserver import start_null_server
-from loadtests.results import Headroom
+from loadtests.results import GeneratorHeadroom
 
 
 def generator_cpus(server_cpus: list[int] | set[int]) -> set[int] | None:
@@ -30,7 +30,7 @@ def server_core_for_null() -> set[int]:
 
 
 def measure_headroom(settings: LoadSettings, payload: str, log_dir: Path, *, twin: str | None = None,
-                     server_cpus: set[int] | None = None) -> Headroom:
+                     server_cpus: set[int] | None = None) -> GeneratorHeadroom:
     server_cpus = set(server_cpus) if server_cpus else server_core_for_null()
     gen = generator_cpus(server_cpus)
     port = free_port()
@@ -50,7 +50,7 @@ def measure_headroom(settings: LoadSettings, payload: str, log_dir: Path, *, twi
     note = ("generator CPU is expected near 100% here: this point measures the generator itself"
             if cpu > settings.generator_cpu_limit else
             "the generator did not saturate its core: the null server or the machine limited this figure")
-    return Headroom(users=settings.headroom_users, throughput_rps=point.throughput_rps, generator_cpu_fraction=cpu,
-                    rps_per_core=point.throughput_rps / cpu if cpu > 0 else 0.0,
-                    generator_cpus=sorted(gen) if gen else [], server_cpus=sorted(server_cpus), points=[point],
-                    note=note)
+    return GeneratorHeadroom(users=settings.headroom_users, throughput_rps=point.throughput_rps,
+                             generator_cpu_fraction=cpu, rps_per_core=point.throughput_rps / cpu if cpu > 0 else 0.0,
+                             generator_cpus=sorted(gen) if gen else [], server_cpus=sorted(server_cpus),
+                             points=[point], note=note)

@@ -64,8 +64,8 @@ class LocustTarget:
             opts += ["--predict-path", path]
         else:
             host = endpoint.target
-            if "input_name" in endpoint.settings:
-                opts += ["--input-name", str(endpoint.settings["input_name"])]
+            if endpoint.signature is not None:
+                opts += ["--input-name", endpoint.signature.input_name]
         payload_data = build_payload(payload, twin=twin, layout=endpoint.layout, source_layout=source_layout,
                                      batch_size=batch_size)
         return cls(locustfile=LOCUSTFILES / _FILES[key], host=host, options=opts, headers=dict(endpoint.headers),

@@ -25,7 +25,7 @@ class GeneratorCpu:
 
 
 @dataclass
-class LoadPoint:
+class MeasuredPoint:
     mode: str  # closed | open
     users: int | None  # closed loop
     target_rate: float | None  # open loop, req/s
@@ -57,7 +57,7 @@ class LoadPoint:
 class Sweep:
     """One closed-loop concurrency sweep (one repeat)."""
     repeat: int
-    points: list[LoadPoint]
+    points: list[MeasuredPoint]
     stop_reason: str
     saturation_users: int | None
     saturation_rps: float | None  # highest valid throughput with p99 within the SLO
@@ -80,13 +80,13 @@ class EndpointLoad:
     generator_cpus: list[int]  # cores the load generator was pinned to ([] = not pinned)
     workers: int  # locust worker processes (0 = one process)
     sweeps: list[Sweep] = field(default_factory=list)
-    open_points: list[LoadPoint] = field(default_factory=list)
+    open_points: list[MeasuredPoint] = field(default_factory=list)
     saturation_rps: float | None = None  # median over sweeps
     saturation_interval: dict[str, float] | None = None  # repeat_interval over sweeps (>= 2 repeats)
     repeat_summaries: list[RepeatSummary] = field(default_factory=list)
     server_warmup: dict[str, Any] | None = None  # the excluded warm-up load before the first point
 
-    def point_at_fraction(self, fraction: float) -> LoadPoint | None:
+    def point_at_fraction(self, fraction: float) -> MeasuredPoint | None:
         """First valid open-loop point at `fraction` of saturation (e.g. 0.5 = 50% load)."""
         if not self.saturation_rps:
             return None
@@ -98,7 +98,7 @@ class EndpointLoad:
 
 
 @dataclass
-class Headroom:
+class GeneratorHeadroom:
     """The generator against the null endpoint: the most it can send with recording on."""
     users: int
     throughput_rps: float
@@ -106,7 +106,7 @@ class Headroom:
     rps_per_core: float  # throughput / generator CPU fraction
     generator_cpus: list[int]
     server_cpus: list[int]
-    points: list[LoadPoint]
+    points: list[MeasuredPoint]
     note: str = ""
 
 
@@ -116,7 +116,7 @@ class LoadTestResults:
     label: str  # e.g. "quick profile: one repeat, ..." (shown with every figure)
     settings: dict[str, Any]  # LoadSettings as data
     locust_version: str
-    headroom: Headroom | None
+    headroom: GeneratorHeadroom | None
     endpoints: list[EndpointLoad] = field(default_factory=list)
     not_run: list[NotRun] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the load stage (headroom + every endpoint)

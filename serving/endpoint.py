@@ -4,23 +4,36 @@ results is `Endpoint.describe()`, which never contains a secret.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from core.kinds import Layout, Protocol
+
+
+@dataclass(frozen=True)
+class TensorSignature:
+    """How TF Serving's gRPC API names a model's tensors (its requests and answers are keyed by them)."""
+
+    input_name: str
+    output_name: str
+    signature_name: str = "serving_default"
 
 
 @dataclass
 class Endpoint:
     stack: str  # e.g. "torchserve/torchscript", "tfserving/savedmodel"
     server: str  # torchserve | tfserving | null | external
-    protocol: str  # rest | grpc
+    protocol: Protocol
     model: str  # twin name (selects the held-out payloads)
     served_name: str  # model name on the server
     target: str  # REST: full predict URL (http://127.0.0.1:PORT/...); gRPC: host:port
-    layout: str  # input layout the endpoint expects: NHWC | NCHW | NF
+    layout: Layout  # the input layout the endpoint expects
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold a token: never saved
     server_pids: list[int] = field(default_factory=list)  # for CPU accounting and fault tests
     server_cpus: list[int] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)  # workers, batching, launcher, versions...
+    settings: dict[str, Any] = field(default_factory=dict)  # a record only (saved, never read): workers, versions...
+    metrics_url: str = ""  # the server's Prometheus metrics ("" = none known)
+    signature: TensorSignature | None = None  # TF Serving gRPC: the tensor names (None for other endpoints)
     launcher: str = ""  # native | docker ("" when not started by this toolkit); set by the server session
 
     def describe(self) -> dict[str, Any]:
@@ -29,4 +42,5 @@ class Endpoint:
                 "served_name": self.served_name, "target": self.target, "layout": self.layout,
                 "launcher": self.launcher,
                 "server_cpus": list(self.server_cpus), "settings": dict(self.settings),
+                "metrics_url": self.metrics_url, "signature": asdict(self.signature) if self.signature else None,
                 "auth": "token" if self.headers else "none"}

@@ -97,7 +97,7 @@ def make_around(windows: list[MetricsWindow]) -> Callable[[Endpoint], contextlib
 
     @contextlib.contextmanager
     def around(endpoint: Endpoint) -> Iterator[MetricsWindow]:
-        url = str(endpoint.settings.get("metrics_url", ""))
+        url = endpoint.metrics_url
         names, derived = SERVER_COUNTERS.get(endpoint.server, ((), ()))
         window = MetricsWindow(stack=endpoint.stack, protocol=endpoint.protocol, model=endpoint.served_name,
                                metrics_url=url)

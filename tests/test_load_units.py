@@ -90,10 +90,10 @@ def test_torchserve_grpc_request_decodes_with_torchserve_stubs():
 
 
 def _ep(server: str):
-    from serving.endpoint import Endpoint
+    from serving.endpoint import Endpoint, TensorSignature
 
     return Endpoint(stack=f"{server}/x", server=server, protocol="grpc", model="mlp", served_name="mlp",
-                    target="127.0.0.1:1", layout="NF", settings={"input_name": "inputs", "output_name": "out"})
+                    target="127.0.0.1:1", layout="NF", signature=TensorSignature("inputs", "out"))
 
 
 def test_tfserving_grpc_request_decodes_with_tf_serving_protos():

@@ -389,7 +389,7 @@ def test_around_derives_server_means_and_notes_untimed_protocols(monkeypatch):
     monkeypatch.setattr(metrics, "scrape", lambda url, timeout=5.0: parse_prometheus(next(scrapes)))
     windows = []
     ep = Endpoint(stack="torchserve/onnx", server="torchserve", protocol="grpc", model="mlp", served_name="m",
-                  target="127.0.0.1:1", layout="NF", settings={"metrics_url": "http://127.0.0.1:1/metrics"})
+                  target="127.0.0.1:1", layout="NF", metrics_url="http://127.0.0.1:1/metrics")
     with metrics.make_around(windows)(ep):
         pass
     [w] = windows

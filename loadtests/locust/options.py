@@ -111,7 +111,7 @@ def standalone_requests(opts: Any, kind: str) -> list[bytes]:
     """The requests of a standalone run, from `--payload` (see the module doc)."""
     from loadtests.payload import build_payload
     from loadtests.requests import wire_requests
-    from serving.endpoint import Endpoint
+    from serving.endpoint import Endpoint, TensorSignature
 
     if not opts.payload:
         raise ValueError("--payload is required: a run folder (with --twin), or a .npy/.npz of real inputs")
@@ -120,8 +120,7 @@ def standalone_requests(opts: Any, kind: str) -> list[bytes]:
     protocol = "rest" if kind == "rest" else "grpc"
     endpoint = Endpoint(stack=f"{_SERVER_OF[kind]}/locustfile", server=_SERVER_OF[kind], protocol=protocol,
                         model=opts.twin or opts.model_name, served_name=opts.model_name, target="",
-                        layout=payload.layout, settings={"input_name": opts.input_name, "output_name": "",
-                                                         "signature_name": opts.signature_name})
+                        layout=payload.layout, signature=TensorSignature(opts.input_name, "", opts.signature_name))
     return wire_requests(endpoint, payload.batches())
 
 

@@ -23,7 +23,7 @@ from core.registry import Registry
 from loadtests.analysis import to_point
 from loadtests.launch import LocustTarget, run_plan
 from loadtests.plan import Plan, RawPart
-from loadtests.results import EndpointLoad, LoadPoint
+from loadtests.results import EndpointLoad, MeasuredPoint
 
 if TYPE_CHECKING:
     from loadtests.locust.controller import Controller
@@ -52,7 +52,7 @@ class LoadJob:
 
 @dataclass
 class ModeOutcome:
-    points: list[LoadPoint]
+    points: list[MeasuredPoint]
     stop_reason: str
     error: str | None  # the locust side failed part-way; `points` holds what was measured before
     workers: int

@@ -50,9 +50,12 @@ class TFServingGrpcClient(Client):
 
         self.channel = grpc.insecure_channel(endpoint.target)
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.input_name = str(endpoint.settings["input_name"])
-        self.output_name = str(endpoint.settings["output_name"])
-        self.signature = str(endpoint.settings.get("signature_name", SIGNATURE))
+        if endpoint.signature is None:
+            raise ValueError(f"{endpoint.stack} {endpoint.served_name}: a TF Serving gRPC endpoint needs its tensor "
+                             "names (Endpoint.signature)")
+        self.input_name = endpoint.signature.input_name
+        self.output_name = endpoint.signature.output_name
+        self.signature = endpoint.signature.signature_name
 
     def encode(self, x: np.ndarray):
         return predict_request(self.endpoint.served_name, self.input_name, x, self.signature)

@@ -15,7 +15,7 @@ import requests
 
 from serving.base import SERVERS, LaunchSpec, Server
 from serving.catalog import CONTAINER_PATHS
-from serving.endpoint import Endpoint
+from serving.endpoint import Endpoint, TensorSignature
 from serving.metrics import parse_prometheus
 from serving.tfserving import config as tfconfig
 
@@ -101,8 +101,9 @@ class TFServing(Server):
         for name, m in self.models.items():
             common = dict(server="tfserving", model=m.twin, served_name=name, layout=m.layout,
                           server_pids=self.pids(), server_cpus=sorted(self.cpus or ()),
-                          settings={**self.record(), "format": m.format, "input_name": m.input_name,
-                                    "output_name": m.output_name})
+                          settings={**self.record(), "format": m.format},
+                          metrics_url=self.url(tfconfig.PROMETHEUS_PATH),
+                          signature=TensorSignature(input_name=m.input_name, output_name=m.output_name))
             out.append(Endpoint(stack=f"tfserving/{m.format}", protocol="rest",
                                 target=self.url(f"/v1/models/{name}:predict"), **common))
             out.append(Endpoint(stack=f"tfserving/{m.format}", protocol="grpc",

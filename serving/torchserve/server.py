@@ -138,7 +138,8 @@ class TorchServe(Server):
         for name, m in self.models.items():
             common = dict(server="torchserve", model=m.twin, served_name=name, layout=m.layout, headers=headers,
                           server_pids=self.pids(), server_cpus=sorted(self.cpus or ()),
-                          settings={**settings, "format": m.format, "mar_sha256": self.mars.get(name, "")})
+                          settings={**settings, "format": m.format, "mar_sha256": self.mars.get(name, "")},
+                          metrics_url=self.url("metrics", "/metrics"))
             out.append(Endpoint(stack=f"torchserve/{m.format}", protocol="rest",
                                 target=self.url("inference", f"/predictions/{name}"), **common))
             out.append(Endpoint(stack=f"torchserve/{m.format}", protocol="grpc",
