@@ -154,3 +154,35 @@ def test_serve_cli_serves_until_ctrl_c_then_nothing_is_left(run_copy):
     text = log.read_text()
     assert "servers stopped" in text and not any(t in text for t in tokens)
     assert not os.path.exists(key_file)
+
+
+def test_pipeline_closes_a_kept_session_when_a_later_stage_fails(tmp_path, monkeypatch):
+    """What the serve stage keeps open for the load stage is closed on every exit path, once."""
+    import contextlib
+
+    from deploy_compare import pipeline
+
+    events = []
+
+    @contextlib.contextmanager
+    def session():
+        events.append("open")
+        yield "servers"
+        events.append("closed")
+
+    def serve(ctx):
+        assert ctx.upcoming == ("load",)
+        ctx.keep("servers", session())
+
+    def load(ctx):
+        assert ctx.resources["servers"] == "servers"
+        raise RuntimeError("locust failed")
+
+    fakes = {"serving.stage:run_stage": serve, "loadtests.stage:run_stage": load}
+    monkeypatch.setattr(pipeline, "resolve", lambda target: fakes[target])
+    run_dir = RunDir(tmp_path / "r").create()
+    with pytest.raises(RuntimeError, match="locust failed"):
+        pipeline.run_pipeline(_ctx(run_dir, tmp_path, ("serve", "load")))
+    assert events == ["open", "closed"]
+    timings = {t.stage: t.ok for t in results.load(list[StageTiming], run_dir.stages)}
+    assert timings == {"serve": True, "load": False}
