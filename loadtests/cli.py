@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", choices=["tfserving", "torchserve", "external"], default="external",
                         help="API style (REST path, gRPC method); external = TF Serving-style REST")
     parser.add_argument("--model-name", default="model", help="served model name")
-    parser.add_argument("--mode", choices=["closed", "open", "both"], default="closed")
+    parser.add_argument("--mode", choices=[*LoadModeKind, "both"], default=LoadModeKind.CLOSED.value)
     parser.add_argument("--users", type=int, nargs="+", help="closed loop: user counts (default 1, 2, 4, ...)")
     parser.add_argument("--rate", type=float, nargs="+", help="open loop: target rates in req/s "
                         "(default with --mode both: fractions of the measured saturation)")

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from core.config import LoadSettings
+from core.kinds import LoadModeKind
 from loadtests.launch import LOCUSTFILES, LocustTarget, free_port
 from loadtests.modes import LoadJob, get_mode
 from loadtests.nullserver import start_null_server
@@ -40,7 +41,7 @@ def measure_headroom(settings: LoadSettings, payload: str, log_dir: Path, *, twi
         target = LocustTarget(locustfile=LOCUSTFILES / "rest.py", host=f"http://127.0.0.1:{port}", options=opts)
         job = LoadJob(target=target, settings=settings, log_dir=Path(log_dir), name="headroom", cpus=gen,
                       users=[settings.headroom_users], stop_rule=False)
-        outcome = get_mode("closed").run(job)
+        outcome = get_mode(LoadModeKind.CLOSED).run(job)
     finally:
         server.stop(timeout=5)
     if outcome.error or not outcome.points:

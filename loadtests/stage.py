@@ -61,7 +61,7 @@ def warm_server(job: LoadJob, result: EndpointLoad) -> str | None:
                    settings=replace(settings, window=WindowPolicy(
                        warmup_seconds=settings.server_warmup_seconds, warmup_samples=10, min_seconds=0.0,
                        min_samples=1, max_seconds=settings.server_warmup_seconds + 30.0)))
-    outcome = get_mode("closed").run(warm, repeat=0)
+    outcome = get_mode(LoadModeKind.CLOSED).run(warm, repeat=0)
     result.server_warmup = {"users": settings.server_warmup_users, "seconds": settings.server_warmup_seconds,
                             "excluded": True}
     return outcome.error
