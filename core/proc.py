@@ -7,8 +7,12 @@
 - `run_isolated(target, payload)`: calls `module:function(payload)` in a fresh Python process and
   returns its plain-data result, or raises `IsolatedError` carrying the child's traceback. One
   crash cannot poison the caller, and memory figures of the child are clean.
-- `install_signal_handlers()`: SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main
-  thread, so `finally` blocks run as they do on Ctrl-C.
+- `install_signal_handlers()`: the first SIGINT or SIGTERM raises `Interrupted` / `Terminated` (both
+  KeyboardInterrupts) in the main thread, so `finally` blocks run as they do on Ctrl-C; later ones are
+  ignored so that the stopping can finish.
+- Children start with default signal dispositions (whatever this process ignores) and with
+  `PR_SET_PDEATHSIG`; every started group is recorded in `core.ownership`, whose watchdog stops it if
+  this process dies without stopping it (SIGKILL included).
 """
 from __future__ import annotations
 
@@ -24,19 +28,90 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core import ownership
+from core.ownership import group_members as group_members  # re-exported: callers ask proc for a group
+
 _LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
 
 
-class Terminated(KeyboardInterrupt):
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGINT (Ctrl-C)."""
+
+    signum = signal.SIGINT
+    exit_code = 130  # 128 + signal number, what shells report for a program ended by it
+
+
+class Terminated(Interrupted):
     """Raised in the main thread when the process receives SIGTERM."""
+
+    signum = signal.SIGTERM
+    exit_code = 143
+
+
+def foreground_of_terminal() -> bool:
+    """True when this process's group is the foreground group of its controlling terminal."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def install_signal_handlers() -> None:
-    def _on_term(signum: int, frame: object) -> None:
-        raise Terminated(f"received signal {signum}")
+    """SIGTERM and SIGINT raise once in the main thread, then are ignored while the command stops what
+    it started (SIGKILL still ends it at once; the ownership watchdog then stops its servers).
 
-    signal.signal(signal.SIGTERM, _on_term)
+    A SIGINT that was ignored on entry stays ignored unless this process is the foreground program of a
+    terminal: a background job of a non-interactive shell (`cmd &`, `nohup cmd &`, many CI runners) is
+    started with SIGINT ignored on purpose, so that a Ctrl-C at the terminal does not reach it; stop such
+    a command with SIGTERM (`kill PID`) or Ctrl-C in the terminal that runs it in the foreground.
+    """
+    def _on_signal(signum: int, frame: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        raise (Terminated if signum == signal.SIGTERM else Interrupted)(f"received {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN or foreground_of_terminal():
+        signal.signal(signal.SIGINT, _on_signal)
+
+
+def exit_code(exc: KeyboardInterrupt) -> int:
+    return exc.exit_code if isinstance(exc, Interrupted) else Interrupted.exit_code
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC: Any = None
+
+
+def _libc() -> Any:
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded in the parent: nothing to load after fork
+    return _LIBC
+
+
+def default_signals() -> None:
+    """Child-side setup (a `preexec_fn`): default dispositions for the signals a parent may ignore
+    (a background job ignores SIGINT, the CLI ignores both while it stops). `subprocess`'s
+    `restore_signals` resets SIGPIPE and SIGXFSZ only."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _child_setup(parent: int, cpus: set[int] | None) -> None:
+    default_signals()
+    # the direct child dies with the thread that started it; its group is the watchdog's job
+    _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
 
 
 class ManagedProcess:
@@ -54,23 +129,21 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        cpus = self.cpus
-
-        def _pre() -> None:
-            if cpus:
-                os.sched_setaffinity(0, cpus)
-
+        cpus, parent = self.cpus, os.getpid()
+        _libc()
         try:
             self.started_at = time.perf_counter()
+            wall = time.time()
             self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           env=self.env, cwd=self.cwd, start_new_session=True,
-                                          preexec_fn=_pre if cpus else None)
+                                          preexec_fn=lambda: _child_setup(parent, cpus))
         except OSError as exc:
             raise RuntimeError(f"could not start {self.name} ({self.argv[0]}): {exc}") from exc
         finally:
             log.close()
         with _LIVE_LOCK:
             _LIVE.add(self)
+        ownership.track_group(self.popen.pid, self.name, self.argv, self.log_path, wall)
         return self
 
     @property
@@ -106,6 +179,7 @@ class ManagedProcess:
         finally:
             with _LIVE_LOCK:
                 _LIVE.discard(self)
+            ownership.untrack_group(self.popen.pid)
 
     def __enter__(self) -> ManagedProcess:
         return self.start()
@@ -114,26 +188,7 @@ class ManagedProcess:
         self.stop()
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group. Zombies re-parented to a PID 1 that does not
-    reap them would otherwise make a stopped group look alive."""
-    import psutil
-
-    members = []
-    for p in psutil.process_iter(["pid", "status"]):
-        try:
-            if os.getpgid(p.info["pid"]) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
-                members.append(p.info["pid"])
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return members
+_signal_group = ownership.signal_group
 
 
 def _group_alive(pgid: int) -> bool:

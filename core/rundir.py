@@ -8,10 +8,13 @@
     loadtest.json      closed/open-loop load results       results.json      everything the report shows
     report.md / report.html / plots/                       artifacts/  data/  logs/
 
-A run folder that already holds results is refused unless `force` is given (no silent overwrite).
+A run folder that already holds results is refused unless `force` is given (no silent overwrite). A
+finished run folder is read, never changed, by later commands (`serve`, `report`, `loadtest`, `inspect`):
+what they write goes to a new folder of their own (`session_folder`, e.g. `serve-20260101T120000Z/`).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,3 +113,16 @@ class RunDir:
         if not self.path.is_dir():
             raise FileNotFoundError(f"run folder {self.path} does not exist; run `deploy-compare run` first")
         return self
+
+
+def session_folder(run_dir: RunDir, command: str) -> Path:
+    """A new folder `<run>/<command>-<UTC time>/` for the outputs of a later command on a finished run."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for n in range(1, 1000):
+        folder = run_dir.path / (f"{command}-{stamp}" if n == 1 else f"{command}-{stamp}-{n}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:  # two commands in the same second
+            continue
+    raise FileExistsError(f"could not create a new {command}-{stamp}-N folder in {run_dir.path}")

@@ -3,12 +3,16 @@ chosen (so `--help` never imports TensorFlow or PyTorch). Each command module de
 `configure(parser)` and `main(args) -> int`.
 
 Any failure ends with a non-zero exit and one paragraph: what failed, where, what to do, and the
-path of the log holding the full traceback; started processes are stopped on every exit path.
+path of the log holding the full traceback; started processes are stopped on every exit path. SIGINT
+and SIGTERM end a command with 130 / 143 after it stopped what it started (`core.proc`); if the
+command itself is killed, its watchdog stops its servers (`core.ownership`), and a command that starts
+servers first stops whatever an earlier, dead command left running and says so.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -24,8 +28,11 @@ for _name, _module, _help in (
     ("serve", "serving.cli", "start the servers for a run folder and keep them up until Ctrl-C"),
     ("loadtest", "loadtests.cli", "load-test an endpoint (yours or a run's) with locust, closed or open loop"),
     ("report", "deploy_compare.report", "render report.md / report.html from a run folder's saved results"),
+    ("stop", "deploy_compare.commands.stop", "stop servers and containers left by a deploy-compare that died"),
 ):
     COMMANDS.register(_name)((_module, _help))
+# commands that start processes (servers, locust, isolated runtimes) first stop what dead commands left
+STARTS_PROCESSES = frozenset({"run", "floor", "serve", "loadtest"})
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -58,11 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     proc.install_signal_handlers()
     already_running = proc.live_processes()  # a command stops what it started, nothing else
     try:
+        if command in STARTS_PROCESSES:
+            from deploy_compare.commands.stop import stop_orphans
+
+            stop_orphans(None, header=f"deploy-compare {command}: first stopped what an earlier command left running:")
         return int(module.main(args) or 0)
     except KeyboardInterrupt as exc:
-        print(f"\ndeploy-compare {command}: interrupted ({exc or 'Ctrl-C'}); started processes were stopped "
-              "and results gathered so far are saved.", file=sys.stderr)
-        return 130
+        proc.stop_all(keep=already_running)  # before saying so
+        kept = getattr(args, "log_dir", None)
+        where = f" in {Path(kept).parent}" if kept else ""
+        name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        print(f"\ndeploy-compare {command}: stopped by {name}; every process it started was stopped, "
+              f"results of finished steps are kept{where} (stages.json marks where a run stopped), nothing "
+              "is left running.", file=sys.stderr)
+        return proc.exit_code(exc)
     except UserError as exc:
         print(f"deploy-compare {command}: {exc}", file=sys.stderr)
         return 2

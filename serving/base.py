@@ -108,6 +108,9 @@ class Server(ABC):
         self.settings = settings
         self.models = {m.served_name: m for m in models}
         self.store = Path(store)  # where this server's model files go (inside the run folder)
+        # model files an earlier command wrote for this run (a finished run's): read, reused when they still
+        # match, never written; set by the planner when the command writes to a folder of its own
+        self.published_store: Path | None = None
         self.log_path = Path(log_path)
         self.ports = dict(ports)
         self.cpus = cpus

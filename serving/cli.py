@@ -1,6 +1,9 @@
 """`deploy-compare serve RUN_DIR`: start the servers for a run folder (same code as the serve stage),
 check served parity, print the endpoints, and keep them up until Ctrl-C so you can point your own load
-at them. The token is never printed: the inference key is in the key file whose path is shown."""
+at them. The token is never printed: the inference key is in the key file whose path is shown.
+
+The run folder is only read: this command's logs, and any model archive that must be rebuilt (an
+archive is reused when it still matches the manifest), go to a new folder `RUN/serve-<UTC time>/`."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +11,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from core import ownership
 from core.config import PROFILES, get_profile
-from core.rundir import RunDir
+from core.rundir import RunDir, session_folder
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +44,10 @@ def main(args: argparse.Namespace) -> int:
         run_dir = RunDir(args.run_dir.resolve()).require()
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
-    args.log_dir = run_dir.logs
+    out = session_folder(run_dir, "serve")
+    args.log_dir = out / "logs"
+    ownership.set_run(run_dir.path, out / "logs" / "processes.json")
+    console.print(f"outputs of this command: {out}")
     settings = replace(get_profile(args.profile).serve, launcher=args.launcher, fixed_ports=args.fixed_ports,
                        twins=tuple(args.twins or ()))
     import_servers()
@@ -48,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         for name in SERVERS.names():
             try:
-                planned = plan_server(name, run_dir, settings)
+                planned = plan_server(name, run_dir, settings, out=out)
             except (ArtifactMismatch, PortInUse, NotAvailable, FileNotFoundError) as exc:
                 raise UserError(f"{name}: {exc}") from None
             if planned.server is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.config import ServeSettings
 from core.results import NotRun
@@ -30,9 +31,11 @@ class Planned:
     not_run: NotRun | None
 
 
-def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: list[str] | None = None) -> Planned:
+def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: list[str] | None = None,
+                out: Path | None = None) -> Planned:
     """The server `name` for this run, or a NotRun saying why it cannot run here and how to enable it.
-    Raises (before anything starts) on a tampered artifact or a taken fixed port."""
+    Raises (before anything starts) on a tampered artifact or a taken fixed port. With `out` (a command
+    serving a finished run) the server writes its model files and logs under `out`, never in the run."""
     from models.exporters.stage import load_manifest
 
     cls = SERVERS.get(name)
@@ -44,8 +47,11 @@ def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: li
     if not models:
         return Planned(None, NotRun(what=name, reason=f"the manifest holds no artifact {name} serves",
                                     enable_command="deploy-compare run --stages export --force"))
-    server = cls(launcher, settings, models, run_dir.artifacts / name, run_dir.logs / f"{name}.log",
+    writes = RunDir(out) if out is not None else run_dir
+    server = cls(launcher, settings, models, writes.artifacts / name, writes.logs / f"{name}.log",
                  allocate_ports(name, settings.fixed_ports), server_cpus(settings))
+    if out is not None:
+        server.published_store = run_dir.artifacts / name
     return Planned(server, None)
 
 

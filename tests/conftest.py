@@ -12,6 +12,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    """Whatever the session started is stopped at its end, on every outcome: servers started in this
+    process (fixtures), and the process groups and containers of CLIs the tests ran that died without
+    stopping them (a test that SIGKILLs its CLI on a timeout). If pytest itself is killed, the ownership
+    watchdog stops what this process started."""
+    yield
+    from core import ownership, proc
+    from serving.launchers.docker import sweep_orphan_containers
+
+    proc.stop_all()
+    left = ownership.sweep_orphans() + sweep_orphan_containers()
+    if left:
+        print("\nstopped at the end of the test session (left by a test's CLI):\n  " + "\n  ".join(left))
+
+
 @pytest.fixture
 def port() -> int:
     return free_port()

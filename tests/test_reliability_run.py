@@ -1,17 +1,25 @@
-"""Issue 7 at the level of a whole `deploy-compare run`: interrupted runs leave nothing behind and keep
-what they gathered; a rerun never overwrites silently; a failing run explains itself in one paragraph."""
+"""Reliability of whole commands: SIGINT / SIGTERM during any stage stop what was started, keep what was
+finished and exit 130 / 143 with one paragraph; a SIGKILLed `serve` leaves no server; a finished run
+folder is never changed by later commands; a rerun never overwrites silently; a failing run explains
+itself in one paragraph.
+
+Every CLI here starts with default signal dispositions (`proc.default_signals`): under `nohup ... &` or a
+CI runner the test process ignores SIGINT, and a child would inherit that."""
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
-from core import results
+from core import ownership, proc, results
 from core.results import StageTiming
 
 CLI = [sys.executable, "-m", "deploy_compare.cli"]
@@ -50,65 +58,179 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-def _is_torchserve(p: psutil.Process) -> bool:
+def _cmdline(p: psutil.Process) -> str:
     try:
-        cmd = " ".join(p.cmdline())
+        return " ".join(p.cmdline())
     except psutil.Error:
-        return False
-    return any(mark in cmd for mark in ("model-server.jar", "org.pytorch.serve", "model_service_worker"))
+        return ""
 
 
-def _alive(procs: list[psutil.Process]) -> list[str]:
+def _is_torchserve(p: psutil.Process) -> bool:
+    return any(mark in _cmdline(p) for mark in ("model-server.jar", "org.pytorch.serve", "model_service_worker"))
+
+
+def _alive(procs) -> list[str]:
     left = []
     for p in procs:
         try:
             if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                left.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
+                left.append(f"{p.pid} {_cmdline(p)[:120]}")
         except psutil.NoSuchProcess:
             continue
     return left
 
 
+class Cli:
+    """A `deploy-compare` child with default signal dispositions, its output in a file, and every process
+    it ever had under it remembered (they leave its tree once re-parented)."""
+
+    def __init__(self, args: list[str], out: Path) -> None:
+        self.out = out
+        with open(out, "wb") as fh:
+            self.popen = subprocess.Popen([*CLI, *args], stdout=fh, stderr=subprocess.STDOUT,
+                                          env={**os.environ, "COLUMNS": "200"}, preexec_fn=proc.default_signals)
+        self.seen: dict[int, psutil.Process] = {}
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def look(self) -> list[psutil.Process]:
+        for child in _descendants(self.popen.pid):
+            self.seen.setdefault(child.pid, child)
+        return list(self.seen.values())
+
+    def wait_for(self, started, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not started(self):
+            self.look()
+            assert self.popen.poll() is None, f"the command ended before the point to signal:\n{self.text()}"
+            assert time.monotonic() < deadline, f"not seen within {timeout:.0f} s:\n{self.text()}"
+            time.sleep(0.05)
+        self.look()
+
+    def finish(self, timeout: float = 120.0) -> int:
+        try:
+            return self.popen.wait(timeout=timeout)
+        finally:
+            if self.popen.poll() is None:  # on a timeout: its watchdog then stops what it started
+                self.popen.kill()
+                self.popen.wait(timeout=30)
+
+
+def _framework_loaded(cli: Cli) -> bool:
+    try:
+        return "tensorflow" in Path(f"/proc/{cli.popen.pid}/maps").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+# When a stage's work has begun: its framework loaded (in-process stages), or the processes it starts
+# running. Only after the stage's own heading, so the signal lands inside that stage.
+STAGE_STARTED = {
+    "train": _framework_loaded,
+    "export": _framework_loaded,
+    "parity": lambda cli: bool(cli.look()),
+    "inspect": lambda cli: True,
+    "floor": lambda cli: bool(cli.look()),
+    "serve": lambda cli: any(_is_torchserve(p) for p in cli.look()),
+    "report": lambda cli: True,
+}
+OWN_RESULT = {"train": "models.json", "export": "manifest.json", "parity": "parity.json"}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): _digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_during_serve_stage_stops_everything_and_keeps_results(spine_run, tmp_path, sig):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("stage", list(STAGE_STARTED))
+def test_signal_during_a_stage_stops_everything_and_keeps_results(spine_run, tmp_path, stage, sig):
     run = tmp_path / "run"
     shutil.copytree(spine_run.path, run)
-    proc = subprocess.Popen([*CLI, "run", "--run-id", "run", "--results-dir", str(tmp_path), "--force",
-                             "--stages", "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen: dict[int, psutil.Process] = {}
+    kept = {name: _digest(run / name) for name in ("models.json", "manifest.json", "parity.json")
+            if name != OWN_RESULT.get(stage)}
+    cli = Cli(["run", "--run-id", "run", "--results-dir", str(tmp_path), "--force", "--stages", stage],
+              tmp_path / "out")
     try:
-        deadline = time.monotonic() + 120
-        # wait until the server (TorchServe's JVM) is running under the CLI, then interrupt mid-stage
-        while time.monotonic() < deadline:
-            for child in _descendants(proc.pid):
-                seen.setdefault(child.pid, child)
-            try:
-                if any(_is_torchserve(c) for c in seen.values()):
-                    break
-            except psutil.NoSuchProcess:
-                pass
-            assert proc.poll() is None, f"run ended before the server started:\n{proc.stdout.read()}"
-            time.sleep(0.2)
-        else:
-            pytest.fail("TorchServe never started under the run")
-        time.sleep(1.0)
-        for child in _descendants(proc.pid):
-            seen.setdefault(child.pid, child)
-        proc.send_signal(sig)
-        output, _ = proc.communicate(timeout=90)
+        cli.wait_for(lambda c: f"stage: {stage}" in c.text() and STAGE_STARTED[stage](c))
+        t0 = time.monotonic()
+        cli.popen.send_signal(sig)
+        code = cli.finish(timeout=120)
+        took = time.monotonic() - t0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-    assert proc.returncode == 130, output
-    assert "interrupted" in output
-    deadline = time.monotonic() + 10
-    while _alive(list(seen.values())) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _alive(list(seen.values())) == [], "processes left behind by the interrupted run"
-    timings = results.load(list[StageTiming], run / "stages.json")
-    serve = [t for t in timings if t.stage == "serve"]
-    assert serve and not serve[0].ok  # the interruption is recorded
-    assert (run / "serving.json").exists()  # what the stage gathered so far is saved
-    assert (run / "manifest.json").exists() and (run / "parity.json").exists()  # earlier results untouched
+        cli.finish(timeout=1)
+    output = cli.text()
+    assert code == 128 + sig, output
+    message = output[output.index(f"stopped by {sig.name}"):]
+    assert "Traceback" not in output and "\n\n" not in message.strip(), output  # one paragraph
+    print(f"{stage} {sig.name}: exited {code} {took:.1f} s after the signal")
+    deadline = time.monotonic() + 15
+    while _alive(cli.seen.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _alive(cli.seen.values()) == [], "processes left behind by the interrupted run"
+    assert not (ownership.runtime_dir() / f"{cli.popen.pid}.json").exists()  # nothing left for a sweep
+    [timing] = [t for t in results.load(list[StageTiming], run / "stages.json") if t.stage == stage]
+    assert not timing.ok and sig.name in timing.error  # the interruption is recorded
+    assert {name: _digest(run / name) for name in kept} == kept  # what other stages finished is kept
+
+
+@pytest.mark.integration
+def test_finished_run_is_read_only_and_a_sigkilled_serve_leaves_no_server(spine_run, tmp_path):
+    """`serve` (SIGKILLed mid-serve), `report`, `inspect` and `loadtest --payload RUN` on a finished run
+    change none of its files; the killed serve's TorchServe is gone within seconds."""
+    from core.config import QUICK
+    from models.exporters.stage import load_manifest
+    from serving.catalog import served_models
+    from serving.torchserve.archive import prepare_store
+
+    run = tmp_path / "run"
+    shutil.copytree(spine_run.path, run)
+    from core.rundir import RunDir
+
+    # finished as a whole run leaves it: the serve stage's archives (with their records) and a report
+    prepare_store(served_models(run, load_manifest(RunDir(run)), "torchserve"), run / "artifacts" / "torchserve",
+                  QUICK.serve.threads)
+    assert subprocess.run([*CLI, "report", str(run), "--quiet"], capture_output=True, timeout=180).returncode == 0
+    before = _hashes(run)
+
+    serve = Cli(["serve", str(run), "--twins", "mlp", "--launcher", "native"], tmp_path / "serve.out")
+    try:
+        serve.wait_for(lambda c: "serving until Ctrl-C" in c.text())
+        servers = [p for p in serve.look() if _is_torchserve(p)]
+        assert servers, "no TorchServe process under `serve`"
+        serve.popen.kill()
+        t0 = time.monotonic()
+        serve.popen.wait(timeout=30)
+        while _alive(serve.seen.values()) and time.monotonic() - t0 < 30:
+            time.sleep(0.05)
+        gone_after = time.monotonic() - t0
+    finally:
+        serve.finish(timeout=1)
+    assert _alive(serve.seen.values()) == [], "server processes outlived the SIGKILLed serve"
+    print(f"serve SIGKILLed -> no server process after {gone_after:.2f} s ({len(serve.seen)} processes)")
+    assert gone_after < 15
+    [out] = run.glob("serve-*")
+    assert not (out / "artifacts").exists(), "the run's archives match its manifest: they are reused"
+    assert (out / "logs" / "torchserve.log").exists()
+
+    report = subprocess.run([*CLI, "report", str(run), "--quiet"], capture_output=True, text=True, timeout=180)
+    assert report.returncode == 0, report.stderr
+    [again] = run.glob("report-*")
+    assert (again / "report.html").exists() and str(again) in report.stderr
+
+    pt = next(run.rglob("*.pt"))
+    assert subprocess.run([*CLI, "inspect", str(pt)], capture_output=True, timeout=120).returncode == 0
+    load = subprocess.run([*CLI, "loadtest", "--null", "--payload", str(run), "--twin", "mlp", "--users", "1",
+                           "--no-stop-rule", "--out", str(tmp_path / "lt")], capture_output=True, text=True,
+                          timeout=300, preexec_fn=proc.default_signals)
+    assert load.returncode == 0, load.stderr[-3000:]
+
+    after = _hashes(run)
+    assert {k: after.get(k) for k in before} == before, "a later command changed the finished run"
+    stop = subprocess.run([*CLI, "stop", str(run)], capture_output=True, text=True, timeout=60)
+    assert "nothing left running" in stop.stderr, stop.stderr  # the watchdog already stopped it all

@@ -119,11 +119,14 @@ def test_serve_cli_serves_until_ctrl_c_then_nothing_is_left(run_copy):
 
     import psutil
 
+    from core.proc import default_signals
+
     log = run_copy.path / "serve-cli.out"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "deploy_compare.cli", "serve", str(run_copy.path),
                                  "--twins", "mlp", "--launcher", "native"], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "COLUMNS": "200"}, start_new_session=True)
+                                env={**os.environ, "COLUMNS": "200"}, start_new_session=True,
+                                preexec_fn=default_signals)  # SIGINT may be ignored here (nohup, CI)
     started: list[int] = []
     try:
         deadline = time.monotonic() + 120

@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from core import environment, results
+from core import environment, ownership, results
 from core.config import PROFILES, RunConfig, get_profile
 from core.rundir import RunDir, RunDirExists
 from deploy_compare.pipeline import STAGES, RunContext, run_pipeline
@@ -39,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
     except RunDirExists as exc:
         raise UserError(str(exc)) from None
     args.log_dir = run_dir.logs
+    ownership.set_run(run_dir.path, run_dir.logs / "processes.json")
     results.save(config, run_dir.config)
     results.save(environment.capture(), run_dir.environment)
     ctx = RunContext(config=config, run_dir=run_dir)

@@ -1,7 +1,8 @@
 """The report (issue 6): a run folder's saved results -> results.json, report.md, report.html, plots/.
 
 - pipeline stage `report`: `run_stage(ctx)` renders the run and prints the terminal summary;
-- CLI: `deploy-compare report RUN_DIR` re-renders any run folder from its saved results alone.
+- CLI: `deploy-compare report RUN_DIR` re-renders any run folder from its saved results alone. A run
+  folder that already holds a report is not changed: the re-render goes to `RUN_DIR/report-<UTC time>/`.
 
 Flow: `collect` loads every stage's results file with its dataclass into one `ReportResults`, which is
 saved as results.json and loaded back; plots, report.md and report.html are rendered from that
@@ -39,14 +40,16 @@ def render_results(res: ReportResults, run_dir: RunDir) -> tuple[Path, Path]:
     return md, page
 
 
-def render(run_dir: RunDir, console: Console) -> Rendered:
-    """Collect the run's saved results into results.json, then render the report from it."""
+def render(run_dir: RunDir, console: Console, out: RunDir | None = None) -> Rendered:
+    """Collect the run's saved results into results.json, then render the report from it (into `out`,
+    default the run folder itself)."""
     from deploy_compare.report.collect import collect
 
+    out = out or run_dir
     res = collect(run_dir, warn=lambda message: console.print(f"[yellow]report: {message}[/]"))
-    results.save(res, run_dir.results)
-    saved = results.load(ReportResults, run_dir.results)
-    md, page = render_results(saved, run_dir)
+    results.save(res, out.results)
+    saved = results.load(ReportResults, out.results)
+    md, page = render_results(saved, out)
     return Rendered(results=saved, markdown=md, html=page)
 
 
@@ -63,6 +66,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not print the summary table")
 
 
+def _output_folder(run_dir: RunDir) -> RunDir:
+    """The run folder itself for its first report; a new `report-<UTC time>/` when it already holds one
+    (a finished run is never changed by a later command)."""
+    from core.rundir import session_folder
+
+    rendered = (run_dir.results, run_dir.file("report.md"), run_dir.file("report.html"), run_dir.plots)
+    return RunDir(session_folder(run_dir, "report")) if any(p.exists() for p in rendered) else run_dir
+
+
 def main(args: argparse.Namespace) -> int:
     from core.errors import UserError
     from deploy_compare.report.summary import print_summary
@@ -71,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     if not run_dir.path.is_dir():
         raise UserError(f"run folder {run_dir.path} does not exist; pass a folder written by `deploy-compare run`")
     console = Console(stderr=True)
-    rendered = render(run_dir, console)
+    rendered = render(run_dir, console, out=_output_folder(run_dir))
     if not args.quiet:
         print_summary(console, rendered.results, rendered.html)
     else:

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from core import ownership
 from serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
 
 _LIVE: set[DockerHandle] = set()
@@ -39,6 +40,7 @@ class DockerHandle(Handle):
         self._pump.start()
         with _LOCK:
             _LIVE.add(self)
+        ownership.track_container(container.id, container.name)
 
     def _copy_logs(self) -> None:
         with open(self.log_path, "ab") as out:
@@ -73,6 +75,7 @@ class DockerHandle(Handle):
             self._removed = True
             with _LOCK:
                 _LIVE.discard(self)
+            ownership.untrack_container(self.container.id)
 
     def pids(self) -> list[int]:
         import psutil
@@ -112,7 +115,7 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
         "volumes": {str(Path(h).resolve()): {"bind": c, "mode": "rw" if h in spec.writable else "ro"}
                     for h, c in spec.mounts.items()},
         "environment": dict(spec.env),
-        "labels": {"deploy-compare": spec.name},
+        "labels": {"deploy-compare": spec.name, **owner_labels()},
         "user": f"{os.getuid()}:{os.getgid()}",
     }
     if spec.container_cwd:
@@ -120,6 +123,35 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
     if spec.cpus:
         kwargs["cpuset_cpus"] = ",".join(str(c) for c in sorted(spec.cpus))
     return kwargs
+
+
+OWNER_PID, RUN = "deploy-compare.owner-pid", "deploy-compare.run"
+
+
+def owner_labels() -> dict[str, str]:
+    """Labels naming the command that owns a container (read by `sweep_orphan_containers`)."""
+    return {OWNER_PID: str(os.getpid()), RUN: ownership.current_run()}
+
+
+def sweep_orphan_containers(run: Path | None = None) -> list[str]:
+    """Remove the containers labelled with an owner pid that is no longer running (only those of `run`,
+    if given); one line per removed container. No reachable engine means no container to remove."""
+    try:
+        client = _client()
+        client.ping()
+    except Exception:  # no engine (or no SDK): nothing can be running in it
+        return []
+    wanted = str(Path(run).resolve()) if run else None
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": OWNER_PID}):
+        labels = container.labels
+        owner = int(labels.get(OWNER_PID, "0") or 0)
+        if owner <= 0 or ownership.start_ticks(owner) is not None or (wanted and labels.get(RUN) != wanted):
+            continue
+        container.remove(force=True)
+        run_note = f", run {labels[RUN]}" if labels.get(RUN) else ""
+        removed.append(f"container {container.name} left by pid {owner}{run_note}, which ended without removing it")
+    return removed
 
 
 @LAUNCHERS.add

@@ -19,7 +19,7 @@ from serving.base import SERVERS, LaunchSpec, Server
 from serving.catalog import CONTAINER_PATHS
 from serving.endpoint import Endpoint
 from serving.metrics import parse_prometheus
-from serving.torchserve.archive import build_mar, mar_sha256
+from serving.torchserve.archive import prepare_store
 from serving.torchserve.config import TorchServeConfig
 
 VERSION = "0.12.0"
@@ -44,8 +44,8 @@ class TorchServe(Server):
 
     # --- configuration ---
     def prepare(self) -> LaunchSpec:
-        for name, model in self.models.items():
-            self.mars[name] = mar_sha256(build_mar(model, self.store, self.settings.threads))
+        self.store, self.mars = prepare_store(list(self.models.values()), self.store, self.settings.threads,
+                                              self.published_store)
         (self.state_dir / "tmp").mkdir(exist_ok=True)
         ts_logs = self.log_path.parent / "torchserve"
         ts_logs.mkdir(parents=True, exist_ok=True)
