@@ -33,6 +33,9 @@ from core.ownership import group_members as group_members  # re-exported: caller
 
 _LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
+# set by the first stop signal: from then on no new process starts (a worker thread of a stage would
+# otherwise start its next child while the main thread is stopping them)
+_STOPPING = threading.Event()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -70,10 +73,12 @@ def install_signal_handlers() -> None:
     a command with SIGTERM (`kill PID`) or Ctrl-C in the terminal that runs it in the foreground.
     """
     def _on_signal(signum: int, frame: object) -> None:
+        _STOPPING.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
         raise (Terminated if signum == signal.SIGTERM else Interrupted)(f"received {signal.Signals(signum).name}")
 
+    _STOPPING.clear()
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN or foreground_of_terminal():
         signal.signal(signal.SIGINT, _on_signal)
@@ -127,6 +132,8 @@ class ManagedProcess:
         self.started_at: float | None = None  # perf_counter at spawn
 
     def start(self) -> ManagedProcess:
+        if _STOPPING.is_set():
+            raise Interrupted(f"not starting {self.name}: this command is stopping")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         cpus, parent = self.cpus, os.getpid()
@@ -226,9 +233,16 @@ def run_isolated(target: str, payload: Any, *, timeout: float = 600.0, log_path:
                               env=env, cpus=cpus, name=target).start()
         try:
             assert proc.popen is not None
-            proc.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise IsolatedError(target, f"timed out after {timeout}s; log: {log}") from None
+            deadline = time.monotonic() + timeout
+            while True:  # short waits: a stopping command (often waiting from another thread) ends it now
+                try:
+                    proc.popen.wait(timeout=0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    if _STOPPING.is_set():
+                        raise Interrupted(f"{target} stopped: the command is stopping") from None
+                    if time.monotonic() > deadline:
+                        raise IsolatedError(target, f"timed out after {timeout}s; log: {log}") from None
         finally:
             proc.stop()
         if not out.exists():

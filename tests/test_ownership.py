@@ -112,7 +112,13 @@ def test_ignored_sigint_stays_ignored_off_a_terminal_and_sigterm_always_stops():
             assert proc.exit_code(exc) == 143
         # once stopping, further signals are ignored so that the cleanup can finish
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        try:  # and no new process starts while stopping
+            proc.ManagedProcess(["true"], Path("/dev/null")).start()
+            raise AssertionError("a process started after the stop signal")
+        except proc.Interrupted as exc:
+            assert "stopping" in str(exc)
     finally:
+        proc._STOPPING.clear()
         for sig, handler in saved.items():
             signal.signal(sig, handler)
 
