@@ -179,6 +179,22 @@ def _watchdog_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+def release(timeout: float = 5.0) -> None:
+    """End the watchdog now (called when the command ends): it stops whatever the record still lists
+    (nothing, after a clean stop) and exits, so no helper process outlives the command either."""
+    with _OWNER.lock:
+        _OWNER.current()
+        watchdog, pipe_w = _OWNER.watchdog, _OWNER.pipe_w
+        _OWNER.watchdog, _OWNER.pipe_w = None, None
+    if pipe_w is not None:
+        os.close(pipe_w)
+    if watchdog is not None:
+        try:
+            watchdog.wait(timeout=timeout + WATCHDOG_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:  # still stopping a group: it finishes on its own, detached
+            pass
+
+
 def set_run(run: Path, copy: Path | None = None) -> None:
     """Name the run folder this process works on (shown by the sweep), and where to keep a copy of the record."""
     with _OWNER.lock:

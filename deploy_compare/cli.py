@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         proc.stop_all(keep=already_running)
+        if not already_running:  # a command run inside a test session leaves the session's watchdog alone
+            from core import ownership
+
+            ownership.release()
 
 
 def _write_traceback(args: argparse.Namespace) -> Path:

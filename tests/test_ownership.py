@@ -12,7 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from core import ownership, proc
+from tests import test_docker_launcher
+
+engine = test_docker_launcher.engine  # fixture: a reachable engine and a tiny busybox image
 
 CLI = [sys.executable, "-m", "deploy_compare.cli"]
 
@@ -145,3 +150,40 @@ def test_mar_reused_when_it_matches_the_manifest_else_built_in_the_commands_own_
     mar.write_bytes(mar.read_bytes() + b"\0")  # changed after the run: not reused
     third, _ = prepare_store(models, tmp_path / "cmd3", threads=1, published=published)
     assert third == tmp_path / "cmd3" and Path(third / "mlp-torchscript.mar").exists()
+
+
+CONTAINER_OWNER = """
+import sys, time
+from pathlib import Path
+from core import ownership
+from serving.launchers.docker import DockerLauncher
+from tests.test_docker_launcher import _spec
+ownership.set_run(Path(sys.argv[1]))
+handle = DockerLauncher().launch(_spec(int(sys.argv[2])), Path(sys.argv[1]) / "c.log")
+print(handle.container.id, flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.docker
+@pytest.mark.integration
+def test_containers_of_a_sigkilled_owner_are_removed_by_the_next_command(engine, tmp_path, port):
+    owner = subprocess.Popen([sys.executable, "-c", CONTAINER_OWNER, str(tmp_path), str(port)],
+                             stdout=subprocess.PIPE, text=True, preexec_fn=proc.default_signals)
+    container_id = ""
+    try:
+        container_id = owner.stdout.readline().strip()
+        labels = engine.containers.get(container_id).labels
+        assert labels["deploy-compare.owner-pid"] == str(owner.pid)
+        assert labels["deploy-compare.run"] == str(tmp_path.resolve())
+        owner.kill()
+        owner.wait(timeout=10)
+        out = subprocess.run([*CLI, "stop", str(tmp_path)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert f"left by pid {owner.pid}, run {tmp_path.resolve()}" in out.stderr.replace("\n", "")
+        assert not engine.containers.list(all=True, filters={"id": container_id})
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        for c in engine.containers.list(all=True, filters={"id": container_id}) if container_id else []:
+            c.remove(force=True)

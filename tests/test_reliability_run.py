@@ -133,6 +133,7 @@ STAGE_STARTED = {
     "inspect": lambda cli: True,
     "floor": lambda cli: bool(cli.look()),
     "serve": lambda cli: any(_is_torchserve(p) for p in cli.look()),
+    "load": lambda cli: any("locust" in _cmdline(p) for p in cli.look()),
     "report": lambda cli: True,
 }
 OWN_RESULT = {"train": "models.json", "export": "manifest.json", "parity": "parity.json"}
