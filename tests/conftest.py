@@ -23,9 +23,34 @@ def nothing_left_behind():
     from serving.launchers.docker import sweep_orphan_containers
 
     proc.stop_all()
-    left = ownership.sweep_orphans() + sweep_orphan_containers()
+    left = [f"deploy-compare {ownership.describe(o)} still running" for o in _stop_commands_still_running()]
+    left += ownership.sweep_orphans() + sweep_orphan_containers()
     if left:
         print("\nstopped at the end of the test session (left by a test's CLI):\n  " + "\n  ".join(left))
+
+
+def _stop_commands_still_running(timeout: float = 30.0) -> list:
+    """Commands a failing test started and left running: SIGTERM (they stop their servers), then SIGKILL
+    (their watchdogs stop what they started). Returns their records."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from core import ownership
+
+    ours = {p.pid for p in psutil.Process().children(recursive=True)}
+    running = [o for o in ownership.live_owners() if o.pid in ours]
+    for owner in running:
+        os.kill(owner.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(ownership.owner_alive(o) for o in running):
+        time.sleep(0.1)
+    for owner in running:
+        if ownership.owner_alive(owner):
+            os.kill(owner.pid, signal.SIGKILL)
+    return running
 
 
 @pytest.fixture
