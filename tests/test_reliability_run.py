@@ -8,6 +8,7 @@ CI runner the test process ignores SIGINT, and a child would inherit that."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -90,6 +91,7 @@ class Cli:
             self.popen = subprocess.Popen([*CLI, *args], stdout=fh, stderr=subprocess.STDOUT,
                                           env={**os.environ, "COLUMNS": "200"}, preexec_fn=proc.default_signals)
         self.seen: dict[int, psutil.Process] = {}
+        self.started = time.time()
 
     def text(self) -> str:
         return self.out.read_text(errors="replace")
@@ -117,24 +119,26 @@ class Cli:
                 self.popen.wait(timeout=30)
 
 
-def _framework_loaded(cli: Cli) -> bool:
-    try:
-        return "tensorflow" in Path(f"/proc/{cli.popen.pid}/maps").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
+def _saved_since_start(name: str):
+    """The stage saved `name` since the command started: it saves after each twin, so the signal lands
+    while the next twin is being worked on."""
+    def saved(cli: Cli, run: Path) -> bool:
+        path = run / name
+        return path.exists() and path.stat().st_mtime > cli.started
+    return saved
 
 
-# When a stage's work has begun: its framework loaded (in-process stages), or the processes it starts
-# running. Only after the stage's own heading, so the signal lands inside that stage.
+# When a stage's work is under way: it saved its first twin's results (train, export), or the processes
+# it starts are running. Checked only after the stage's own heading, so the signal lands inside that stage.
 STAGE_STARTED = {
-    "train": _framework_loaded,
-    "export": _framework_loaded,
-    "parity": lambda cli: bool(cli.look()),
-    "inspect": lambda cli: True,
-    "floor": lambda cli: bool(cli.look()),
-    "serve": lambda cli: any(_is_torchserve(p) for p in cli.look()),
-    "load": lambda cli: any("locust" in _cmdline(p) for p in cli.look()),
-    "report": lambda cli: True,
+    "train": _saved_since_start("models.json"),
+    "export": _saved_since_start("manifest.json"),
+    "parity": lambda cli, run: bool(cli.look()),
+    "inspect": lambda cli, run: True,
+    "floor": lambda cli, run: bool(cli.look()),
+    "serve": lambda cli, run: any(_is_torchserve(p) for p in cli.look()),
+    "load": lambda cli, run: any("locust" in _cmdline(p) for p in cli.look()),
+    "report": lambda cli, run: True,
 }
 OWN_RESULT = {"train": "models.json", "export": "manifest.json", "parity": "parity.json"}
 
@@ -158,7 +162,7 @@ def test_signal_during_a_stage_stops_everything_and_keeps_results(spine_run, tmp
     cli = Cli(["run", "--run-id", "run", "--results-dir", str(tmp_path), "--force", "--stages", stage],
               tmp_path / "out")
     try:
-        cli.wait_for(lambda c: f"stage: {stage}" in c.text() and STAGE_STARTED[stage](c))
+        cli.wait_for(lambda c: f"stage: {stage}" in c.text() and STAGE_STARTED[stage](c, run))
         t0 = time.monotonic()
         cli.popen.send_signal(sig)
         code = cli.finish(timeout=120)
@@ -178,6 +182,8 @@ def test_signal_during_a_stage_stops_everything_and_keeps_results(spine_run, tmp
     [timing] = [t for t in results.load(list[StageTiming], run / "stages.json") if t.stage == stage]
     assert not timing.ok and sig.name in timing.error  # the interruption is recorded
     assert {name: _digest(run / name) for name in kept} == kept  # what other stages finished is kept
+    if stage in OWN_RESULT:  # and what this stage finished before the signal (its first twin)
+        assert json.loads((run / OWN_RESULT[stage]).read_text()), f"{OWN_RESULT[stage]} lost its saved part"
 
 
 @pytest.mark.integration
