@@ -245,6 +245,9 @@ def records() -> list[tuple[Path, OwnerRecord]]:
             out.append((path, results.load(OwnerRecord, path)))
         except FileNotFoundError:  # its owner finished between the listing and the read
             continue
+        except ValueError as exc:  # JSON or schema: written by something else
+            raise RuntimeError(f"process record {path} is unreadable ({type(exc).__name__}); check that no "
+                               "deploy-compare is running, then delete it") from exc
     return out
 
 
