@@ -1,29 +1,33 @@
 # The deploy-compare toolkit image: train, export, parity, in-process floor, load generation (locust),
-# report. The servers run from their own official images (see docker-compose.yml).
-#
-# Built from python:3.11-slim-bookworm + Debian's Java 17 (TorchServe's frontend, for native serving
-# inside this image) and the pinned requirements.lock. On the machine this project was developed on no
-# image can be pulled (no registry access, no Docker engine), so this file is checked by tests
-# (structure and consistency with docker-compose.yml), not built there.
-FROM python:3.11-slim-bookworm
+# report. Built by `make images` (serving/images.py), which gives BASE_IMAGE (Python 3.11 + Java 17 on
+# Debian bookworm: python:3.11-slim-bookworm, or a local debootstrap base where no registry is reachable)
+# and fills .cache/images/wheelhouse with the locked wheels. Everything installs offline
+# (`docker build --network none`, pip --no-index): no index, proxy or certificate setting enters the image.
+ARG BASE_IMAGE=deploy-compare/base:local
 
-ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openjdk-17-jre-headless \
- && rm -rf /var/lib/apt/lists/*
+# Stage 1: the virtualenv, installed from the wheelhouse (the wheels stay in this stage only).
+FROM ${BASE_IMAGE} AS venv
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY .cache/images/wheelhouse /wheels
+COPY requirements.lock /tmp/requirements.lock
+# torch==2.13.0 is the CPU wheel: the wheelhouse holds no other (serving/images.py checks it)
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-index --find-links /wheels --no-compile -r /tmp/requirements.lock \
+ && /opt/venv/bin/pip check
 
+# Stage 2: the venv + the project's sources.
+FROM ${BASE_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
 COPY requirements.lock pyproject.toml README.md ./
-# torch==2.13.0 must be the CPU wheel (never a CUDA build)
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.lock
 COPY core ./core
 COPY deploy_compare ./deploy_compare
 COPY models ./models
 COPY serving ./serving
 COPY loadtests ./loadtests
-RUN pip install --no-deps --no-build-isolation -e .
-
-RUN useradd --create-home --uid 1000 dc
-USER dc
+RUN pip install --no-index --no-deps --no-build-isolation -e . \
+ && useradd --create-home --uid 1000 dc
+USER 1000:1000
 WORKDIR /results
 CMD ["deploy-compare", "--help"]

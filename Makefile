@@ -11,7 +11,7 @@ PROFILE ?= quick
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: deploy-compare test lint install install-test system-deps clean
+.PHONY: deploy-compare test lint install install-test system-deps clean images
 
 deploy-compare: install
 	$(BIN)/deploy-compare run --profile $(PROFILE) $(ARGS)
@@ -38,6 +38,11 @@ $(STAMP): requirements.lock pyproject.toml
 $(TEST_STAMP): $(STAMP) requirements-test.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-test.lock
 	touch $(TEST_STAMP)
+
+# The base, toolkit and TorchServe images (serving/images.py): reused when their content hash is tagged.
+# Needs a Docker engine (scripts/docker-engine.sh start); builds offline where no registry is reachable.
+images: install
+	$(BIN)/python -m serving.images
 
 # TorchServe's frontend needs Java 17.
 system-deps:

@@ -72,6 +72,10 @@ class Handle(ABC):
     def log_text(self) -> str:
         """The server's console log so far."""
 
+    def memory(self) -> dict[str, int]:
+        """Launcher-level memory figures (a container's cgroup); none for a plain process group."""
+        return {}
+
 
 class Launcher(ABC):
     name: ClassVar[str]
@@ -98,7 +102,8 @@ class Server(ABC):
     name: ClassVar[str]
     binary: ClassVar[str]  # native executable name
     install_native: ClassVar[str]  # the command that installs the native binary
-    image: ClassVar[str]  # pinned official Docker image
+    image: ClassVar[str]  # Docker image (built by `make images`, or a pinned official tag)
+    image_enable: ClassVar[str]  # the command that makes `image` present locally
     native_loopback: ClassVar[bool] = True  # False: the native binary cannot bind 127.0.0.1 only
     fatal_log: ClassVar[tuple[str, ...]] = ()  # regexes of log lines that mean "will never be ready"
 

@@ -13,13 +13,17 @@ from pathlib import Path
 
 from core import ownership
 from core.config import PROFILES, get_profile
+from core.kinds import LauncherChoice
 from core.rundir import RunDir, session_folder
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="a run folder with manifest.json (deploy-compare run ...)")
-    parser.add_argument("--launcher", default="auto", choices=["auto", "native", "docker"],
-                        help="how servers are started (auto: native where possible, else docker)")
+    parser.add_argument("--launcher", default="auto", choices=[c.value for c in LauncherChoice],
+                        help="how servers are started (auto: native where possible, else docker; both: each "
+                             "server natively and in a container, side by side)")
+    parser.add_argument("--allow-public-bind", action="store_true",
+                        help="let a server that cannot bind 127.0.0.1 only (native TF Serving) listen on 0.0.0.0")
     parser.add_argument("--profile", default="quick", choices=list(PROFILES), help="serve settings to use")
     parser.add_argument("--fixed-ports", action="store_true",
                         help="use the servers' default ports (TorchServe 8080-8082/7070-7071, TF Serving "
@@ -37,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
     from serving.base import SERVERS, NotAvailable, Server, ServerError
     from serving.catalog import ArtifactMismatch, PortInUse
     from serving.session import served_parity
-    from serving.stacks import import_servers, plan_server
+    from serving.stacks import import_servers, plan_servers
 
     console = Console()
     try:
@@ -49,24 +53,27 @@ def main(args: argparse.Namespace) -> int:
     ownership.set_run(run_dir.path, out / "logs" / "processes.json")
     console.print(f"outputs of this command: {out}")
     settings = replace(get_profile(args.profile).serve, launcher=args.launcher, fixed_ports=args.fixed_ports,
-                       twins=tuple(args.twins or ()))
+                       twins=tuple(args.twins or ()), allow_public_bind=args.allow_public_bind)
     import_servers()
     servers: list[Server] = []
     try:
+        plans = []
         for name in SERVERS.names():
             try:
-                planned = plan_server(name, run_dir, settings, out=out)
-            except (ArtifactMismatch, PortInUse, NotAvailable, FileNotFoundError) as exc:
+                plans += plan_servers(name, run_dir, settings, out=out)
+            except (ArtifactMismatch, PortInUse, NotAvailable, FileNotFoundError, ValueError) as exc:
                 raise UserError(f"{name}: {exc}") from None
+        for planned in plans:
             if planned.server is None:
                 assert planned.not_run is not None
-                console.print(f"[yellow]{name}: not run:[/] {escape(planned.not_run.reason)}\n"
+                console.print(f"[yellow]{planned.not_run.what}: not run:[/] {escape(planned.not_run.reason)}\n"
                               f"  enable with: {escape(planned.not_run.enable_command)}")
                 continue
             server = planned.server
+            name = f"{server.name} ({server.launcher.name})"
             servers.append(server)
             server.start()
-            console.print(f"{name}: starting ({server.launcher.name}), log {server.log_path}")
+            console.print(f"{name}: starting, log {server.log_path}")
             try:
                 ready = server.wait_ready(settings.ready_timeout_s)
             except ServerError as exc:

@@ -41,6 +41,9 @@ class ServerMemory:
     rss_bytes: int  # summed current RSS
     peak_rss_bytes: int  # summed per-process high-water mark (VmHWM)
     processes: int
+    # Docker launcher: the container's own cgroup (what the container costs, runtime and page cache included)
+    cgroup_usage_bytes: int | None = None  # memory.usage as the kernel counts it
+    cgroup_working_set_bytes: int | None = None  # usage - inactive file pages (what `docker stats` shows)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import ServeSettings
+from core.kinds import LauncherChoice
 from core.results import NotRun
 from core.rundir import RunDir
 from serving.base import SERVERS, NotAvailable, Server, choose_launcher
@@ -31,24 +32,46 @@ class Planned:
     not_run: NotRun | None
 
 
+def launcher_choices(settings: ServeSettings) -> list[str]:
+    """`both` = every server natively and in a container, side by side; any other choice is one launcher."""
+    if settings.launcher != LauncherChoice.BOTH:
+        return [settings.launcher]
+    if settings.fixed_ports:
+        raise ValueError("--launcher both runs each server twice and cannot give both copies the fixed default "
+                         "ports: omit --fixed-ports (free loopback ports are chosen and recorded)")
+    return [LauncherChoice.NATIVE, LauncherChoice.DOCKER]
+
+
+def plan_servers(name: str, run_dir: RunDir, settings: ServeSettings, formats: list[str] | None = None,
+                 out: Path | None = None) -> list[Planned]:
+    """`plan_server` once per launcher of `settings.launcher` (two for `both`)."""
+    return [plan_server(name, run_dir, settings, formats, out, choice) for choice in launcher_choices(settings)]
+
+
 def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: list[str] | None = None,
-                out: Path | None = None) -> Planned:
-    """The server `name` for this run, or a NotRun saying why it cannot run here and how to enable it.
-    Raises (before anything starts) on a tampered artifact or a taken fixed port. With `out` (a command
-    serving a finished run) the server writes its model files and logs under `out`, never in the run."""
+                out: Path | None = None, choice: str | None = None) -> Planned:
+    """The server `name` for this run under launcher `choice` (default: `settings.launcher`), or a NotRun
+    saying why it cannot run here and how to enable it. Raises (before anything starts) on a tampered
+    artifact or a taken fixed port. With `out` (a command serving a finished run) the server writes its
+    model files and logs under `out`, never in the run."""
     from models.exporters.stage import load_manifest
 
     cls = SERVERS.get(name)
+    choice = choice or settings.launcher
+    side_by_side = settings.launcher == LauncherChoice.BOTH
+    what = f"{name} ({choice})" if side_by_side else name
     try:
-        launcher = choose_launcher(settings.launcher, cls, settings)
+        launcher = choose_launcher(choice, cls, settings)
     except NotAvailable as exc:
-        return Planned(None, NotRun(what=name, reason=exc.reason, enable_command=exc.enable_command))
+        return Planned(None, NotRun(what=what, reason=exc.reason, enable_command=exc.enable_command))
     models = served_models(run_dir.path, load_manifest(run_dir), name, list(settings.twins) or None, formats)
     if not models:
-        return Planned(None, NotRun(what=name, reason=f"the manifest holds no artifact {name} serves",
+        return Planned(None, NotRun(what=what, reason=f"the manifest holds no artifact {name} serves",
                                     enable_command="deploy-compare run --stages export --force"))
     writes = RunDir(out) if out is not None else run_dir
-    server = cls(launcher, settings, models, writes.artifacts / name, writes.logs / f"{name}.log",
+    # side by side, the container's log gets its own name (the native one keeps the usual path)
+    log = f"{name}-{launcher.name}.log" if side_by_side and launcher.name != LauncherChoice.NATIVE else f"{name}.log"
+    server = cls(launcher, settings, models, writes.artifacts / name, writes.logs / log,
                  allocate_ports(name, settings.fixed_ports), server_cpus(settings))
     if out is not None:
         server.published_store = run_dir.artifacts / name

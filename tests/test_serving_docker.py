@@ -1,8 +1,18 @@
-"""TorchServe under the Docker launcher (official image, ports published on 127.0.0.1): runs only where
-a Docker engine and the pinned image exist; here it is skipped with the reason."""
+"""TorchServe in a container through the Docker launcher (the image `make images` builds here, offline):
+served parity over REST and gRPC, ports published on 127.0.0.1 only, read-only model store, CPU pinning,
+the container's cgroup memory, and the container removed on every exit path (stop, SIGINT and SIGTERM
+to the CLI mid-serve). Skipped, with the reason, only where no engine or no image exists.
+
+One container is shared by the module (a TorchServe container takes ~20-30 s to become ready)."""
 from __future__ import annotations
 
-import numpy as np
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from core.config import ServeSettings
@@ -11,6 +21,7 @@ from serving.launchers.docker import DockerLauncher
 from serving.torchserve.server import TorchServe
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -21,20 +32,106 @@ def docker_ready():
         pytest.skip(f"{exc.reason} (enable: {exc.enable_command})")
 
 
-def test_torchserve_in_docker_answers_on_loopback_and_is_removed(docker_ready, request):
-    from serving.clients import make_client
+@pytest.fixture(scope="module")
+def ts_container(docker_ready, request):
     from serving.launchers import docker as docker_launcher
     from serving.testing import running_torchserve
 
     spine_run = request.getfixturevalue("spine_run")  # only once we know the test can run
-    data = np.load(spine_run.heldout("mlp"))
-    with running_torchserve(spine_run, formats=("torchscript",), launcher="docker") as server:
-        for ep in server.endpoints():
-            with make_client(ep) as client:
-                np.testing.assert_allclose(client.predict(data["x"][:4]), data["logits_ref"][:4], atol=1e-4)
+    with running_torchserve(spine_run, formats=("torchscript", "onnx"), launcher="docker") as server:
+        yield server
         container = server.handle.container
-    assert not docker_launcher._LIVE
+    assert not docker_launcher._LIVE, "the launcher still tracks a container after stop"
     import docker.errors
 
     with pytest.raises(docker.errors.NotFound):
-        container.reload()  # removed
+        container.reload()  # removed, not just stopped
+
+
+def _listeners(port: int) -> set[str]:
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, timeout=10,
+                         check=True).stdout
+    return {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+
+
+def test_served_parity_over_rest_and_grpc_in_the_container(ts_container, spine_run):
+    from models.parity import ParityTolerance
+    from serving.stage import served_parity
+
+    endpoints = ts_container.endpoints()
+    assert {(ep.served_name, ep.protocol) for ep in endpoints} == {
+        (f"mlp-{fmt}", proto) for fmt in ("torchscript", "onnx") for proto in ("rest", "grpc")}
+    for ep in endpoints:
+        parity = served_parity(ep, spine_run, ParityTolerance())
+        assert parity.ok, f"{ep.served_name}/{ep.protocol}: {parity.problem()}"
+
+
+def test_container_is_loopback_only_pinned_readonly_and_unprivileged(ts_container):
+    attrs = ts_container.handle.container.attrs
+    host = attrs["HostConfig"]
+    assert {b["HostIp"] for v in host["PortBindings"].values() for b in v} == {"127.0.0.1"}
+    for port in ts_container.ports.values():
+        assert _listeners(port) == {"127.0.0.1"}, f"port {port}: {_listeners(port)}"
+    if ts_container.cpus:
+        assert host["CpusetCpus"] == ",".join(str(c) for c in sorted(ts_container.cpus))
+    mounts = {m["Destination"]: m["RW"] for m in attrs["Mounts"]}
+    assert mounts["/home/model-server/model-store"] is False
+    assert attrs["Config"]["User"] not in ("", "0", "0:0", "root")
+    assert ts_container.key_file.exists(), "the host client reads TorchServe's key file from the private mount"
+
+
+def test_cold_start_and_cgroup_memory_are_measured(ts_container):
+    assert ts_container.ready_seconds and ts_container.ready_seconds > 0
+    assert set(ts_container.model_load_seconds()) == {"mlp-torchscript", "mlp-onnx"}
+    mem = ts_container.handle.memory()
+    assert mem["cgroup_working_set_bytes"] > 50e6, mem  # a JVM + two Python workers
+    assert mem["cgroup_usage_bytes"] >= mem["cgroup_working_set_bytes"]
+
+
+def _containers(client) -> set[str]:
+    return {c.id for c in client.containers.list(all=True, filters={"label": "deploy-compare=torchserve"})}
+
+
+def _default_signals() -> None:
+    # a child started from a non-interactive shell may inherit SIGINT ignored; the CLI must see real signals
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _serve(spine_run, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "deploy_compare.cli", "serve", str(spine_run.path),
+                                 "--launcher", "docker", "--twins", "mlp", "--check-every", "0.5"],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_default_signals)
+
+
+def test_sigint_and_sigterm_to_the_cli_mid_serve_remove_the_containers(docker_ready, spine_run, tmp_path):
+    """Two CLIs serving at once (one container start of wall time): one gets SIGINT, the other SIGTERM."""
+    import docker
+
+    client = docker.from_env(timeout=30)
+    before = _containers(client)
+    signals = {signal.SIGINT: tmp_path / "sigint.log", signal.SIGTERM: tmp_path / "sigterm.log"}
+    clis = {sig: _serve(spine_run, log) for sig, log in signals.items()}
+    try:
+        deadline = time.monotonic() + 240
+        for sig, cli in clis.items():
+            log = signals[sig]
+            while "serving until Ctrl-C" not in log.read_text(errors="replace"):
+                assert cli.poll() is None, f"the CLI exited early:\n{log.read_text(errors='replace')[-3000:]}"
+                assert time.monotonic() < deadline, f"not serving after 240 s:\n{log.read_text()[-3000:]}"
+                time.sleep(0.5)
+        assert len(_containers(client) - before) == 2, "each CLI serves TorchServe from one container"
+        for sig, cli in clis.items():
+            cli.send_signal(sig)
+        for cli in clis.values():
+            cli.wait(timeout=90)
+    finally:
+        for cli in clis.values():
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait(timeout=30)
+    assert _containers(client) - before == set(), "containers left after SIGINT/SIGTERM to the CLI"
+    for sig, log in signals.items():
+        assert "servers stopped" in log.read_text(errors="replace"), f"{sig.name}: {log.read_text()[-2000:]}"

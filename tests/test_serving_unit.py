@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from core import results
 from core.config import ServeSettings
@@ -25,7 +24,6 @@ from serving.catalog import (
     allocate_ports,
     check_port_free,
     served_models,
-    served_name,
     verified_model,
 )
 from serving.clients.base import PredictError
@@ -109,7 +107,10 @@ def test_tfserving_batching_and_monitoring_render_upstream_field_names():
 
 def test_tfserving_image_tag_matches_the_installed_api():
     assert TFServing.image == f"tensorflow/serving:{version('tensorflow-serving-api')}"
-    assert TorchServe.image == f"pytorch/torchserve:{version('torchserve')}-cpu"
+    from serving.images import OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE
+
+    assert OFFICIAL_TORCHSERVE == f"pytorch/torchserve:{version('torchserve')}-cpu"
+    assert TorchServe.image == TORCHSERVE_IMAGE  # built by `make images`, or the official image tagged so
 
 
 # --- requests and answers -------------------------------------------------------------------------
@@ -267,44 +268,7 @@ def test_serving_results_round_trip(tmp_path):
     assert results.load(ServingResults, path) == out
 
 
-# --- docker-compose.yml and Dockerfile agree with the code -------------------------------------------
-def _mount(volume: str) -> tuple[str, str]:
-    parts = volume.split(":")
-    if parts[-1] in ("ro", "rw"):
-        parts = parts[:-1]
-    return ":".join(parts[:-1]), parts[-1]
-
-
-def test_compose_file_agrees_with_the_code():
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
-    assert {"tfserving", "torchserve", "locust-master", "locust-worker", "toolkit"} <= set(services)
-    for name, server in (("torchserve", TorchServe), ("tfserving", TFServing)):
-        svc = services[name]
-        assert svc["image"] == server.image
-        published = sorted(svc["ports"])
-        assert published == sorted(f"127.0.0.1:{p}:{p}" for p in DEFAULT_PORTS[name].values()), name
-    ts_mounts = dict(_mount(v) for v in services["torchserve"]["volumes"])
-    assert ts_mounts["./results/${RUN_ID}/artifacts/torchserve"] == CONTAINER_PATHS["torchserve"]["model_store"]
-    tfs_mounts = dict(_mount(v) for v in services["tfserving"]["volumes"])
-    assert tfs_mounts["./results/${RUN_ID}/artifacts/tfserving"] == CONTAINER_PATHS["tfserving"]["models"]
-    tfs_cmd = services["tfserving"]["command"]
-    assert f"--port={DEFAULT_PORTS['tfserving']['grpc']}" in tfs_cmd
-    assert f"--rest_api_port={DEFAULT_PORTS['tfserving']['rest']}" in tfs_cmd
-    for flag, name in (("model_config_file", "models.config"), ("batching_parameters_file", "batching.config"),
-                       ("monitoring_config_file", "monitoring.config")):
-        assert f"--{flag}={CONTAINER_PATHS['tfserving']['models']}/config/{name}" in tfs_cmd
-    ts_cmd = services["torchserve"]["command"]
-    assert ts_cmd[ts_cmd.index("--model-store") + 1] == CONTAINER_PATHS["torchserve"]["model_store"]
-    master = services["locust-master"]["command"]
-    assert master[master.index("--model-name") + 1] == served_name("mlp", "savedmodel")
-    assert master[master.index("--host") + 1] == f"http://tfserving:{DEFAULT_PORTS['tfserving']['rest']}"
-    for svc in services.values():  # nothing published beyond loopback
-        assert all(str(p).startswith("127.0.0.1:") for p in svc.get("ports", []))
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "requirements.lock" in dockerfile and "openjdk-17" in dockerfile
-
-
+# --- the compose `prepare` step (the file itself: tests/test_serving_compose.py) -----------------------
 def test_compose_render_writes_configs_with_container_paths_and_default_ports(tmp_path):
     """`python -m serving.compose` (the compose `prepare` service) renders through the server code."""
     from core.rundir import RunDir

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core import environment, ownership, results
 from core.config import PROFILES, RunConfig, get_profile
+from core.kinds import LauncherChoice
 from core.rundir import RunDir, RunDirExists
 from deploy_compare.pipeline import STAGES, RunContext, run_pipeline
 
@@ -20,8 +21,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="write into an existing run folder")
     parser.add_argument("--stages", nargs="+", default=None, choices=STAGES.names(),
                         help="run only these stages (default: all)")
-    parser.add_argument("--launcher", default=None, choices=["auto", "native", "docker"],
-                        help="how servers are started (default: the profile's, auto)")
+    parser.add_argument("--launcher", default=None, choices=[c.value for c in LauncherChoice],
+                        help="how servers are started (default: the profile's, auto; both: natively and in a "
+                             "container, side by side)")
+    parser.add_argument("--allow-public-bind", action="store_true",
+                        help="let a server that cannot bind 127.0.0.1 only (native TF Serving) listen on 0.0.0.0")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -30,6 +34,8 @@ def main(args: argparse.Namespace) -> int:
     profile = get_profile(args.profile)
     if args.launcher:
         profile = replace(profile, serve=replace(profile.serve, launcher=args.launcher))
+    if args.allow_public_bind:
+        profile = replace(profile, serve=replace(profile.serve, allow_public_bind=True))
     run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     config = RunConfig(profile=profile, run_id=run_id, results_root=args.results_dir.resolve(),
                        force=args.force, stages=tuple(args.stages or ()))

@@ -1,11 +1,13 @@
-"""Docker launcher: the official server image (pinned tag) through the `docker` Python SDK.
+"""Docker launcher: the server's image (`Server.image`: built here by `make images`, or an official
+pinned tag) through the `docker` Python SDK.
 
 Same configs and ports as native: each port is published on 127.0.0.1 only (same number inside and
 outside), the server binds 0.0.0.0 inside its own network namespace, configs and the model store are
 bind-mounted (read-only unless the server must write there), the container runs as the calling user
-and is pinned with `cpuset_cpus`. Containers are removed on every exit path: `stop()`, the serve
+(as the images' unprivileged uid 1000 when the caller is root, with its writable mounts handed to that
+uid) and is pinned with `cpuset_cpus`. Containers are removed on every exit path: `stop()`, the serve
 stage's `finally`, and an `atexit` hook for anything still tracked. Images are never pulled here (the
-toolkit does no downloads at run time): a missing image is reported with the `docker pull` command.
+toolkit does no downloads at run time): a missing image is reported with the command that makes it.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from core import ownership
 from serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
 
 _LIVE: set[DockerHandle] = set()
+UNPRIVILEGED = (1000, 1000)  # the non-root user of the project's images and of the official ones
 _LOCK = threading.Lock()
 
 
@@ -93,6 +96,15 @@ class DockerHandle(Handle):
         except FileNotFoundError:
             return ""
 
+    def memory(self) -> dict[str, int]:
+        """The container's cgroup memory: `usage` as the kernel counts it (page cache included) and
+        `working_set` = usage - inactive file pages (what `docker stats` shows)."""
+        stats = self.container.stats(stream=False).get("memory_stats", {})
+        usage = int(stats.get("usage", 0))
+        detail = stats.get("stats", {})
+        inactive = int(detail.get("total_inactive_file", detail.get("inactive_file", 0)))
+        return {"cgroup_usage_bytes": usage, "cgroup_working_set_bytes": max(0, usage - inactive)}
+
 
 def stop_all_containers(timeout: float = 20.0) -> None:
     with _LOCK:
@@ -102,6 +114,24 @@ def stop_all_containers(timeout: float = 20.0) -> None:
 
 
 atexit.register(stop_all_containers)
+
+
+def container_user() -> tuple[int, int]:
+    """The calling user, except root: a container never runs as root."""
+    return UNPRIVILEGED if os.getuid() == 0 else (os.getuid(), os.getgid())
+
+
+def hand_over(paths: set[str]) -> None:
+    """Give the writable mounts to the container's user when that is not the caller (root caller):
+    the caller (root) can still read them, e.g. TorchServe's key file."""
+    uid, gid = container_user()
+    if (uid, gid) == (os.getuid(), os.getgid()):
+        return
+    for top in paths:
+        for dirpath, _, files in os.walk(top):
+            os.chown(dirpath, uid, gid)
+            for f in files:
+                os.chown(os.path.join(dirpath, f), uid, gid)
 
 
 def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
@@ -116,10 +146,11 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
                     for h, c in spec.mounts.items()},
         "environment": dict(spec.env),
         "labels": {"deploy-compare": spec.name, **owner_labels()},
-        "user": f"{os.getuid()}:{os.getgid()}",
+        "user": "{}:{}".format(*container_user()),
     }
     if spec.container_cwd:
         kwargs["working_dir"] = spec.container_cwd
+        kwargs["environment"].setdefault("HOME", spec.container_cwd)  # a uid without a passwd entry has none
     if spec.cpus:
         kwargs["cpuset_cpus"] = ",".join(str(c) for c in sorted(spec.cpus))
     return kwargs
@@ -160,7 +191,7 @@ class DockerLauncher(Launcher):
     bind_host = "0.0.0.0"  # inside the container's namespace; published on 127.0.0.1 only
 
     def check(self, server_cls: type[Server], settings: object) -> None:
-        pull = f"docker pull {server_cls.image}"
+        pull = server_cls.image_enable
         try:
             client = _client()
             client.ping()
@@ -182,6 +213,7 @@ class DockerLauncher(Launcher):
 
     def launch(self, spec: LaunchSpec, log_path: Path) -> Handle:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
+        hand_over(spec.writable)
+        started = time.perf_counter()  # container create -> ready is the container's cold start
         container = _client().containers.run(**container_kwargs(spec))
         return DockerHandle(container, log_path, started)

@@ -54,8 +54,9 @@ class NativeLauncher(Launcher):
                                "nor on PATH)", server_cls.install_native)
         if not server_cls.native_loopback and not settings.allow_public_bind:
             raise NotAvailable(f"native {server_cls.name} binds 0.0.0.0 (it cannot listen on 127.0.0.1 only) and "
-                               "public listeners are off", "use --launcher docker (ports published on 127.0.0.1), "
-                               "or accept a public listener with ServeSettings(allow_public_bind=True)")
+                               "public listeners are off", "rerun with --launcher docker (ports published on 127.0.0.1 "
+                               "only), or accept a public listener with --allow-public-bind (deploy-compare run / "
+                               "serve)")
 
     def path(self, host_path: Path, spec_mounts: dict[str, str]) -> str:
         return str(Path(host_path).resolve())

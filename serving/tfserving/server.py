@@ -33,6 +33,9 @@ class TFServing(Server):
     binary = "tensorflow_model_server"
     install_native = APT_INSTALL
     image = f"tensorflow/serving:{VERSION}"
+    # the Docker path is the same launcher code that serves TorchServe in tests/test_serving_docker.py
+    image_enable = (f"docker pull {image} && deploy-compare run --launcher docker (the same Docker launcher "
+                    "that serves TorchServe in the container tests; ports published on 127.0.0.1 only)")
     native_loopback = False
     fatal_log = (r"(?m)^.*(?:Failed to start (?:HTTP|gRPC) [Ss]erver|Couldn't bind|Address already in use|"
                  r"Not found: Could not find base path|Invalid argument:|Failed precondition:).*$",)

@@ -18,6 +18,7 @@ import requests
 from serving.base import SERVERS, LaunchSpec, Server
 from serving.catalog import CONTAINER_PATHS
 from serving.endpoint import Endpoint
+from serving.images import OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE
 from serving.metrics import parse_prometheus
 from serving.torchserve.archive import prepare_store
 from serving.torchserve.config import TorchServeConfig
@@ -30,7 +31,10 @@ class TorchServe(Server):
     name = "torchserve"
     binary = "torchserve"
     install_native = f"pip install torchserve=={VERSION} torch-model-archiver=={VERSION} pyyaml (and Java 17)"
-    image = f"pytorch/torchserve:{VERSION}-cpu"
+    # built here by `make images` (or the official image, tagged so): TorchServe, torch CPU, onnxruntime, Java 17
+    image = TORCHSERVE_IMAGE
+    image_enable = (f"make images (builds {TORCHSERVE_IMAGE} offline; where a registry is reachable it tags "
+                    f"{OFFICIAL_TORCHSERVE} instead)")
     fatal_log = (r"(?m)^.*(?:java\.net\.BindException|Address already in use|Failed to load model|"
                  r"Load model failed|Invalid model|ModelServer failed to start|"
                  r"Exception in thread \"main\").*$",)
@@ -47,7 +51,7 @@ class TorchServe(Server):
         self.store, self.mars = prepare_store(list(self.models.values()), self.store, self.settings.threads,
                                               self.published_store)
         (self.state_dir / "tmp").mkdir(exist_ok=True)
-        ts_logs = self.log_path.parent / "torchserve"
+        ts_logs = self.log_path.parent / self.log_path.stem  # logs/torchserve/ (logs/torchserve-docker/ side by side)
         ts_logs.mkdir(parents=True, exist_ok=True)
         paths = CONTAINER_PATHS["torchserve"]
         mounts = {str(self.store): paths["model_store"], str(self.state_dir): paths["state"],
