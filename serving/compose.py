@@ -1,13 +1,14 @@
 """Configs for docker-compose.yml, rendered by the same server code as the Docker launcher (fixed
 default ports, 0.0.0.0 inside each container, container paths from `serving.catalog`).
 
-    python -m serving.compose RUN_DIR     # what the compose `prepare` service runs
+    python -m serving.compose RUN_DIR [--twins=mlp,cnn]    # what the compose `prepare` service runs
 
 writes `RUN_DIR/compose/torchserve/config.properties`, `RUN_DIR/compose/tfserving/*.config` (via the
 TF Serving store) and the model stores `RUN_DIR/artifacts/{torchserve,tfserving}`.
 """
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 from dataclasses import replace
@@ -51,6 +52,16 @@ def render(run_dir: RunDir, settings: ServeSettings | None = None) -> dict[str, 
     return written
 
 
-if __name__ == "__main__":
-    for server_name, path in render(RunDir(Path(sys.argv[1]).resolve()).require()).items():
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.compose", description="render the compose configs")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--twins", default="", help="comma-separated twins to serve (empty: every twin)")
+    args = parser.parse_args(argv)
+    settings = ServeSettings(twins=tuple(t for t in args.twins.split(",") if t))
+    for server_name, path in render(RunDir(args.run_dir.resolve()).require(), settings).items():
         print(f"{server_name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

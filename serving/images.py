@@ -183,6 +183,16 @@ def _build(role: str, repo: str, sources: tuple[str, ...], base: str, dockerfile
         report.built.append(role)
     _tag(tag, f"{repo}:local")
     report.images[role] = tag
+    _untag_superseded(repo, keep={tag, f"{repo}:local"})
+
+
+def _untag_superseded(repo: str, keep: set[str]) -> None:
+    """Drop older content-hash tags of `repo` (their layers go once nothing else uses them)."""
+    out = subprocess.run(["docker", "images", repo, "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split()
+    old = [t for t in out if t not in keep and not t.endswith(":<none>")]
+    if old:
+        subprocess.run(["docker", "rmi", *old], capture_output=True, timeout=300, check=False)
 
 
 def build_all(allow_pull: bool = True, log: Path | None = None) -> BuildReport:
