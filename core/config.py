@@ -75,7 +75,7 @@ class FloorSettings:
 @dataclass(frozen=True)
 class ServeSettings:
     """Servers (issue 4). Settings recorded with every served result."""
-    launcher: str = "auto"  # auto | native | docker
+    launcher: str = "auto"  # auto | native | docker | both (core.kinds.LauncherChoice)
     workers: int = 1
     batch_size: int = 1
     max_batch_delay_ms: int = 5

@@ -76,10 +76,15 @@ class Handle(ABC):
         """Launcher-level memory figures (a container's cgroup); none for a plain process group."""
         return {}
 
+    def describe(self) -> dict[str, object]:
+        """What to record about how the server ran (a container's image, id, user, cpuset); nothing natively."""
+        return {}
+
 
 class Launcher(ABC):
     name: ClassVar[str]
     bind_host: ClassVar[str]  # the address servers bind to, as seen inside their network namespace
+    started_by: ClassVar[str]  # what the cold start's clock starts at (`Handle.started_at`)
 
     @abstractmethod
     def check(self, server_cls: type[Server], settings: ServeSettings) -> None:

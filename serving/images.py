@@ -176,6 +176,7 @@ def _build(role: str, repo: str, sources: tuple[str, ...], base: str, dockerfile
     tag = f"{repo}:{content_hash(sources, base)}"
     if not image_exists(tag):
         t0 = time.perf_counter()
+        fill_wheelhouse(log)  # only when something is built: an existing tag needs no wheels
         _run(["docker", "build", "--force-rm", "--network", "none", "--build-arg", f"BASE_IMAGE={base}", "--label",
               f"deploy-compare.content-hash={tag.split(':')[1]}", "-f", str(dockerfile), "-t", tag, str(context)],
              log, env={**os.environ, "DOCKER_BUILDKIT": "0"})
@@ -202,12 +203,10 @@ def build_all(allow_pull: bool = True, log: Path | None = None) -> BuildReport:
     base, report.base_source = build_base(log, allow_pull)
     report.images["base"] = base
     report.seconds["base"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    fill_wheelhouse(log)
-    report.seconds["wheelhouse"] = time.perf_counter() - t1
     _build("toolkit", TOOLKIT_REPO, TOOLKIT_SOURCES, base, ROOT / "Dockerfile", ROOT, log, report)
-    if _present_or_pulled(OFFICIAL_TORCHSERVE, log, allow_pull):
-        _tag(OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE)
+    ours = f"{TORCHSERVE_REPO}:{content_hash(TORCHSERVE_SOURCES, base)}"
+    if not image_exists(ours) and _present_or_pulled(OFFICIAL_TORCHSERVE, log, allow_pull):
+        _tag(OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE)  # official; ours adds onnxruntime for the ONNX models
         report.images["torchserve"] = OFFICIAL_TORCHSERVE
     else:
         _build("torchserve", TORCHSERVE_REPO, TORCHSERVE_SOURCES, base, ROOT / TORCHSERVE_SOURCES[0], WHEELHOUSE,

@@ -26,11 +26,12 @@ class ColdStart:
 
     server: str
     launcher: str
-    start_to_ready_s: float
+    start_to_ready_s: float  # from `started_by` to ready
     model_load_s: dict[str, float] = field(default_factory=dict)  # served name -> seconds (server metric)
     model_load_source: str = ""
     first_request_s: dict[str, float] = field(default_factory=dict)  # "<served name>/<protocol>" -> seconds
     first_request_errors: dict[str, str] = field(default_factory=dict)  # same keys: why the first request failed
+    started_by: str = "process start"  # where the clock starts: "process start" (native) | "container create"
 
 
 @dataclass

@@ -16,11 +16,52 @@ import pytest
 
 from tests.conftest import free_port
 
-pytestmark = [pytest.mark.docker, pytest.mark.integration]
-
 IMAGE = "deploy-compare-test/busybox:local"
 
 
+# --- pure parts (no engine) ---------------------------------------------------------------------------
+def test_containers_never_run_as_root_and_get_a_home(monkeypatch, tmp_path):
+    from serving.launchers import docker as launcher
+
+    spec = _spec(8080)
+    spec.container_cwd = "/home/model-server/dc"
+    monkeypatch.setattr(launcher.os, "getuid", lambda: 0)
+    monkeypatch.setattr(launcher.os, "getgid", lambda: 0)
+    kw = launcher.container_kwargs(spec)
+    assert kw["user"] == "1000:1000" and kw["environment"]["HOME"] == "/home/model-server/dc"
+    monkeypatch.setattr(launcher.os, "getuid", lambda: 1234)
+    monkeypatch.setattr(launcher.os, "getgid", lambda: 1234)
+    assert launcher.container_kwargs(spec)["user"] == "1234:1234"
+
+
+def test_launcher_both_means_native_and_docker_on_free_ports():
+    from dataclasses import replace
+
+    from core.config import ServeSettings
+    from serving.stacks import launcher_choices
+
+    assert launcher_choices(replace(ServeSettings(), launcher="both")) == ["native", "docker"]
+    assert launcher_choices(replace(ServeSettings(), launcher="auto")) == ["auto"]
+    with pytest.raises(ValueError, match="fixed-ports"):
+        launcher_choices(replace(ServeSettings(), launcher="both", fixed_ports=True))
+
+
+def test_image_tags_follow_their_content(tmp_path):
+    from serving.images import content_hash
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    first = content_hash(("Dockerfile", "src"), "base:1", root=tmp_path)
+    (tmp_path / "src" / "__pycache__").mkdir()
+    (tmp_path / "src" / "__pycache__" / "a.pyc").write_bytes(b"\0")
+    assert content_hash(("Dockerfile", "src"), "base:1", root=tmp_path) == first  # caches do not count
+    assert content_hash(("Dockerfile", "src"), "base:2", root=tmp_path) != first  # a new base is a new image
+    (tmp_path / "src" / "a.py").write_text("x = 2\n")
+    assert content_hash(("Dockerfile", "src"), "base:1", root=tmp_path) != first
+
+
+# --- against a real engine -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def engine():
     docker = pytest.importorskip("docker")
@@ -68,6 +109,8 @@ def _ours(client):
     return client.containers.list(all=True, filters={"label": "deploy-compare=busybox-test"})
 
 
+@pytest.mark.docker
+@pytest.mark.integration
 def test_container_serves_on_loopback_and_is_removed_on_stop(engine, tmp_path):
     from serving.launchers.docker import DockerLauncher
 
@@ -85,6 +128,8 @@ def test_container_serves_on_loopback_and_is_removed_on_stop(engine, tmp_path):
     assert _ours(engine) == []
 
 
+@pytest.mark.docker
+@pytest.mark.integration
 def test_leftover_containers_are_removed_on_exit_path(engine, tmp_path):
     from serving.launchers.docker import DockerLauncher, stop_all_containers
 

@@ -96,6 +96,16 @@ class DockerHandle(Handle):
         except FileNotFoundError:
             return ""
 
+    def describe(self) -> dict[str, object]:
+        attrs = self.container.attrs
+        image = attrs.get("Config", {}).get("Image", "")
+        labels = (_client().images.get(image).labels or {}) if image else {}
+        return {"container": {"image": image, "image_id": attrs.get("Image", ""),
+                              "content_hash": labels.get("deploy-compare.content-hash", ""),
+                              "base_source": labels.get("deploy-compare.base-source", ""),
+                              "user": attrs.get("Config", {}).get("User", ""),
+                              "cpuset": attrs.get("HostConfig", {}).get("CpusetCpus", "")}}
+
     def memory(self) -> dict[str, int]:
         """The container's cgroup memory: `usage` as the kernel counts it (page cache included) and
         `working_set` = usage - inactive file pages (what `docker stats` shows)."""
@@ -189,6 +199,7 @@ def sweep_orphan_containers(run: Path | None = None) -> list[str]:
 class DockerLauncher(Launcher):
     name = "docker"
     bind_host = "0.0.0.0"  # inside the container's namespace; published on 127.0.0.1 only
+    started_by = "container create"  # `containers.run` = create + start: the container's whole cold start
 
     def check(self, server_cls: type[Server], settings: object) -> None:
         pull = server_cls.image_enable

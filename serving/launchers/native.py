@@ -47,6 +47,7 @@ class NativeHandle(Handle):
 class NativeLauncher(Launcher):
     name = "native"
     bind_host = "127.0.0.1"
+    started_by = "process start"
 
     def check(self, server_cls: type[Server], settings: ServeSettings) -> None:
         if resolve_binary(server_cls.binary) is None:
