@@ -121,11 +121,11 @@ def _present_or_pulled(image: str, log: Path, allow_pull: bool) -> bool:
     return allow_pull and _run(["docker", "pull", image], log, check=False, timeout=120) == 0
 
 
-def build_base(log: Path, allow_pull: bool) -> tuple[str, str]:
-    """(tag, source) of the base image; reused when its recipe hash is already tagged."""
+def build_base(log: Path, allow_pull: bool) -> tuple[str, str, bool]:
+    """(tag, source, built now) of the base image; reused when its recipe hash is already tagged."""
     tag = f"{BASE_REPO}:bookworm-{content_hash((), SLIM_DOCKERFILE, ' '.join(DEBOOTSTRAP))}"
     if image_exists(tag):
-        return tag, inspect(tag)["Config"]["Labels"].get(SOURCE_LABEL, "?")
+        return tag, inspect(tag)["Config"]["Labels"].get(SOURCE_LABEL, "?"), False
     if _present_or_pulled(SLIM, log, allow_pull):
         source = SLIM
         _run(["docker", "build", "--force-rm", "-t", tag, "--label", f"{SOURCE_LABEL}={source}", "-"], log,
@@ -154,7 +154,7 @@ def build_base(log: Path, allow_pull: bool) -> tuple[str, str]:
         if rc != 0 or tar.returncode != 0:
             raise ImageError(f"docker import of {ROOTFS} failed (tar exit {tar.returncode}, import exit {rc})")
     _tag(tag, f"{BASE_REPO}:local")
-    return tag, source
+    return tag, source, True
 
 
 def fill_wheelhouse(log: Path) -> None:
@@ -200,7 +200,9 @@ def build_all(allow_pull: bool = True, log: Path | None = None) -> BuildReport:
     log = log or CACHE / "build.log"
     report = BuildReport()
     t0 = time.perf_counter()
-    base, report.base_source = build_base(log, allow_pull)
+    base, report.base_source, built = build_base(log, allow_pull)
+    if built:
+        report.built.append("base")
     report.images["base"] = base
     report.seconds["base"] = time.perf_counter() - t0
     _build("toolkit", TOOLKIT_REPO, TOOLKIT_SOURCES, base, ROOT / "Dockerfile", ROOT, log, report)
