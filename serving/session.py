@@ -31,7 +31,7 @@ from serving.clients import make_client
 from serving.endpoint import Endpoint
 from serving.metrics import MetricsWindow, make_around
 from serving.results import ColdStart, ServedParity, ServerMemory, ServerRun, ServingResults
-from serving.stacks import import_servers, plan_server
+from serving.stacks import import_servers, plan_servers
 
 if TYPE_CHECKING:
     from core.context import RunContext
@@ -72,7 +72,9 @@ def first_request_seconds(ep: Endpoint, run_dir: RunDir) -> float:
 
 
 def sample_memory(server: Server, phase: str) -> ServerMemory:
-    return ServerMemory(phase=phase, **proc.tree_memory(server.pids()))
+    """The process tree's RSS, plus the container's cgroup figures under the Docker launcher."""
+    cgroup = server.handle.memory() if server.handle is not None else {}
+    return ServerMemory(phase=phase, **proc.tree_memory(server.pids()), **cgroup)
 
 
 def key_of(server: Server) -> ServerKey:
@@ -136,13 +138,13 @@ class ServerSession:
         import_servers()
         planned: list[Server] = []
         for name in SERVERS.names():  # plan (and verify) every server before starting any: a tampered
-            plan = plan_server(name, self.run_dir, self.settings)  # artifact or a taken port stops here
-            if plan.server is not None:
-                planned.append(plan.server)
-            else:
+            for plan in plan_servers(name, self.run_dir, self.settings):  # artifact or a taken port stops here
+                if plan.server is not None:  # (`--launcher both`: one plan per launcher)
+                    planned.append(plan.server)
+                    continue
                 assert plan.not_run is not None
                 self.record.not_run.append(plan.not_run)
-                console.print(f"[yellow]{name}: not run:[/] {escape(plan.not_run.reason)}\n"
+                console.print(f"[yellow]{plan.not_run.what}: not run:[/] {escape(plan.not_run.reason)}\n"
                               f"  enable with: {escape(plan.not_run.enable_command)}")
         for server in planned:
             key = key_of(server)
@@ -198,10 +200,11 @@ class ServerSession:
         try:
             server.start()
             ready = server.wait_ready(server.settings.ready_timeout_s)
-            run.settings = server.record()
+            run.settings = {**server.record(), **server.handle.describe()}  # + the container, if any
             endpoints = [replace(ep, launcher=server.launcher.name) for ep in server.endpoints()]
             run.endpoints = [ep.describe() for ep in endpoints]
-            cold = ColdStart(server=server.name, launcher=server.launcher.name, start_to_ready_s=ready)
+            cold = ColdStart(server=server.name, launcher=server.launcher.name, start_to_ready_s=ready,
+                             started_by=server.launcher.started_by)
             try:
                 cold.model_load_s = server.model_load_seconds()
                 cold.model_load_source = "server metrics"
@@ -222,11 +225,11 @@ class ServerSession:
             failed = [f"{p.served_name}/{p.protocol}: {p.problem()}" for p in run.parity if not p.ok]
             if failed:
                 run.error = "served parity failed (not timed): " + "; ".join(failed)
-                console.print(f"[red]{server.name}:[/] {escape(run.error)}")
+                console.print(f"[red]{server.name} ({server.launcher.name}):[/] {escape(run.error)}")
             fit = [ep for ep in endpoints if (ep.served_name, ep.protocol) in passed]
             run.timed = [f"{ep.served_name}/{ep.protocol}" for ep in fit]
             return run, fit
         except ServerError as exc:
             run.error = str(exc).split("\n--- last lines ---")[0]
-            console.print(f"[red]{server.name} failed:[/] {escape(run.error)}")
+            console.print(f"[red]{server.name} ({server.launcher.name}) failed:[/] {escape(run.error)}")
             return run, []
