@@ -135,3 +135,26 @@ def test_sigint_and_sigterm_to_the_cli_mid_serve_remove_the_containers(docker_re
     assert _containers(client) - before == set(), "containers left after SIGINT/SIGTERM to the CLI"
     for sig, log in signals.items():
         assert "servers stopped" in log.read_text(errors="replace"), f"{sig.name}: {log.read_text()[-2000:]}"
+
+
+def test_launcher_both_plans_each_server_natively_and_in_a_container(docker_ready, spine_run):
+    from dataclasses import replace
+
+    from serving.stacks import import_servers, plan_servers
+
+    import_servers()
+    settings = replace(ServeSettings(), launcher="both", twins=("mlp",))
+    plans = plan_servers("torchserve", spine_run, settings, ["torchscript"])
+    servers = [p.server for p in plans]
+    assert [s.launcher.name for s in servers] == ["native", "docker"]
+    assert [s.log_path.name for s in servers] == ["torchserve.log", "torchserve-docker.log"]
+    assert not set(servers[0].ports.values()) & set(servers[1].ports.values())
+    for s in servers:
+        s.stop()  # nothing started: removes the private state folders
+    not_run = plan_servers("tfserving", spine_run, settings)  # no binary, no image here: one reason per launcher
+    if all(p.server is None for p in not_run):
+        assert [p.not_run.what for p in not_run] == ["tfserving (native)", "tfserving (docker)"]
+        assert "same Docker launcher" in not_run[1].not_run.enable_command
+    for p in not_run:
+        if p.server is not None:
+            p.server.stop()
