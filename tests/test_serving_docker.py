@@ -56,7 +56,7 @@ def _listeners(port: int) -> set[str]:
 
 def test_served_parity_over_rest_and_grpc_in_the_container(ts_container, spine_run):
     from models.parity import ParityTolerance
-    from serving.stage import served_parity
+    from serving.session import served_parity
 
     endpoints = ts_container.endpoints()
     assert {(ep.served_name, ep.protocol) for ep in endpoints} == {
