@@ -172,7 +172,7 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
                                       enable_command="deploy-compare loadtest --null"))
     save(results, run_dir.loadtest)
     for ep in chosen:
-        ctx.console.print(f"load: {ep.stack} {ep.protocol} ({ep.model})")
+        ctx.console.print(f"load: {ep.stack} {ep.protocol} ({ep.model}" + (f", {ep.launcher})" if ep.launcher else ")"))
         scope = around(ep) if around is not None else contextlib.nullcontext()
         measured: EndpointLoad | None = None
         try:
