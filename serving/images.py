@@ -222,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.images", description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-pull", action="store_true", help="never try a registry (use local images or build)")
     args = parser.parse_args(argv)
-    if shutil.which("docker") is None:
-        print("no docker CLI: install a Docker engine (scripts/docker-engine.sh start)", file=sys.stderr)
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True,
+                                                         timeout=60).returncode != 0:
+        print("images: no Docker engine answers `docker info`: start one (scripts/docker-engine.sh start, as root)",
+              file=sys.stderr)
         return 2
     try:
         report = build_all(allow_pull=not args.no_pull)
