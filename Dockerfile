@@ -13,7 +13,9 @@ COPY requirements.lock /tmp/requirements.lock
 # torch==2.13.0 is the CPU wheel: the wheelhouse holds no other (serving/images.py checks it)
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --find-links /wheels --no-compile -r /tmp/requirements.lock \
- && /opt/venv/bin/pip check
+ && /opt/venv/bin/pip check \
+ && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include
+# (TensorFlow's C++ headers, 430 MB, serve only custom-op builds; torch's stay: torch.compile's inductor needs them)
 
 # Stage 2: the venv + the project's sources.
 FROM ${BASE_IMAGE}

@@ -202,17 +202,17 @@ class DockerLauncher(Launcher):
     started_by = "container create"  # `containers.run` = create + start: the container's whole cold start
 
     def check(self, server_cls: type[Server], settings: object) -> None:
-        pull = server_cls.image_enable
+        enable = server_cls.image_enable
         try:
             client = _client()
             client.ping()
         except Exception as exc:
             raise NotAvailable(f"no Docker engine reachable ({type(exc).__name__}: {str(exc)[:160]})",
-                               f"start a Docker engine, then: {pull}") from None
+                               f"start a Docker engine, then: {enable}") from None
         try:
             client.images.get(server_cls.image)
         except Exception:
-            raise NotAvailable(f"Docker image {server_cls.image} is not present locally", pull) from None
+            raise NotAvailable(f"Docker image {server_cls.image} is not present locally", enable) from None
 
     def path(self, host_path: Path, spec_mounts: dict[str, str]) -> str:
         host = Path(host_path).resolve()
