@@ -189,7 +189,8 @@ class ServerSession:
         """When no endpoint can be timed because servers failed: the error saying which and why."""
         failed = [r for r in self.record.servers if r.error]
         if failed and not self.endpoints:
-            return ServerError("no server could be timed: " + " | ".join(f"{r.server}: {r.error}" for r in failed))
+            return ServerError("no server could be timed: "
+                               + " | ".join(f"{r.server} ({r.launcher}): {r.error}" for r in failed))
         return None
 
     def _bring_up(self, server: Server) -> tuple[ServerRun, list[Endpoint]]:
