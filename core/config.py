@@ -107,10 +107,16 @@ class LoadSettings:
     open_loop_connections: int = 64  # open loop: requests in flight at most; later sends wait for one
     drain_seconds: float = 10.0  # open loop: wait for outstanding requests after the last send
     workers: int = 0  # locust worker processes (0 = one generator process)
-    # before an endpoint's first point: load at `server_warmup_users` for this long, excluded (rule 1: a server
-    # may be warmed at load; TorchServe's JVM frontend is still compiling hot paths during its first seconds)
-    server_warmup_seconds: float = 10.0
+    # before an endpoint's first point: load at `server_warmup_users` in windows of `server_warmup_window_seconds`
+    # until `server_warmup_stable_windows` in a row agree within `server_warmup_tolerance` (Triton perf_analyzer's
+    # stability rule), at most `server_warmup_seconds`; excluded from every figure. A freshly started TorchServe
+    # (JVM frontend still compiling hot paths) is ~2x slower in its first seconds: the first endpoint measured
+    # would otherwise pay for it. 0 s = no warm-up.
+    server_warmup_seconds: float = 30.0
     server_warmup_users: int = 4
+    server_warmup_window_seconds: float = 1.0
+    server_warmup_stable_windows: int = 3
+    server_warmup_tolerance: float = 0.10
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,7 @@ QUICK = Profile(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
         max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0,
-        server_warmup_seconds=2.0),
+        server_warmup_seconds=10.0, server_warmup_window_seconds=1.0),
     note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "
          "are not backed at 99% confidence), in-process floor at 1 thread only with >= 100 calls per batch-1 "
          "point (backs p50 and p90 only), one process per runtime framework, two such processes at a time on "
@@ -160,12 +166,12 @@ FULL = Profile(
     name=ProfileKind.FULL,
     floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), parallel_processes=2, try_theano=True,
                         exclude=("*/tflite/fp16", "*/tflite/int8-dynamic", "*/onnx-tf/*", "resnet/null")),
-    load=LoadSettings(twins=("mlp",), max_users=8, open_loop_fractions=(0.5, 0.9)),
+    load=LoadSettings(twins=("mlp",), max_users=64, open_loop_fractions=(0.5, 0.9)),
     note="full profile: conventions' windows (>= 10 s and >= 500 samples per point, 3 repeats, 95% intervals); "
          "scope kept to about 30 minutes: in-process floor for mlp and resnet at 1 thread (the servers' setting; "
          "two measuring processes at a time on separate cores), fp32 artifacts without tf2onnx's, every eager and "
-         "graph runtime, PyTensor and the null runtime once; load tests of the mlp endpoints, 1 to 8 users, "
-         "open-loop points at 50% and 90% of saturation. "
+         "graph runtime, PyTensor and the null runtime once; load tests of the mlp endpoints, 1 to 64 users "
+         "(each sweep ends at its plateau), open-loop points at 50% and 90% of saturation. "
          "Everything else: --profile exhaustive",
 )
 

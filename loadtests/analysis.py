@@ -1,13 +1,14 @@
 """Raw samples (from the locust process) -> typed points with statistics and a valid/invalid verdict."""
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
 from core.config import LoadSettings
 from core.stats import backed_percentiles, repeat_interval, summarize
 from loadtests.plan import RawPoint
-from loadtests.results import GeneratorCpu, LatencySummary, MeasuredPoint, RepeatSummary, Sweep
-from loadtests.rules import StepFigure, ValidityLimits, invalid_reasons, saturation_index
+from loadtests.results import GeneratorCpu, LatencySummary, MeasuredPoint, RepeatSummary, Saturation, Sweep
+from loadtests.rules import SATURATING, StepFigure, ValidityLimits, invalid_reasons, saturation_index, stop_kind
 
 
 def latency_summary(samples: Sequence[float]) -> LatencySummary | None:
@@ -49,14 +50,38 @@ def p99(point: MeasuredPoint) -> float | None:
     return point.latency_ms.stats["p99"] if point.latency_ms else None
 
 
-def to_sweep(points: list[MeasuredPoint], stop_reason: str, slo_p99_ms: float, repeat: int) -> Sweep:
-    """The saturation point: the highest valid throughput whose p99 meets the SLO."""
+def to_sweep(points: list[MeasuredPoint], stop_reason: str, slo_p99_ms: float, repeat: int,
+             error: str | None = None) -> Sweep:
+    """The saturation point: the highest valid throughput whose p99 meets the SLO; `saturated` only when
+    the sweep stopped on a plateau or on the SLO (otherwise that throughput is a lower bound)."""
     valid = [p for p in points if p.valid]
     figures = [StepFigure(users=p.users or 0, throughput=p.throughput_rps, p99_ms=p99(p)) for p in valid]
     i = saturation_index(figures, slo_p99_ms)
-    return Sweep(repeat=repeat, points=points, stop_reason=stop_reason,
+    kind = stop_kind(stop_reason, error)
+    return Sweep(repeat=repeat, points=points, stop_reason=stop_reason if not error else
+                 f"{stop_reason + '; ' if stop_reason else ''}failed part-way: {error.splitlines()[0]}",
                  saturation_users=valid[i].users if i is not None else None,
-                 saturation_rps=valid[i].throughput_rps if i is not None else None)
+                 saturation_rps=valid[i].throughput_rps if i is not None else None,
+                 stop_kind=kind, saturated=kind in SATURATING and i is not None)
+
+
+def saturation_of(sweeps: list[Sweep]) -> Saturation | None:
+    """Found (every repeat stopped on a plateau or the SLO) -> "saturates at"; otherwise a lower bound."""
+    measured = sorted((s for s in sweeps if s.saturation_rps), key=lambda s: s.saturation_rps or 0.0)
+    if not measured:
+        return None
+    mid = measured[(len(measured) - 1) // 2] if len(measured) % 2 else None
+    rps = statistics.median([s.saturation_rps or 0.0 for s in measured])
+    users = (mid or measured[len(measured) // 2]).saturation_users
+    found = all(s.saturated for s in sweeps)
+    max_users = max((p.users or 0 for s in sweeps for p in s.points), default=0)
+    if found:
+        label = f"saturates at {rps:,.0f} req/s ({users} users)"
+    else:
+        label = f"at least {rps:,.0f} req/s, not saturated by {max_users} users"
+    return Saturation(found=found, rps=rps, users=users, max_users=max_users,
+                      stop_kinds=[str(s.stop_kind) for s in sweeps], stop_reasons=[s.stop_reason for s in sweeps],
+                      label=label)
 
 
 def repeat_summaries(points: list[MeasuredPoint]) -> list[RepeatSummary]:

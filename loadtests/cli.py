@@ -138,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
         if null_server is not None:
             null_server.stop(timeout=5)
     results = LoadTestResults(profile=profile.name, label=label_of(profile), settings=settings_data(settings),
-                              locust_version=_locust_version(), headroom=None, endpoints=[measured])
+                              locust_version=_locust_version(), endpoints=[measured])
     path = save(results, out / "loadtest.json")
     _print_summary(measured)
     print(f"results: {path}\nlogs: {log_dir}")

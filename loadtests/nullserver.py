@@ -31,6 +31,11 @@ MAX_BODY = 64 * 1024 * 1024
 
 
 class _NullProtocol(asyncio.Protocol):
+    # with a delay, POSTs are served one at a time, `delay_s` each (a stand-in for a ~1 ms model behind one
+    # worker, as TorchServe serves a model with one worker): answers leave spaced like a real server's
+    delay_s = 0.0
+    free_at = 0.0  # loop time when the simulated worker is free again
+
     def __init__(self) -> None:
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
@@ -67,11 +72,20 @@ class _NullProtocol(asyncio.Protocol):
                 self.transport.write(_HEALTH)
             elif b"error" in request_line:
                 self.transport.write(_ERR)
+            elif self.delay_s > 0:
+                loop = asyncio.get_running_loop()
+                _NullProtocol.free_at = max(loop.time(), _NullProtocol.free_at) + self.delay_s
+                loop.call_at(_NullProtocol.free_at, self._answer, _OK)
             else:
                 self.transport.write(_OK)
 
+    def _answer(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
-async def _serve(host: str, port: int) -> None:
+
+async def _serve(host: str, port: int, delay_ms: float = 0.0) -> None:
+    _NullProtocol.delay_s = delay_ms / 1000.0
     loop = asyncio.get_running_loop()
     server = await loop.create_server(_NullProtocol, host, port, reuse_address=True, backlog=1024)
     print(f"null server listening on http://{host}:{port}", flush=True)
@@ -93,12 +107,13 @@ def wait_listening(host: str, port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"null server on {host}:{port} did not listen within {timeout}s ({last})")
 
 
-def start_null_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1"):
+def start_null_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1",
+                      delay_ms: float = 0.0):
     """Start the null server in its own process group (a ManagedProcess); returns it once listening."""
     from core.proc import ManagedProcess
 
-    proc = ManagedProcess([sys.executable, "-m", "loadtests.nullserver", "--host", host, "--port", str(port)],
-                          log_path, cpus=cpus, name="nullserver").start()
+    proc = ManagedProcess([sys.executable, "-m", "loadtests.nullserver", "--host", host, "--port", str(port),
+                           "--delay-ms", str(delay_ms)], log_path, cpus=cpus, name="nullserver").start()
     try:
         wait_listening(host, port)
     except BaseException:
@@ -112,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer POSTs after this delay (default 0)")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(_serve(args.host, args.port))
+        asyncio.run(_serve(args.host, args.port, args.delay_ms))
     except KeyboardInterrupt:
         pass
     return 0

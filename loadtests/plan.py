@@ -31,6 +31,8 @@ class Plan:
     plateau_gain: float = 0.05  # closed: stop after two steps each adding < this fraction of throughput
     slo_p99_ms: float = 200.0  # closed: stop once a step's p99 exceeds it
     stop_rule: bool = True  # closed: apply the stop rule (False = run every step)
+    stable_windows: int = 0  # closed: stop once this many windows in a row agree (0 = off; server warm-up)
+    stable_tolerance: float = 0.10  # closed: ... within this fraction (max/min - 1) of throughput
     seed: int = 4321  # open: seed of the Poisson schedule
     connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
     drain_seconds: float = 10.0  # open: how long to wait for outstanding requests after the last send

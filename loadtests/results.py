@@ -25,6 +25,17 @@ class GeneratorCpu:
 
 
 @dataclass
+class HarnessShare:
+    """The generator against the null endpoint at this point's concurrency: its own latency, which is
+    inside every figure it measures (the null endpoint answers in microseconds)."""
+    users: int  # the null closed-loop step used (open loop: the point's mean requests in flight, rounded up)
+    p50_ms: float
+    mean_ms: float
+    p99_ms: float
+    basis: str  # how the null step was chosen
+
+
+@dataclass
 class MeasuredPoint:
     mode: str  # closed | open
     users: int | None  # closed loop
@@ -47,6 +58,9 @@ class MeasuredPoint:
     lateness_ms: LatencySummary | None = None  # dispatch - scheduled send (the generator's own delay)
     late_fraction: float = 0.0  # share of sends more than late_send_ms late
     scheduled: int = 0
+    # the generator's own latency at this point's concurrency, protocol and payload (null endpoint)
+    harness: HarnessShare | None = None
+    warnings: list[str] = field(default_factory=list)  # caveats that do not invalidate (e.g. headroom < 5x)
 
     @property
     def load(self) -> str:
@@ -61,6 +75,8 @@ class Sweep:
     stop_reason: str
     saturation_users: int | None
     saturation_rps: float | None  # highest valid throughput with p99 within the SLO
+    stop_kind: str = ""  # loadtests.rules.StopKind: plateau | slo | last_step | no_success | error
+    saturated: bool = False  # stop_kind is plateau or slo: saturation_rps was seen, not a lower bound
 
 
 @dataclass
@@ -69,6 +85,33 @@ class RepeatSummary:
     mode: str
     load: str  # "4 users" | "250 req/s"
     metrics: dict[str, dict[str, float]]  # throughput_rps / p99_ms / p50_ms -> repeat_interval(...)
+
+
+@dataclass
+class Saturation:
+    """What the closed-loop sweeps found: "saturates at X req/s (N users)" only when a plateau or the SLO
+    was reached in every repeat; otherwise X is a lower bound ("at least")."""
+    found: bool
+    rps: float | None  # median over repeats of the sweeps' best valid throughput within the SLO
+    users: int | None  # users at that point (of the median repeat)
+    max_users: int  # the last step the sweeps reached
+    stop_kinds: list[str]  # per repeat (loadtests.rules.StopKind)
+    stop_reasons: list[str]  # per repeat, as written by the sweep
+    label: str  # the sentence to show
+
+
+@dataclass
+class ServerWarmup:
+    """Load before an endpoint's first measured point, excluded from every figure, until stable."""
+    users: int
+    window_seconds: float
+    windows_rps: list[float]  # throughput of each warm-up window
+    stable: bool  # the last `stable_windows` windows were within `tolerance` of each other
+    stable_windows: int
+    tolerance: float
+    seconds: float  # wall time the warm-up took (locust start included)
+    max_seconds: float  # its bound
+    excluded: bool = True
 
 
 @dataclass
@@ -84,7 +127,9 @@ class EndpointLoad:
     saturation_rps: float | None = None  # median over sweeps
     saturation_interval: dict[str, float] | None = None  # repeat_interval over sweeps (>= 2 repeats)
     repeat_summaries: list[RepeatSummary] = field(default_factory=list)
-    server_warmup: dict[str, Any] | None = None  # the excluded warm-up load before the first point
+    server_warmup: ServerWarmup | None = None  # the excluded warm-up load before the first point
+    saturation: Saturation | None = None  # found or lower bound, with the stop reasons
+    order: list[int] = field(default_factory=list)  # position of this endpoint in each repeat's order (0-based)
 
     def point_at_fraction(self, fraction: float) -> MeasuredPoint | None:
         """First valid open-loop point at `fraction` of saturation (e.g. 0.5 = 50% load)."""
@@ -99,15 +144,23 @@ class EndpointLoad:
 
 @dataclass
 class GeneratorHeadroom:
-    """The generator against the null endpoint: the most it can send with recording on."""
-    users: int
-    throughput_rps: float
-    generator_cpu_fraction: float
-    rps_per_core: float  # throughput / generator CPU fraction
+    """One protocol's generator capacity, measured against its null endpoint by a closed-loop sweep
+    run until the generator saturates (or the sweep ends), and its ratio to the fastest real endpoint
+    of that protocol (`loadtests.headroom.apply_headrooms` computes it; everything else reads it)."""
+    protocol: str  # rest | grpc
+    twin: str | None  # payload: the twin's held-out batch
+    capacity_rps: float  # the sweep's highest throughput (generator capacity, measured at saturation)
+    capacity_users: int
+    generator_cpu_fraction: float  # at the capacity point (1.0 = one core)
+    saturated: bool  # generator CPU >= its limit or a throughput plateau was seen
+    limited_by: str  # what ended the climb, in words
     generator_cpus: list[int]
     server_cpus: list[int]
-    points: list[MeasuredPoint]
-    note: str = ""
+    points: list[MeasuredPoint]  # the null sweep, also the harness-share table (same user steps as endpoints)
+    fastest_rps: float | None = None  # fastest measured saturation (or lower bound) of a real endpoint
+    fastest_endpoint: str | None = None
+    ratio: float | None = None  # capacity_rps / fastest_rps
+    min_ratio: float = 5.0  # below it every point of this protocol carries a warning
 
 
 @dataclass
@@ -116,8 +169,8 @@ class LoadTestResults:
     label: str  # e.g. "quick profile: one repeat, ..." (shown with every figure)
     settings: dict[str, Any]  # LoadSettings as data
     locust_version: str
-    headroom: GeneratorHeadroom | None
+    headrooms: list[GeneratorHeadroom] = field(default_factory=list)  # one per protocol (and payload) measured
     endpoints: list[EndpointLoad] = field(default_factory=list)
     not_run: list[NotRun] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the load stage (headroom + every endpoint)
-    headroom_ratio: float | None = None  # generator req/s per core / fastest saturation measured (want >= 5)
+    order: list[list[str]] = field(default_factory=list)  # per repeat: the endpoints' order of measurement

@@ -3,6 +3,23 @@ Pure functions, shared by the locust process (sweep control) and the orchestrato
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class StopKind(StrEnum):
+    """Why a closed-loop sweep ended. Only PLATEAU and SLO mean a saturation was seen."""
+    PLATEAU = "plateau"  # two steps in a row each added < plateau_gain throughput
+    SLO = "slo"  # a step's p99 exceeded the SLO
+    LAST_STEP = "last_step"  # ran out of steps: the figure is a lower bound
+    NO_SUCCESS = "no_success"  # a step without any successful request
+    ERROR = "error"  # the generator or the server failed part-way
+    STABLE = "stable"  # a warm-up's windows agreed (not a sweep: it ran at a fixed number of users)
+
+
+SATURATING = frozenset({StopKind.PLATEAU, StopKind.SLO})
+# the reason texts start with these, whichever process wrote them (the locust side sends text only)
+_PREFIXES = {StopKind.PLATEAU: "throughput plateau", StopKind.SLO: "p99 ", StopKind.LAST_STEP: "reached the last step",
+             StopKind.NO_SUCCESS: "no successful request", StopKind.STABLE: "stable:"}
 
 
 @dataclass(frozen=True)
@@ -22,15 +39,43 @@ def sweep_stop_reason(history: list[StepFigure], plateau_gain: float, slo_p99_ms
         return None
     last = history[-1]
     if last.p99_ms is None:
-        return f"no successful request at {last.users} users"
+        return f"{_PREFIXES[StopKind.NO_SUCCESS]} at {last.users} users"
     if last.p99_ms > slo_p99_ms:
         return f"p99 {last.p99_ms:.1f} ms exceeded the SLO of {slo_p99_ms:g} ms at {last.users} users"
     if len(history) >= 3:
         gains = [_gain(history[-3 + i], history[-2 + i]) for i in range(2)]
         if all(g < plateau_gain for g in gains):
-            return (f"throughput plateau: the steps to {history[-2].users} and {last.users} users added "
+            return (f"{_PREFIXES[StopKind.PLATEAU]}: the steps to {history[-2].users} and {last.users} users added "
                     f"{gains[0]:+.1%} and {gains[1]:+.1%} (< {plateau_gain:.0%} each)")
     return None
+
+
+def last_step_reason(users: int) -> str:
+    return f"{_PREFIXES[StopKind.LAST_STEP]} ({users} users) without a plateau or an SLO breach"
+
+
+def stop_kind(reason: str, error: str | None = None) -> StopKind:
+    """The kind of a sweep's stop reason (an error part-way wins over the text written before it)."""
+    if error:
+        return StopKind.ERROR
+    for kind, prefix in _PREFIXES.items():
+        if reason.startswith(prefix):
+            return kind
+    raise ValueError(f"unknown sweep stop reason {reason!r}: expected one written by loadtests.rules")
+
+
+def stable_reason(windows: int, tolerance: float) -> str:
+    return f"{_PREFIXES[StopKind.STABLE]} {windows} windows in a row within {tolerance:.0%} of throughput"
+
+
+def stable(throughputs: list[float], windows: int = 3, tolerance: float = 0.10) -> bool:
+    """Whether the last `windows` throughputs are within `tolerance` of each other (max/min - 1), the
+    stability rule of Triton's perf_analyzer. At a fixed number of closed-loop users, throughput =
+    users / mean latency, so stable throughput is also stable mean latency."""
+    last = throughputs[-windows:]
+    if len(last) < windows or min(last) <= 0:
+        return False
+    return max(last) / min(last) - 1.0 <= tolerance
 
 
 def _gain(before: StepFigure, after: StepFigure) -> float:

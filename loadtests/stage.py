@@ -21,19 +21,18 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core.config import LoadSettings, Profile
 from core.kinds import LoadModeKind
 from core.results import NotRun, save, to_json_data
-from core.stats import WindowPolicy
 from loadtests.analysis import repeat_summaries
-from loadtests.headroom import generator_cpus, measure_headroom
+from loadtests.headroom import apply_headrooms, generator_cpus, headroom_line, measure_headrooms
 from loadtests.launch import LocustTarget
 from loadtests.modes import LoadJob, get_mode
 from loadtests.results import EndpointLoad, LoadTestResults
+from loadtests.warmup import warm_until_stable
 from serving.endpoint import Endpoint
 from serving.session import ServerSession
 
@@ -54,16 +53,9 @@ def server_alive(pids: Sequence[int]) -> bool:
 
 
 def warm_server(job: LoadJob, result: EndpointLoad) -> str | None:
-    """Warm the server before the endpoint's first point (excluded from every figure); the locust
-    side's error, if any."""
-    settings = job.settings
-    warm = replace(job, users=[settings.server_warmup_users], stop_rule=False, name=f"{job.name}-server-warmup",
-                   settings=replace(settings, window=WindowPolicy(
-                       warmup_seconds=settings.server_warmup_seconds, warmup_samples=10, min_seconds=0.0,
-                       min_samples=1, max_seconds=settings.server_warmup_seconds + 30.0)))
-    outcome = get_mode(LoadModeKind.CLOSED).run(warm, repeat=0)
-    result.server_warmup = {"users": settings.server_warmup_users, "seconds": settings.server_warmup_seconds,
-                            "excluded": True}
+    """Warm the server until stable before the endpoint's first point (excluded from every figure; how long
+    it took is recorded); the locust side's error, if any."""
+    result.server_warmup, outcome = warm_until_stable(job)
     return outcome.error
 
 
@@ -121,8 +113,11 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
 
 def summary_line(measured: EndpointLoad) -> str:
     """One line per endpoint: status, saturation, and each open-loop point's corrected p99 and validity."""
-    sat = f"{measured.saturation_rps:,.0f} req/s" if measured.saturation_rps else "n/a"
-    parts = [f"{measured.status}: saturation {sat}"]
+    sat = measured.saturation
+    parts = [f"{measured.status}: " + (f"{sat.label} ({'; '.join(sat.stop_reasons)})" if sat else "no saturation")]
+    if measured.server_warmup:
+        w = measured.server_warmup
+        parts.append(f"warm-up {w.seconds:.1f} s, {'stable' if w.stable else 'NOT stable'}")
     for p in measured.open_points:
         p99 = f"{p.latency_ms.stats['p99']:.1f} ms" if p.latency_ms else "n/a"
         frac = f" ({p.target_rate / measured.saturation_rps:.0%})" if measured.saturation_rps else ""
@@ -151,7 +146,7 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
     run_dir = ctx.run_dir
     log_dir = run_dir.logs / "load"
     results = LoadTestResults(profile=profile.name, label=label_of(profile), settings=settings_data(settings),
-                              locust_version=_locust_version(), headroom=None)
+                              locust_version=_locust_version())
     chosen, skipped = [], []
     for ep in endpoint_order(endpoints):
         (chosen if not settings.twins or ep.model in settings.twins else skipped).append(ep)
@@ -162,14 +157,8 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
     if not chosen:
         save(results, run_dir.loadtest)
         return results
-    first = chosen[0]
-    try:
-        results.headroom = measure_headroom(settings, str(run_dir.path), log_dir, twin=first.model,
-                                            server_cpus=set(first.server_cpus) or None)
-        ctx.console.print(f"generator headroom (null endpoint): {results.headroom.rps_per_core:,.0f} req/s per core")
-    except Exception as exc:  # the headroom is a check, not a gate: recorded, the servers still measured
-        results.not_run.append(NotRun(what="load/null-endpoint headroom", reason=f"{type(exc).__name__}: {exc}",
-                                      enable_command="deploy-compare loadtest --null"))
+    results.headrooms, failed = measure_headrooms(chosen, settings, str(run_dir.path), log_dir)
+    results.not_run += failed
     save(results, run_dir.loadtest)
     for ep in chosen:
         ctx.console.print(f"load: {ep.stack} {ep.protocol} ({ep.model}" + (f", {ep.launcher})" if ep.launcher else ")"))
@@ -190,13 +179,10 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
         results.seconds = time.perf_counter() - t0
         save(results, run_dir.loadtest)
         ctx.console.print("  " + summary_line(measured))
-    fastest = max((e.saturation_rps or 0.0 for e in results.endpoints), default=0.0)
-    if results.headroom and fastest > 0:
-        results.headroom_ratio = results.headroom.rps_per_core / fastest
-        save(results, run_dir.loadtest)
-        ctx.console.print(f"generator headroom: {results.headroom_ratio:.1f}x the fastest saturation "
-                          f"({fastest:,.0f} req/s)" + ("" if results.headroom_ratio >= 5 else
-                                                       " [red](< 5x: the generator may limit the results)"))
+    apply_headrooms(results)
+    save(results, run_dir.loadtest)
+    for h in results.headrooms:
+        ctx.console.print(headroom_line(h))
     ctx.console.print(f"load stage: {results.seconds:.0f} s ({results.label.split(':')[0]})")
     return results
 

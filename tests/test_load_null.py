@@ -71,10 +71,13 @@ def test_sweep_stops_by_its_rule(null_server, payload, tmp_path):
     ep = _endpoint(port, server, cpus)
     plateau = measure_endpoint(ep, replace(SETTINGS, plateau_gain=10.0, max_users=64, server_warmup_seconds=0.5),
                                payload=payload, twin=None, log_dir=tmp_path, modes=("closed",))
-    assert plateau.server_warmup == {"users": 4, "seconds": 0.5, "excluded": True}  # warmed at load, excluded
+    warm = plateau.server_warmup  # warmed at load until stable (or its bound), excluded
+    assert warm.users == 4 and warm.excluded and 1 <= len(warm.windows_rps) <= 3 and warm.seconds > 0
+    assert warm.stable == (len(warm.windows_rps) == 3 and max(warm.windows_rps) <= 1.1 * min(warm.windows_rps))
     (sweep,) = plateau.sweeps
     assert [p.users for p in sweep.points] == [1, 2, 4], sweep.stop_reason  # 2 steps each adding < 1000%
-    assert sweep.stop_reason.startswith("throughput plateau")
+    assert sweep.stop_reason.startswith("throughput plateau") and sweep.stop_kind == "plateau" and sweep.saturated
+    assert plateau.saturation.found and plateau.saturation.label.startswith("saturates at")
     slo = measure_endpoint(ep, replace(SETTINGS, slo_p99_ms=1e-6, max_users=64), payload=payload, twin=None,
                            log_dir=tmp_path, modes=("closed",))
     assert [p.users for p in slo.sweeps[0].points] == [1] and "exceeded the SLO" in slo.sweeps[0].stop_reason
@@ -179,16 +182,27 @@ def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp
     assert first.status == "failed" and "exited during the closed-loop sweep" in first.failure
     assert first.sweeps and any(p.count > 0 and not p.errors for p in first.sweeps[0].points)  # kept
     assert second.status == "ok" and second.saturation_rps and second.open_points
-    assert saved.headroom is not None and saved.headroom.rps_per_core > 0 and saved.headroom_ratio > 0
+    (headroom,) = saved.headrooms  # one protocol, one payload
+    assert headroom.protocol == "rest" and headroom.capacity_rps > 0 and headroom.ratio > 0
+    assert headroom.fastest_rps == second.saturation_rps
+    assert all(p.harness is not None and p.harness.users == p.users for p in second.sweeps[0].points)
     assert scoped == ["enter null/0", "exit null/0", "enter null/1", "exit null/1"]
 
 
-def test_generator_headroom_against_null_endpoint(payload, tmp_path, capsys):
-    settings = replace(QUICK.load, window=replace(SHORT, min_seconds=3.0, min_samples=1000))
-    h = measure_headroom(settings, payload, tmp_path)
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_generator_headroom_per_protocol_is_measured_at_saturation(payload, tmp_path, capsys, protocol):
+    settings = replace(SETTINGS, window=replace(SHORT, min_seconds=1.0, min_samples=200))
+    server = "null" if protocol == "rest" else "torchserve"  # the gRPC null server answers TorchServe's method
+    ep = Endpoint(stack=f"null/{protocol}", server=server, protocol=protocol, model="null", served_name="mlp",
+                  target="http://127.0.0.1:1/predictions/mlp" if protocol == "rest" else "127.0.0.1:1",
+                  layout="NF", server_cpus=[sorted(os.sched_getaffinity(0))[0]])
+    h = measure_headroom(ep, settings, payload, tmp_path, users=[1, 4, 16, 64])
+    best = max(h.points, key=lambda p: p.throughput_rps)
     with capsys.disabled():
-        print(f"\ngenerator headroom: {h.throughput_rps:,.0f} req/s at {h.generator_cpu_fraction:.0%} CPU of core "
-              f"{h.generator_cpus} = {h.rps_per_core:,.0f} req/s per core with recording on "
-              f"(null server on {h.server_cpus}; load average {os.getloadavg()[0]:.1f})")
-    assert h.points[0].count >= 1000
-    assert h.rps_per_core >= 2000  # modest floor for a busy CI machine; the figure itself is reported above
+        print(f"\n{protocol} generator capacity: {h.capacity_rps:,.0f} req/s at {h.capacity_users} users, "
+              f"{h.generator_cpu_fraction:.0%} CPU of core {h.generator_cpus}; {h.limited_by}; p50 at 1 user "
+              f"{h.points[0].latency_ms.stats['p50']:.3f} ms (load average {os.getloadavg()[0]:.1f})")
+    assert [p.users for p in h.points] == [1, 4, 16, 64] and all(p.count >= 200 for p in h.points)
+    assert h.capacity_rps == best.throughput_rps and h.capacity_users == best.users  # measured, not extrapolated
+    assert not any(p.errors for p in h.points)
+    assert h.capacity_rps >= (2000 if protocol == "rest" else 500)  # modest floors for a busy CI machine

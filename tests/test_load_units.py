@@ -15,7 +15,7 @@ from loadtests.payload import build_payload
 from loadtests.plan import ProcessCpu, RawPoint, poisson_offsets
 from loadtests.requests import wire_requests
 from loadtests.results import EndpointLoad, LoadTestResults
-from loadtests.rules import StepFigure, sweep_stop_reason
+from loadtests.rules import StepFigure, last_step_reason, sweep_stop_reason
 from loadtests.senders import error_kind
 
 
@@ -61,8 +61,8 @@ def test_saturation_is_the_best_valid_point_within_slo():
     settings = QUICK.load
     pts = [to_point(_raw([1.0] * n, users=u), settings) for u, n in ((1, 200), (2, 380), (4, 400))]
     pts.append(to_point(_raw([500.0] * 600, users=8), settings))  # above the 200 ms SLO
-    sweep = to_sweep(pts, "rule", settings.slo_p99_ms, 0)
-    assert sweep.saturation_users == 4 and sweep.saturation_rps == 200
+    sweep = to_sweep(pts, "p99 500.0 ms exceeded the SLO of 200 ms at 8 users", settings.slo_p99_ms, 0)
+    assert sweep.saturation_users == 4 and sweep.saturation_rps == 200 and sweep.saturated
 
 
 def test_poisson_schedule_is_seeded_and_has_the_rate():
@@ -118,8 +118,8 @@ def test_results_round_trip(tmp_path):
     settings = QUICK.load
     pts = [to_point(_raw([1.0, 2.0] * 150, users=u), settings) for u in (1, 2)]
     ep = EndpointLoad(endpoint={"stack": "null"}, status="ok", failure=None, payload={}, generator_cpus=[1],
-                      workers=0, sweeps=[to_sweep(pts, "rule", 200, 0)], saturation_rps=150.0)
-    res = LoadTestResults(profile="quick", label="quick", settings={}, locust_version="2.47.0", headroom=None,
+                      workers=0, sweeps=[to_sweep(pts, last_step_reason(2), 200, 0)], saturation_rps=150.0)
+    res = LoadTestResults(profile="quick", label="quick", settings={}, locust_version="2.47.0",
                           endpoints=[ep])
     assert load(LoadTestResults, save(res, tmp_path / "loadtest.json")) == res
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from locust import events
 
+from loadtests.rawhttp import RawHttpSender
 from loadtests.senders import API_PATHS, TFSERVING_PREDICT, TORCHSERVE_PREDICT, GrpcSender, RestSender
 
 
@@ -51,6 +52,8 @@ class Config:
     connections: int = 64
 
     def make_sender(self, environment: Any, concurrency: int = 1, session: Any = None) -> Any:
+        if self.sender_kind == "rest" and session is None and self.host.startswith("http://"):
+            return RawHttpSender(environment, self.host, self.path, self.rest_bodies, self.headers)
         if self.sender_kind == "rest":
             return RestSender(environment, self.host, self.path, self.rest_bodies, self.headers,
                               concurrency=concurrency, session=session)

@@ -17,7 +17,12 @@ class _SenderUser(locust.User):
 
     @locust.task
     def predict(self) -> None:
-        self.sender.send()
+        # one task that never returns: locust's task scheduling (pick, wait_time, sleep(0)) would otherwise
+        # run between every two requests, on the generator's core, inside the next request's latency when
+        # users share the core; the user ends when locust kills its greenlet
+        send = self.sender.send
+        while True:
+            send()
 
 
 class TorchServeGrpcUser(_SenderUser):
@@ -32,14 +37,8 @@ class TfServingGrpcUser(_SenderUser):
     abstract = False
 
 
-class RestUser(locust.FastHttpUser):
-    """Closed-loop user POSTing pre-serialized {"instances": ...} bodies (TF Serving or TorchServe REST)."""
+class RestUser(_SenderUser):
+    """Closed-loop user POSTing pre-serialized {"instances": ...} bodies (TF Serving or TorchServe REST) over
+    one kept-alive socket (`loadtests.rawhttp`; https endpoints go through locust's FastHttpSession)."""
     sender_kind = "rest"
     abstract = False
-
-    def on_start(self) -> None:
-        self.sender = config().make_sender(self.environment, session=self.client)
-
-    @locust.task
-    def predict(self) -> None:
-        self.sender.send()

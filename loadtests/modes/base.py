@@ -47,6 +47,8 @@ class LoadJob:
     rates: list[float] | None = None  # open: explicit target rates (default: fractions of saturation_rps)
     saturation_rps: float | None = None  # open: measured by the closed-loop sweep
     stop_rule: bool = True  # closed: stop by the rule (False: every step)
+    stable_windows: int = 0  # closed: stop once this many steps in a row agree (server warm-up; 0 = off)
+    stable_tolerance: float = 0.10
     connections: int = 64  # open: requests in flight at most
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from core.kinds import LoadModeKind
 from core.stats import repeat_interval
-from loadtests.analysis import to_sweep
+from loadtests.analysis import saturation_of, to_sweep
 from loadtests.modes.base import LOAD_MODES, Check, LoadJob, LoadMode
 from loadtests.plan import Plan, RawPoint
 from loadtests.results import EndpointLoad
@@ -38,7 +38,8 @@ class ClosedLoop(LoadMode):
         s = job.settings
         steps = job.users or doubling_steps(s.max_users)
         return Plan(mode=self.name, steps=[float(u) for u in steps], window=s.window, out="",
-                    plateau_gain=s.plateau_gain, slo_p99_ms=s.slo_p99_ms, stop_rule=job.stop_rule, seed=s.seed)
+                    plateau_gain=s.plateau_gain, slo_p99_ms=s.slo_p99_ms, stop_rule=job.stop_rule, seed=s.seed,
+                    stable_windows=job.stable_windows, stable_tolerance=job.stable_tolerance)
 
     def timeout(self, plan: Plan) -> float:
         return 90 + (2 * plan.window.max_seconds + 35) * len(plan.steps)
@@ -47,18 +48,19 @@ class ClosedLoop(LoadMode):
         s = job.settings
         for r in range(s.repeats):
             outcome = self.run(job, repeat=r)
-            result.sweeps.append(to_sweep(outcome.points, outcome.stop_reason, s.slo_p99_ms, r))
+            result.sweeps.append(to_sweep(outcome.points, outcome.stop_reason, s.slo_p99_ms, r, outcome.error))
             result.workers = outcome.workers
             if not check(f"closed-loop sweep (repeat {r})", outcome.error):
                 return False
         sats = [sw.saturation_rps for sw in result.sweeps if sw.saturation_rps]
         result.saturation_rps = statistics.median(sats) if sats else None
         result.saturation_interval = repeat_interval(sats) if len(sats) >= 2 else None
+        result.saturation = saturation_of(result.sweeps)
         return True
 
     # --- locust
     def drive(self, controller: Controller) -> str:
-        from loadtests.rules import StepFigure, sweep_stop_reason
+        from loadtests.rules import StepFigure, last_step_reason, stable, stable_reason, sweep_stop_reason
 
         plan, w, runner = controller.plan, controller.plan.window, controller.runner
         history: list[StepFigure] = []
@@ -94,4 +96,7 @@ class ClosedLoop(LoadMode):
                 reason = sweep_stop_reason(history, plan.plateau_gain, plan.slo_p99_ms)
                 if reason:
                     return reason
-        return f"reached the last step ({int(plan.steps[-1])} users)"
+            if plan.stable_windows and stable([h.throughput for h in history], plan.stable_windows,
+                                              plan.stable_tolerance):
+                return stable_reason(plan.stable_windows, plan.stable_tolerance)
+        return last_step_reason(int(plan.steps[-1]))

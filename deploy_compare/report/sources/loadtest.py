@@ -66,14 +66,14 @@ def loadtest(path: Path, res: ReportResults) -> list[results.NotRun]:
         # a real point whose figures belong together; the spread of all repeats is in the intervals
         points = median_repeats([p for s in ep.sweeps for p in s.points] + list(ep.open_points))
         res.load_points += [_point(p, d, ep.generator_cpus, repeats, intervals) for p in points]
-    h = lt.headroom
-    if h is not None:
-        valid = [p.throughput for p in res.load_points if p.valid and p.mode == "closed"]
-        fastest = max(valid, default=None)
-        best = max(h.points, key=lambda p: p.throughput_rps, default=None)
+    # the stored per-protocol headroom and ratio (computed once by the load stage); the most constraining shown
+    ranked = sorted(lt.headrooms, key=lambda x: x.ratio if x.ratio is not None else float("inf"))
+    if ranked:
+        h = ranked[0]
+        at = next((p for p in h.points if p.users == h.capacity_users and p.latency_ms), None)
         res.headroom = Headroom(
-            throughput=h.throughput_rps, per_core=h.rps_per_core, cpus=list(h.generator_cpus),
-            p50_ms=best.latency_ms.stats["p50"] if best is not None and best.latency_ms else None,
-            generator_cpu=h.generator_cpu_fraction, fastest_server=fastest,
-            ratio=h.throughput_rps / fastest if fastest else None, note=h.note)
+            throughput=h.capacity_rps, per_core=None, cpus=list(h.generator_cpus),
+            p50_ms=at.latency_ms.stats["p50"] if at is not None and at.latency_ms else None,
+            generator_cpu=h.generator_cpu_fraction, fastest_server=h.fastest_rps, ratio=h.ratio,
+            note=f"{h.protocol}: {h.limited_by}")
     return [*lt.not_run, *failed]

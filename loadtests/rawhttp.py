@@ -1,0 +1,153 @@
+"""A cheap REST sender: pre-built HTTP/1.1 request bytes over kept-alive sockets (imported only inside a
+locust process, where gevent has patched `socket`).
+
+Locust's FastHttpSession builds headers, wraps the response and reads it through several layers on
+every request: against the null endpoint that alone is ~0.1 ms per request at 1 user, inside every
+figure. Here each request is one `sendall` of bytes serialized before the load starts and a read of
+the status line, the headers and a Content-Length (or chunked) body; the clock runs from just before
+the send to the last body byte, like wrk's. One socket per in-flight request, kept alive and reused
+(closed loop: one per user; open loop: a pool as deep as the requests in flight).
+"""
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+_CRLF2 = b"\r\n\r\n"
+
+
+class HttpStatusError(Exception):
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]!r}")
+        self.status_code = status  # error_kind() reads it as http_<code>
+
+
+def build_requests(host: str, port: int, path: str, bodies: list[bytes], headers: dict[str, str]) -> list[bytes]:
+    """Complete request bytes, one per body (headers in the order given, Content-Type first)."""
+    fixed = {"Host": f"{host}:{port}", "Content-Type": "application/json", **headers}
+    head = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+    return [f"POST {path} HTTP/1.1\r\n{head}Content-Length: {len(b)}\r\n\r\n".encode("latin-1") + b for b in bodies]
+
+
+class ResponseReader:
+    """Reads one HTTP/1.1 response from a socket: (status, body, keep_alive)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection mid-response")
+        self.buf += chunk
+
+    def _line(self) -> bytes:
+        while (end := self.buf.find(b"\r\n")) < 0:
+            self._more()
+        line = bytes(self.buf[:end])
+        del self.buf[:end + 2]
+        return line
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._more()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def read(self) -> tuple[int, bytes, bool]:
+        while (end := self.buf.find(_CRLF2)) < 0:
+            self._more()
+        low = bytes(self.buf[:end]).lower()
+        if low.startswith(b"http/1.1 ") and b"\r\ntransfer-encoding:" not in low:
+            # the common case in a few C-level calls (this runs inside every measured request)
+            at = low.find(b"\r\ncontent-length:")
+            if at >= 0:
+                stop = low.find(b"\r\n", at + 2)
+                length = int(low[at + 17:stop if stop >= 0 else len(low)])
+                del self.buf[:end + 4]
+                return int(low[9:12]), self._exactly(length), b"\r\nconnection: close" not in low
+        head = bytes(self.buf[:end]).split(b"\r\n")
+        del self.buf[:end + 4]
+        parts = head[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+            raise ValueError(f"not an HTTP/1.x response: {head[0][:80]!r}")
+        status = int(parts[1])
+        fields = {}
+        for line in head[1:]:
+            name, _, value = line.partition(b":")
+            fields[name.strip().lower()] = value.strip().lower()
+        keep = fields.get(b"connection") != b"close" and parts[0] == b"HTTP/1.1"
+        if fields.get(b"transfer-encoding", b"").endswith(b"chunked"):
+            body = bytearray()
+            while size := int(self._line().split(b";")[0], 16):
+                body += self._exactly(size)
+                self._exactly(2)
+            while self._line():  # trailers, up to the empty line
+                pass
+            return status, bytes(body), keep
+        if b"content-length" in fields:
+            return status, self._exactly(int(fields[b"content-length"])), keep
+        # neither: the body ends when the server closes the connection
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return status, bytes(self.buf), False
+            self.buf += chunk
+
+
+class RawHttpSender:
+    """POST pre-built requests to one URL (http only); fires locust's `request` event per request."""
+
+    def __init__(self, environment: Any, base_url: str, path: str, bodies: list[bytes], headers: dict[str, str],
+                 timeout: float = 30.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the raw sender speaks plain http only, got {base_url!r}")
+        self.address = (parts.hostname, parts.port or 80)
+        self.requests = itertools.cycle(build_requests(parts.hostname, self.address[1], path, bodies, headers))
+        self.events = environment.events
+        self.name = path
+        self.timeout = timeout
+        self.idle: list[tuple[Any, ResponseReader]] = []
+
+    def _connection(self) -> tuple[Any, ResponseReader]:
+        if self.idle:
+            return self.idle.pop()
+        sock = socket.create_connection(self.address, timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, ResponseReader(sock)
+
+    def send(self, context: dict | None = None) -> None:
+        request = next(self.requests)
+        exc: BaseException | None = None
+        body = b""
+        t0 = time.perf_counter()
+        conn = None
+        try:
+            conn = self._connection()
+            conn[0].sendall(request)
+            status, body, keep = conn[1].read()
+            if keep:
+                self.idle.append(conn)
+            else:
+                conn[0].close()
+            conn = None
+            if status >= 400:
+                exc = HttpStatusError(status, body)
+        except Exception as err:  # counted by kind in the recorder (transport errors are results, not crashes)
+            exc = err
+        elapsed_ms = (time.perf_counter() - t0) * 1000.0
+        if conn is not None:  # a failed connection is never reused
+            conn[0].close()
+        self.events.request.fire(request_type="POST", name=self.name, response_time=elapsed_ms,
+                                 response_length=len(body), exception=exc, context=context or {}, response=exc)
+
+    def close(self) -> None:
+        for sock, _ in self.idle:
+            sock.close()
+        self.idle.clear()

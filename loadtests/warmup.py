@@ -1,0 +1,59 @@
+"""Warm a server until it is stable, and an endpoint order that cannot bias a comparison.
+
+- `warm_until_stable(job)`: before an endpoint's first measured point, closed-loop load at
+  `server_warmup_users` in short windows until `server_warmup_stable_windows` windows in a row agree
+  within `server_warmup_tolerance` of throughput (Triton perf_analyzer's stability rule), bounded by
+  `server_warmup_seconds`. Excluded from every figure; how long it took is recorded.
+- `rotated(items, repeat)`: the order endpoints are measured in during one repeat. Repeat r starts
+  at item r (mod n), so across n repeats each endpoint is measured first once; with one repeat the
+  warm-up, not the order, keeps the first endpoint from paying its server's warm-up.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TypeVar
+
+from core.kinds import LoadModeKind
+from core.stats import WindowPolicy
+from loadtests.modes import LoadJob, ModeOutcome, get_mode
+from loadtests.results import ServerWarmup
+from loadtests.rules import stable
+
+T = TypeVar("T")
+
+
+def rotated(items: Sequence[T], repeat: int) -> list[T]:
+    if not items:
+        return []
+    k = repeat % len(items)
+    return list(items[k:]) + list(items[:k])
+
+
+def warmup_job(job: LoadJob) -> LoadJob:
+    """The warm-up as a closed-loop plan: one window per step at a fixed user count, stopped by stability."""
+    s = job.settings
+    window = s.server_warmup_window_seconds
+    steps = max(s.server_warmup_stable_windows, math.floor(s.server_warmup_seconds / window))
+    policy = WindowPolicy(warmup_seconds=0.0, warmup_samples=1, min_seconds=window, min_samples=1,
+                          max_seconds=window + 10.0)
+    return replace(job, users=[s.server_warmup_users] * steps, stop_rule=False, name=f"{job.name}-server-warmup",
+                   stable_windows=s.server_warmup_stable_windows, stable_tolerance=s.server_warmup_tolerance,
+                   settings=replace(s, window=policy))
+
+
+def warm_until_stable(job: LoadJob) -> tuple[ServerWarmup, ModeOutcome]:
+    s = job.settings
+    warm = warmup_job(job)
+    t0 = time.perf_counter()
+    outcome = get_mode(LoadModeKind.CLOSED).run(warm, repeat=0)
+    rps = [round(p.throughput_rps, 1) for p in outcome.points]
+    record = ServerWarmup(users=s.server_warmup_users, window_seconds=s.server_warmup_window_seconds,
+                          windows_rps=rps, stable=stable(rps, s.server_warmup_stable_windows,
+                                                         s.server_warmup_tolerance),
+                          stable_windows=s.server_warmup_stable_windows, tolerance=s.server_warmup_tolerance,
+                          seconds=round(time.perf_counter() - t0, 2),
+                          max_seconds=len(warm.users or []) * s.server_warmup_window_seconds)
+    return record, outcome

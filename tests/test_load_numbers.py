@@ -1,0 +1,179 @@
+"""Units of the figures a skeptic checks: stop kinds and "saturates" only when seen, one headroom per
+protocol stored once and read everywhere, the harness's share per point, warm-up stability, endpoint
+rotation, the raw HTTP reader and the gRPC null server's answers. No locust, no servers (except the
+gRPC null server's answers, decoded with the official messages)."""
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from core.config import FULL, QUICK
+from core.results import load, save
+from loadtests.analysis import saturation_of, to_point, to_sweep
+from loadtests.headroom import apply_headrooms, harness_share, headroom_line, headroom_of
+from loadtests.plan import ProcessCpu, RawPoint
+from loadtests.rawhttp import ResponseReader, build_requests
+from loadtests.results import EndpointLoad, LoadTestResults
+from loadtests.rules import (
+    StepFigure,
+    StopKind,
+    last_step_reason,
+    stable,
+    stable_reason,
+    stop_kind,
+    sweep_stop_reason,
+)
+from loadtests.warmup import rotated, warmup_job
+
+SETTINGS = replace(QUICK.load, window=QUICK.load.window)
+
+
+def _point(users, rps, *, p50=1.0, cpu=0.5, mode="closed", rate=None, seconds=2.0):
+    n = int(rps * seconds)
+    lat = list(np.linspace(0.5 * p50, 1.5 * p50, n))
+    raw = RawPoint(mode=mode, users=users, rate=rate, window_seconds=seconds, latency_ms=lat,
+                   uncorrected_ms=lat if mode == "open" else [], cpu=[ProcessCpu("local", 1, cpu * seconds, seconds)])
+    return to_point(raw, SETTINGS)
+
+
+def _endpoint(protocol, sweeps, open_points=(), model="mlp"):
+    ep = EndpointLoad(endpoint={"stack": f"torchserve/{protocol}-x", "protocol": protocol, "model": model},
+                      status="ok", failure=None, payload={}, generator_cpus=[1], workers=0, sweeps=sweeps,
+                      open_points=list(open_points))
+    ep.saturation = saturation_of(sweeps)
+    ep.saturation_rps = ep.saturation.rps if ep.saturation else None
+    return ep
+
+
+def test_stop_kind_of_every_reason_the_rules_write():
+    flat = [StepFigure(1, 100, 5), StepFigure(2, 101, 6), StepFigure(4, 102, 8)]
+    assert stop_kind(sweep_stop_reason(flat, 0.05, 200)) == StopKind.PLATEAU
+    assert stop_kind(sweep_stop_reason([StepFigure(1, 100, 300)], 0.05, 200)) == StopKind.SLO
+    assert stop_kind(sweep_stop_reason([StepFigure(1, 0, None)], 0.05, 200)) == StopKind.NO_SUCCESS
+    assert stop_kind(last_step_reason(16)) == StopKind.LAST_STEP
+    assert stop_kind(stable_reason(3, 0.1)) == StopKind.STABLE
+    assert stop_kind("", error="Traceback ...") == StopKind.ERROR
+    with pytest.raises(ValueError, match="unknown sweep stop reason"):
+        stop_kind("made up")
+
+
+def test_a_sweep_that_does_not_saturate_is_labelled_as_a_lower_bound():
+    pts = [_point(u, r) for u, r in ((1, 500), (2, 900), (4, 1300))]
+    sweep = to_sweep(pts, last_step_reason(4), 200.0, 0)
+    assert sweep.stop_kind == StopKind.LAST_STEP and not sweep.saturated
+    sat = saturation_of([sweep])
+    assert not sat.found and sat.label == "at least 1,300 req/s, not saturated by 4 users"
+    plateau = to_sweep(pts, "throughput plateau: ...", 200.0, 0)
+    found = saturation_of([plateau])
+    assert found.found and found.label == "saturates at 1,300 req/s (4 users)"
+    assert found.stop_kinds == ["plateau"]
+    # one repeat without a plateau is enough to make the figure a lower bound
+    assert not saturation_of([plateau, sweep]).found
+    failed = to_sweep(pts[:1], "", 200.0, 0, error="ConnectionRefusedError: x\ntrace")
+    assert failed.stop_kind == StopKind.ERROR and "failed part-way: ConnectionRefusedError" in failed.stop_reason
+
+
+def test_headroom_is_the_measured_capacity_not_an_extrapolation():
+    pts = [_point(1, 2000, cpu=0.4), _point(2, 4000, cpu=0.7), _point(4, 5000, cpu=0.95), _point(8, 5050, cpu=0.97)]
+    h = headroom_of("rest", "mlp", pts, SETTINGS, [1], [0])
+    assert h.capacity_rps == pytest.approx(5050, rel=1e-3) and h.capacity_users == 8 and h.saturated
+    assert h.limited_by.startswith("generator CPU")
+    half = headroom_of("rest", "mlp", pts[:2], SETTINGS, [1], [0])  # climbing at half a core: a lower bound
+    assert not half.saturated and "lower bound" in half.limited_by
+    assert half.capacity_rps == pytest.approx(4000, rel=1e-3)  # never 4000 / 0.7
+
+
+def test_one_headroom_ratio_stored_and_read_everywhere(tmp_path):
+    null_rest = headroom_of("rest", "mlp", [_point(1, 6000, p50=0.1), _point(2, 9000, p50=0.15)], SETTINGS, [1], [0])
+    null_grpc = headroom_of("grpc", "mlp", [_point(1, 1500, p50=0.5), _point(2, 2000, p50=0.9)], SETTINGS, [1], [0])
+    rest = _endpoint("rest", [to_sweep([_point(1, 900), _point(2, 1500)], last_step_reason(2), 200, 0)])
+    grpc = _endpoint("grpc", [to_sweep([_point(1, 700), _point(2, 1000)], last_step_reason(2), 200, 0)],
+                     open_points=[_point(None, 500, p50=2.0, mode="open", rate=500.0)])
+    res = LoadTestResults(profile="quick", label="quick", settings={}, locust_version="2.47.0",
+                          headrooms=[null_rest, null_grpc], endpoints=[rest, grpc])
+    apply_headrooms(res)
+    assert null_rest.ratio == pytest.approx(9000 / 1500, rel=1e-3) and null_grpc.ratio == pytest.approx(2.0, rel=1e-3)
+    # points of a protocol under 5x carry the warning; the others do not
+    assert all(p.warnings == [] for s in rest.sweeps for p in s.points)
+    assert all("2.0x" in p.warnings[0] for p in grpc.sweeps[0].points + grpc.open_points)
+    assert "2.0x the fastest grpc endpoint" in headroom_line(null_grpc)
+    # the harness's share: same users closed loop; open loop by requests in flight (500/s x 2 ms = 1 -> 1 user)
+    assert rest.sweeps[0].points[1].harness.users == 2
+    assert rest.sweeps[0].points[1].harness.p50_ms == pytest.approx(0.15, rel=1e-2)
+    assert grpc.open_points[0].harness.users == 1 and "in flight" in grpc.open_points[0].harness.basis
+    # stored once: the round trip keeps it; the report reads the stored ratio
+    back = load(LoadTestResults, save(res, tmp_path / "loadtest.json"))
+    assert back == res and back.headrooms[1].ratio == null_grpc.ratio
+    from deploy_compare.report.model import ReportResults
+    from deploy_compare.report.sources.loadtest import loadtest
+
+    report = ReportResults(run_id="x", quick=True, settings=None, environment=None)
+    loadtest(tmp_path / "loadtest.json", report)
+    assert report.headroom.ratio == null_grpc.ratio  # the most constraining protocol, as stored
+
+
+def test_harness_share_is_none_without_a_matching_step():
+    h = headroom_of("rest", "mlp", [_point(1, 6000)], SETTINGS, [1], [0])
+    assert harness_share(_point(4, 100), h) is None
+
+
+def test_warmup_stops_when_three_windows_agree_and_is_bounded():
+    assert not stable([100, 200, 210])
+    assert stable([100, 200, 210, 205])
+    assert not stable([200, 210])  # too few windows
+    from loadtests.launch import LocustTarget
+    from loadtests.modes import LoadJob
+
+    job = LoadJob(target=LocustTarget(locustfile=__file__, host="http://127.0.0.1:1", options=[]), settings=QUICK.load,
+                  log_dir=".", name="x")
+    warm = warmup_job(job)
+    s = QUICK.load
+    assert warm.users == [s.server_warmup_users] * int(s.server_warmup_seconds / s.server_warmup_window_seconds)
+    assert warm.stable_windows == 3 and warm.stop_rule is False
+    assert warm.settings.window.min_seconds == s.server_warmup_window_seconds
+
+
+def test_endpoint_order_rotates_across_repeats():
+    eps = ["onnx", "torchscript", "savedmodel"]
+    orders = [rotated(eps, r) for r in range(3)]
+    assert [o[0] for o in orders] == eps  # each endpoint measured first once
+    assert all(sorted(o) == sorted(eps) for o in orders)
+    assert rotated([], 2) == []
+
+
+def test_full_profile_sweeps_far_enough_to_see_torchserve_plateau():
+    assert FULL.load.max_users >= 32
+
+
+def test_raw_http_reader_content_length_chunked_and_close():
+    a, b = socket.socketpair()
+    try:
+        b.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+                  b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                  b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+        reader = ResponseReader(a)
+        assert reader.read() == (200, b"hello", True)
+        assert reader.read() == (503, b"abcde", True)
+        assert reader.read() == (200, b"ok", False)
+    finally:
+        a.close()
+        b.close()
+    (req,) = build_requests("127.0.0.1", 8080, "/predictions/mlp", [b'{"instances": [[1]]}'], {"X-A": "1"})
+    assert req.startswith(b"POST /predictions/mlp HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n")
+    assert b"Content-Length: 20\r\n\r\n{" in req and b"X-A: 1\r\n" in req
+
+
+def test_null_grpc_answers_decode_with_the_official_messages():
+    from loadtests.nullgrpc import tfserving_response, torchserve_response
+    from serving import grpc_stubs
+
+    pb2, _ = grpc_stubs.load()
+    msg = pb2.PredictionResponse.FromString(torchserve_response())
+    assert msg.prediction.startswith(b'{"predictions": [[0.0')
+    predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+    t = predict_pb2.PredictResponse.FromString(tfserving_response()).outputs["outputs"]
+    assert [d.size for d in t.tensor_shape.dim] == [1, 10]
+    assert np.frombuffer(t.tensor_content, dtype="<f4").tolist()[-1] == 1.0

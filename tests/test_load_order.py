@@ -1,0 +1,50 @@
+"""Measurement order cannot bias a comparison: on a freshly started TorchServe serving the mlp as
+TorchScript and ONNX, measuring the two REST endpoints in one order and then (on another fresh server)
+in the reverse order gives the same ranking. Without the warm-up until stable, the first endpoint
+measured on a fresh server paid the server's own warm-up (about 2x slower p50 at 1 user).
+
+A ranking is only claimed when the two p50s differ by more than 10% (the quick profile's run-to-run
+noise at 1 user); the test fails when the two orders claim opposite rankings.
+"""
+from __future__ import annotations
+
+import pytest
+
+from core.config import QUICK
+from loadtests.stage import measure_endpoint
+
+pytestmark = pytest.mark.integration
+
+TIE = 0.10
+
+
+def _p50_at_one_user(run_dir, order: list[str], tmp_path) -> dict[str, float]:
+    from serving.testing import running_torchserve
+
+    out = {}
+    with running_torchserve(run_dir, twins=("mlp",), formats=("torchscript", "onnx")) as server:
+        endpoints = {e.stack: e for e in server.endpoints() if e.protocol == "rest"}
+        assert sorted(endpoints) == sorted(order), sorted(endpoints)
+        for stack in order:
+            res = measure_endpoint(endpoints[stack], QUICK.load, payload=str(run_dir.path), twin="mlp",
+                                   log_dir=tmp_path, modes=("closed",), users=[1], stop_rule=False)
+            assert res.status == "ok", res.failure
+            assert res.server_warmup is not None and res.server_warmup.windows_rps
+            out[stack] = res.sweeps[0].points[0].latency_ms.stats["p50"]
+            w = res.server_warmup
+            print(f"\n{stack}: warm-up {w.seconds:.1f} s, windows {w.windows_rps} req/s, stable={w.stable}; "
+                  f"p50 {out[stack]:.3f} ms")
+    return out
+
+
+def _ranking(p50: dict[str, float]) -> int:
+    (a, pa), (_, pb) = sorted(p50.items())
+    return 0 if abs(pa / pb - 1) <= TIE else (-1 if pa < pb else 1)
+
+
+def test_reverse_order_does_not_change_the_ranking(spine_run, tmp_path):
+    order = ["torchserve/torchscript", "torchserve/onnx"]
+    forward = _p50_at_one_user(spine_run, order, tmp_path / "forward")
+    reverse = _p50_at_one_user(spine_run, order[::-1], tmp_path / "reverse")
+    print(f"\np50 at 1 user, {order[0]} first: {forward}; {order[1]} first: {reverse}")
+    assert _ranking(forward) * _ranking(reverse) >= 0, (forward, reverse)
