@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from loadtests.headroom import apply_headrooms, generator_cpus, headroom_line, m
 from loadtests.launch import LocustTarget
 from loadtests.modes import LoadJob, get_mode
 from loadtests.results import EndpointLoad, LoadTestResults
-from loadtests.warmup import warm_until_stable
+from loadtests.warmup import visits, warm_until_stable
 from serving.endpoint import Endpoint
 from serving.session import ServerSession
 
@@ -67,16 +68,20 @@ def endpoint_order(endpoints: Sequence[Endpoint]) -> list[Endpoint]:
 def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str, twin: str | None,
                      log_dir: Path, modes: Sequence[LoadModeKind] = tuple(LoadModeKind),
                      users: list[int] | None = None, rates: list[float] | None = None, workers: int | None = None,
-                     extra_options: Sequence[str] = (), stop_rule: bool = True) -> EndpointLoad:
+                     extra_options: Sequence[str] = (), stop_rule: bool = True, result: EndpointLoad | None = None,
+                     warm: bool = True) -> EndpointLoad:
     """Closed-loop sweep(s) then open-loop points for one endpoint; never raises for the endpoint's own
-    failures (they become status="failed" with the points measured before)."""
+    failures (they become status="failed" with the points measured before). With `result`, adds to an
+    earlier visit's record (its sweeps numbered on); `warm` = warm the server first."""
     cpus = generator_cpus(endpoint.server_cpus) if endpoint.server_cpus else None
     n_workers = settings.workers if workers is None else workers
     target = LocustTarget.for_endpoint(endpoint, payload, twin=twin)
     target.options += list(extra_options)
-    result = EndpointLoad(endpoint=endpoint.describe(), status="ok", failure=None,
-                          payload={"source": str(payload), "twin": twin, "layout": endpoint.layout},
-                          generator_cpus=sorted(cpus) if cpus else [], workers=n_workers)
+    result = result or EndpointLoad(endpoint=endpoint.describe(), status="ok", failure=None,
+                                    payload={"source": str(payload), "twin": twin, "layout": endpoint.layout},
+                                    generator_cpus=sorted(cpus) if cpus else [], workers=n_workers)
+    if result.status != "ok":  # failed on an earlier visit
+        return result
     name = "-".join(x for x in (endpoint.stack.replace("/", "-"), endpoint.protocol, endpoint.launcher) if x)
     job = LoadJob(target=target, settings=settings, log_dir=log_dir, name=name, cpus=cpus, workers=n_workers,
                   users=users, rates=rates, connections=settings.open_loop_connections, stop_rule=stop_rule)
@@ -94,7 +99,7 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
         return True
 
     try:
-        if settings.server_warmup_seconds > 0:
+        if warm and settings.server_warmup_seconds > 0:
             error = warm_server(job, result)
             if not check("server warm-up", error):
                 return result
@@ -109,6 +114,10 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
     finally:
         result.repeat_summaries = repeat_summaries(
             [p for s in result.sweeps for p in s.points] + result.open_points)
+
+
+def _label(ep: Endpoint) -> str:
+    return f"{ep.stack} {ep.protocol} ({ep.model})" + (f" [{ep.launcher}]" if ep.launcher else "")
 
 
 def summary_line(measured: EndpointLoad) -> str:
@@ -160,25 +169,37 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
     results.headrooms, failed = measure_headrooms(chosen, settings, str(run_dir.path), log_dir)
     results.not_run += failed
     save(results, run_dir.loadtest)
-    for ep in chosen:
-        ctx.console.print(f"load: {ep.stack} {ep.protocol} ({ep.model}" + (f", {ep.launcher})" if ep.launcher else ")"))
+    measured: dict[int, EndpointLoad] = {}
+    schedule = visits(len(chosen), settings.repeats)
+    results.order = [[_label(chosen[v.index]) for v in schedule if v.repeat in (r, -1) and LoadModeKind.CLOSED
+                      in v.modes] for r in range(settings.repeats)]
+    for v in schedule:
+        ep = chosen[v.index]
+        what = ", ".join(v.modes) + (f" repeat {v.repeat}" if v.repeat >= 0 else "")
+        ctx.console.print(f"load: {ep.stack} {ep.protocol} ({ep.model}" + (f", {ep.launcher}" if ep.launcher else "")
+                          + f"): {what}")
         scope = around(ep) if around is not None else contextlib.nullcontext()
-        measured: EndpointLoad | None = None
+        once = replace(settings, repeats=1) if v.repeat >= 0 else settings
         try:
             with scope:
-                measured = measure_endpoint(ep, settings, payload=str(run_dir.path), twin=ep.model,
-                                            log_dir=log_dir)
+                measured[v.index] = measure_endpoint(ep, once, payload=str(run_dir.path), twin=ep.model,
+                                                     log_dir=log_dir, modes=v.modes, result=measured.get(v.index),
+                                                     warm=v.warm)
         except Exception as exc:  # raised by the serving side's `around` (e.g. a scrape of a dead server)
             reason = f"around({ep.stack}/{ep.protocol}) failed: {type(exc).__name__}: {exc}"
-            if measured is None:
-                measured = EndpointLoad(endpoint=ep.describe(), status="failed", failure=reason, payload={},
-                                        generator_cpus=[], workers=0)
+            if v.index not in measured:
+                measured[v.index] = EndpointLoad(endpoint=ep.describe(), status="failed", failure=reason,
+                                                 payload={}, generator_cpus=[], workers=0)
             else:
-                measured.failure = "; ".join(x for x in (measured.failure, reason) if x)
-        results.endpoints.append(measured)
+                m = measured[v.index]
+                m.failure = "; ".join(x for x in (m.failure, reason) if x)
+        m = measured[v.index]
+        if LoadModeKind.CLOSED in v.modes:
+            m.order.append(results.order[max(v.repeat, 0)].index(_label(ep)))
+        results.endpoints = [measured[i] for i in sorted(measured)]
         results.seconds = time.perf_counter() - t0
         save(results, run_dir.loadtest)
-        ctx.console.print("  " + summary_line(measured))
+        ctx.console.print("  " + summary_line(m))
     apply_headrooms(results)
     save(results, run_dir.loadtest)
     for h in results.headrooms:

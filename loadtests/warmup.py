@@ -7,13 +7,16 @@
 - `rotated(items, repeat)`: the order endpoints are measured in during one repeat. Repeat r starts
   at item r (mod n), so across n repeats each endpoint is measured first once; with one repeat the
   warm-up, not the order, keeps the first endpoint from paying its server's warm-up.
+- `visits(n, repeats)`: the stage's schedule. One repeat: each endpoint once, every mode. Several:
+  closed-loop sweep r of every endpoint in rotated order (the warm-up on each endpoint's first visit),
+  then each endpoint's open-loop repeats (their rates come from the median saturation of its sweeps).
 """
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from core.kinds import LoadModeKind
@@ -30,6 +33,21 @@ def rotated(items: Sequence[T], repeat: int) -> list[T]:
         return []
     k = repeat % len(items)
     return list(items[k:]) + list(items[:k])
+
+
+@dataclass(frozen=True)
+class Visit:
+    index: int  # which endpoint
+    repeat: int  # closed-loop repeat of this visit (-1: every repeat of the modes)
+    modes: tuple[LoadModeKind, ...]
+    warm: bool  # warm the server before this visit (an endpoint's first visit)
+
+
+def visits(n: int, repeats: int) -> list[Visit]:
+    if repeats <= 1:
+        return [Visit(i, -1, tuple(LoadModeKind), True) for i in range(n)]
+    closed = [Visit(i, r, (LoadModeKind.CLOSED,), r == 0) for r in range(repeats) for i in rotated(range(n), r)]
+    return closed + [Visit(i, -1, (LoadModeKind.OPEN,), False) for i in range(n)]
 
 
 def warmup_job(job: LoadJob) -> LoadJob:

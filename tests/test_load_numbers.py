@@ -26,7 +26,7 @@ from loadtests.rules import (
     stop_kind,
     sweep_stop_reason,
 )
-from loadtests.warmup import rotated, warmup_job
+from loadtests.warmup import rotated, visits, warmup_job
 
 SETTINGS = replace(QUICK.load, window=QUICK.load.window)
 
@@ -142,6 +142,15 @@ def test_endpoint_order_rotates_across_repeats():
     assert [o[0] for o in orders] == eps  # each endpoint measured first once
     assert all(sorted(o) == sorted(eps) for o in orders)
     assert rotated([], 2) == []
+
+
+def test_schedule_rotates_closed_sweeps_then_open_loop():
+    one = visits(2, 1)  # one repeat: each endpoint once, every mode, warmed
+    assert [(v.index, v.repeat, v.warm) for v in one] == [(0, -1, True), (1, -1, True)]
+    three = visits(2, 3)
+    assert [(v.index, v.repeat, v.warm) for v in three if "closed" in v.modes] == [
+        (0, 0, True), (1, 0, True), (1, 1, False), (0, 1, False), (0, 2, False), (1, 2, False)]
+    assert [(v.index, v.modes) for v in three if "open" in v.modes] == [(0, ("open",)), (1, ("open",))]
 
 
 def test_full_profile_sweeps_far_enough_to_see_torchserve_plateau():

@@ -46,7 +46,8 @@ class ClosedLoop(LoadMode):
 
     def measure(self, job: LoadJob, result: EndpointLoad, check: Check) -> bool:
         s = job.settings
-        for r in range(s.repeats):
+        first = len(result.sweeps)  # an endpoint visited once per repeat numbers its sweeps on
+        for r in range(first, first + s.repeats):
             outcome = self.run(job, repeat=r)
             result.sweeps.append(to_sweep(outcome.points, outcome.stop_reason, s.slo_p99_ms, r, outcome.error))
             result.workers = outcome.workers
