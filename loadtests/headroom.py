@@ -67,7 +67,7 @@ def _cpu(point: MeasuredPoint) -> float:
 def headroom_of(protocol: str, twin: str | None, points: list[MeasuredPoint], settings: LoadSettings,
                 gen_cpus: Sequence[int], server_cpus: Sequence[int]) -> GeneratorHeadroom:
     """Capacity = the null sweep's highest throughput; saturated when the generator reached its CPU limit
-    or the throughput plateaued (the plateau rule of the sweeps)."""
+    or the throughput stopped growing (the sweeps' plateau rule, or a peak that more users did not pass)."""
     answered = [p for p in points if p.count > 0]
     if not answered:
         raise RuntimeError(f"the {protocol} null sweep had no successful request: nothing to measure")
@@ -77,6 +77,9 @@ def headroom_of(protocol: str, twin: str | None, points: list[MeasuredPoint], se
     plateau = next((sweep_stop_reason(figures[:i + 1], settings.plateau_gain, math.inf)
                     for i in range(len(figures)) if sweep_stop_reason(figures[:i + 1], settings.plateau_gain,
                                                                        math.inf)), None)
+    if plateau is None and best is not answered[-1]:  # more users after the peak did not add: it was the peak
+        plateau = (f"throughput peaked at {best.users} users ({best.throughput_rps:,.0f} req/s); "
+                   f"up to {answered[-1].users} users did not add")
     busiest = max(_cpu(p) for p in answered)
     if busiest >= settings.generator_cpu_limit:
         limited_by = f"generator CPU: {busiest:.0%} of one core (limit {settings.generator_cpu_limit:.0%})"

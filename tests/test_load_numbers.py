@@ -84,6 +84,8 @@ def test_headroom_is_the_measured_capacity_not_an_extrapolation():
     half = headroom_of("rest", "mlp", pts[:2], SETTINGS, [1], [0])  # climbing at half a core: a lower bound
     assert not half.saturated and "lower bound" in half.limited_by
     assert half.capacity_rps == pytest.approx(4000, rel=1e-3)  # never 4000 / 0.7
+    peak = headroom_of("grpc", "mlp", [_point(1, 700), _point(4, 1800), _point(16, 1700)], SETTINGS, [1], [0])
+    assert peak.saturated and peak.capacity_users == 4 and "peaked at 4 users" in peak.limited_by
 
 
 def test_one_headroom_ratio_stored_and_read_everywhere(tmp_path):
