@@ -103,7 +103,8 @@ class LoadSettings:
     late_send_fraction_limit: float = 0.01
     seed: int = 4321
     twins: tuple[str, ...] = ()  # twins whose endpoints are load-tested (empty: every served endpoint)
-    headroom_users: int = 16  # closed-loop users against the null endpoint (the generator's headroom)
+    # window of the null sweeps (None: `window`); the null endpoint gives thousands of samples per second
+    headroom_window: WindowPolicy | None = None
     open_loop_connections: int = 64  # open loop: requests in flight at most; later sends wait for one
     drain_seconds: float = 10.0  # open loop: wait for outstanding requests after the last send
     workers: int = 0  # locust worker processes (0 = one generator process)
@@ -153,7 +154,9 @@ QUICK = Profile(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
         max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0,
-        server_warmup_seconds=10.0, server_warmup_window_seconds=1.0),
+        server_warmup_seconds=10.0, server_warmup_window_seconds=1.0,
+        headroom_window=WindowPolicy(warmup_seconds=0.3, warmup_samples=10, min_seconds=1.0, min_samples=200,
+                                     max_seconds=20.0)),
     note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "
          "are not backed at 99% confidence), in-process floor at 1 thread only with >= 100 calls per batch-1 "
          "point (backs p50 and p90 only), one process per runtime framework, two such processes at a time on "

@@ -109,7 +109,8 @@ def measure_headroom(endpoint: Endpoint, settings: LoadSettings, payload: str, l
         target = LocustTarget.for_endpoint(null_endpoint(endpoint, port, server.pid, server_cpus), payload,
                                            twin=twin)
         steps = users or doubling_steps(settings.max_users)
-        job = LoadJob(target=target, settings=settings, log_dir=Path(log_dir), name=f"headroom-{protocol}",
+        sweep_settings = replace(settings, window=settings.headroom_window or settings.window)
+        job = LoadJob(target=target, settings=sweep_settings, log_dir=Path(log_dir), name=f"headroom-{protocol}",
                       cpus=gen, workers=settings.workers, users=steps, stop_rule=False)
         outcome = get_mode(LoadModeKind.CLOSED).run(job)
     finally:
