@@ -108,6 +108,10 @@ class LoadSettings:
     open_loop_connections: int = 64  # open loop: requests in flight at most; later sends wait for one
     drain_seconds: float = 10.0  # open loop: wait for outstanding requests after the last send
     workers: int = 0  # locust worker processes (0 = one generator process)
+    # open loop only (None: `workers`): the sends of one gevent loop came late over gRPC (its gevent integration
+    # shares the loop) at 800-1,200 req/s while the generator used under half a core; two worker processes
+    # halved the late share on this machine
+    open_loop_workers: int | None = None
     # before an endpoint's first point: load at `server_warmup_users` in windows of `server_warmup_window_seconds`
     # until `server_warmup_stable_windows` in a row agree within `server_warmup_tolerance` (Triton perf_analyzer's
     # stability rule), at most `server_warmup_seconds`; excluded from every figure. A freshly started TorchServe
@@ -169,7 +173,7 @@ FULL = Profile(
     name=ProfileKind.FULL,
     floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), parallel_processes=2, try_theano=True,
                         exclude=("*/tflite/fp16", "*/tflite/int8-dynamic", "*/onnx-tf/*", "resnet/null")),
-    load=LoadSettings(twins=("mlp",), max_users=64, open_loop_fractions=(0.5, 0.9)),
+    load=LoadSettings(twins=("mlp",), max_users=64, open_loop_fractions=(0.5, 0.9), open_loop_workers=2),
     note="full profile: conventions' windows (>= 10 s and >= 500 samples per point, 3 repeats, 95% intervals); "
          "scope kept to about 30 minutes: in-process floor for mlp and resnet at 1 thread (the servers' setting; "
          "two measuring processes at a time on separate cores), fp32 artifacts without tf2onnx's, every eager and "

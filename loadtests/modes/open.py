@@ -67,6 +67,8 @@ class OpenLoop(LoadMode):
                               "derive open-loop rates from")
             return False
         job = replace(job, saturation_rps=result.saturation_rps)
+        if job.settings.open_loop_workers is not None:
+            job = replace(job, workers=job.settings.open_loop_workers)
         for r in range(job.settings.repeats):
             outcome = self.run(job, repeat=r)
             result.open_points += outcome.points
