@@ -175,10 +175,11 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
                       in v.modes] for r in range(settings.repeats)]
     for v in schedule:
         ep = chosen[v.index]
-        what = ", ".join(v.modes) + (f" repeat {v.repeat}" if v.repeat >= 0 else "")
+        what = (", ".join(v.modes) or "warm-up") + (f" repeat {v.repeat}" if v.repeat >= 0 else "")
         ctx.console.print(f"load: {ep.stack} {ep.protocol} ({ep.model}" + (f", {ep.launcher}" if ep.launcher else "")
                           + f"): {what}")
-        scope = around(ep) if around is not None else contextlib.nullcontext()
+        # the server's metrics windows cover measured load only, never the warm-up
+        scope = around(ep) if around is not None and v.modes else contextlib.nullcontext()
         once = replace(settings, repeats=1) if v.repeat >= 0 else settings
         try:
             with scope:
@@ -199,7 +200,8 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
         results.endpoints = [measured[i] for i in sorted(measured)]
         results.seconds = time.perf_counter() - t0
         save(results, run_dir.loadtest)
-        ctx.console.print("  " + summary_line(m))
+        if v.modes:
+            ctx.console.print("  " + summary_line(m))
     apply_headrooms(results)
     save(results, run_dir.loadtest)
     for h in results.headrooms:

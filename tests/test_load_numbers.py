@@ -146,13 +146,15 @@ def test_endpoint_order_rotates_across_repeats():
     assert rotated([], 2) == []
 
 
-def test_schedule_rotates_closed_sweeps_then_open_loop():
-    one = visits(2, 1)  # one repeat: each endpoint once, every mode, warmed
-    assert [(v.index, v.repeat, v.warm) for v in one] == [(0, -1, True), (1, -1, True)]
+def test_schedule_warms_every_endpoint_first_then_rotates_closed_sweeps():
+    one = visits(2, 1)  # one repeat: every warm-up, then each endpoint once with every mode
+    assert [(v.index, v.modes, v.warm) for v in one[:2]] == [(0, (), True), (1, (), True)]
+    assert [(v.index, v.repeat, v.warm, len(v.modes)) for v in one[2:]] == [(0, -1, False, 2), (1, -1, False, 2)]
     three = visits(2, 3)
-    assert [(v.index, v.repeat, v.warm) for v in three if "closed" in v.modes] == [
-        (0, 0, True), (1, 0, True), (1, 1, False), (0, 1, False), (0, 2, False), (1, 2, False)]
+    assert [(v.index, v.repeat) for v in three if "closed" in v.modes] == [(0, 0), (1, 0), (1, 1), (0, 1), (0, 2),
+                                                                           (1, 2)]
     assert [(v.index, v.modes) for v in three if "open" in v.modes] == [(0, ("open",)), (1, ("open",))]
+    assert not any(v.warm for v in three[2:])
 
 
 def test_full_profile_sweeps_far_enough_to_see_torchserve_plateau():
