@@ -112,6 +112,8 @@ class LoadSettings:
     # shares the loop) at 800-1,200 req/s while the generator used under half a core; two worker processes
     # halved the late share on this machine
     open_loop_workers: int | None = None
+    # closed loop: each point's window as this many consecutive sub-windows, throughput = their median
+    windows_per_point: int = 1
     # before an endpoint's first point: load at `server_warmup_users` in windows of `server_warmup_window_seconds`
     # until `server_warmup_stable_windows` in a row agree within `server_warmup_tolerance` (Triton perf_analyzer's
     # stability rule), at most `server_warmup_seconds`; excluded from every figure. A freshly started TorchServe
@@ -158,7 +160,7 @@ QUICK = Profile(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
         max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0,
-        server_warmup_seconds=10.0, server_warmup_window_seconds=1.0,
+        server_warmup_seconds=10.0, server_warmup_window_seconds=1.0, windows_per_point=3,
         headroom_window=WindowPolicy(warmup_seconds=0.3, warmup_samples=10, min_seconds=1.0, min_samples=200,
                                      max_seconds=20.0)),
     note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "

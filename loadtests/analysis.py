@@ -38,7 +38,7 @@ def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> Measured
     return MeasuredPoint(
         mode=raw.mode, users=raw.users, target_rate=raw.rate, repeat=repeat,
         duration_s=round(raw.window_seconds, 4), count=ok, errors=dict(raw.errors), error_rate=error_rate,
-        throughput_rps=ok / raw.window_seconds if raw.window_seconds > 0 else 0.0,
+        throughput_rps=raw.throughput(), window_rps=[round(r, 1) for r in raw.window_rps],
         latency_ms=latency_summary(raw.latency_ms), samples_ms=[round(x, 3) for x in raw.latency_ms],
         generator_cpu=cpu, valid=not reasons, invalid_reasons=reasons,
         error_flag=error_rate > settings.error_rate_threshold, warmup_count=raw.warmup_count,

@@ -33,6 +33,7 @@ class Plan:
     stop_rule: bool = True  # closed: apply the stop rule (False = run every step)
     stable_windows: int = 0  # closed: stop once this many windows in a row agree (0 = off; server warm-up)
     stable_tolerance: float = 0.10  # closed: ... within this fraction (max/min - 1) of throughput
+    windows_per_step: int = 1  # closed: sub-windows per step (throughput = their median)
     seed: int = 4321  # open: seed of the Poisson schedule
     connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
     drain_seconds: float = 10.0  # open: how long to wait for outstanding requests after the last send
@@ -88,6 +89,15 @@ class RawPoint:
     scheduled: int = 0  # sends scheduled in the window
     unfinished: int = 0  # still in flight when the drain ended (also counted in errors as "unfinished")
     window_incomplete: str | None = None  # why the window could not reach its minimums, if it could not
+    window_rps: list[float] = field(default_factory=list)  # closed: throughput of each sub-window (if several)
+
+    def throughput(self) -> float:
+        """Successful requests per second: the median of the sub-windows when there are several."""
+        if self.window_rps:
+            import statistics
+
+            return statistics.median(self.window_rps)
+        return len(self.latency_ms) / self.window_seconds if self.window_seconds > 0 else 0.0
 
     @classmethod
     def from_parts(cls, parts: list[RawPart], *, mode: LoadModeKind, users: int | None = None,

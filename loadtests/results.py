@@ -45,7 +45,7 @@ class MeasuredPoint:
     count: int  # successful requests in the window
     errors: dict[str, int]  # kind -> count: http_<code>, grpc_<STATUS>, transport exception names, unfinished
     error_rate: float
-    throughput_rps: float  # successful requests / window
+    throughput_rps: float  # successful requests / window (several sub-windows: their median, see window_rps)
     latency_ms: LatencySummary | None  # closed: response time; open: completion - SCHEDULED send (corrected)
     samples_ms: list[float]  # raw successful latencies (ms, 1 us resolution); open: the corrected ones
     generator_cpu: list[GeneratorCpu]
@@ -58,6 +58,7 @@ class MeasuredPoint:
     lateness_ms: LatencySummary | None = None  # dispatch - scheduled send (the generator's own delay)
     late_fraction: float = 0.0  # share of sends more than late_send_ms late
     scheduled: int = 0
+    window_rps: list[float] = field(default_factory=list)  # closed: each sub-window's throughput (if several)
     # the generator's own latency at this point's concurrency, protocol and payload (null endpoint)
     harness: HarnessShare | None = None
     warnings: list[str] = field(default_factory=list)  # caveats that do not invalidate (e.g. headroom < 5x)

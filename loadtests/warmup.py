@@ -63,7 +63,7 @@ def warmup_job(job: LoadJob) -> LoadJob:
                           max_seconds=window + 10.0)
     return replace(job, users=[s.server_warmup_users] * steps, stop_rule=False, name=f"{job.name}-server-warmup",
                    stable_windows=s.server_warmup_stable_windows, stable_tolerance=s.server_warmup_tolerance,
-                   settings=replace(s, window=policy))
+                   settings=replace(s, window=policy, windows_per_point=1))
 
 
 def warm_until_stable(job: LoadJob) -> tuple[ServerWarmup, ModeOutcome]:

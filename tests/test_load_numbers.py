@@ -190,3 +190,20 @@ def test_null_grpc_answers_decode_with_the_official_messages():
     t = predict_pb2.PredictResponse.FromString(tfserving_response()).outputs["outputs"]
     assert [d.size for d in t.tensor_shape.dim] == [1, 10]
     assert np.frombuffer(t.tensor_content, dtype="<f4").tolist()[-1] == 1.0
+
+
+def test_a_point_of_several_sub_windows_reports_their_median_throughput():
+    raw = RawPoint(mode="closed", users=2, rate=None, window_seconds=3.0, latency_ms=[1.0] * 1500,
+                   cpu=[ProcessCpu("local", 1, 1.0, 3.0)], window_rps=[400.0, 700.0, 410.0])
+    point = to_point(raw, SETTINGS)
+    assert point.throughput_rps == 410.0 and point.window_rps == [400.0, 700.0, 410.0]  # not the mean, 500
+    assert QUICK.load.windows_per_point == 3 and FULL.load.windows_per_point == 1
+
+
+def test_sub_window_cpu_is_one_record_per_process():
+    from loadtests.modes.closed import merged_cpu
+
+    cpu = [ProcessCpu("master", 1, 0.1, 1.0), ProcessCpu("worker", 2, 0.5, 1.0), ProcessCpu("master", 1, 0.3, 1.0),
+           ProcessCpu("worker", 2, 0.7, 1.0)]
+    merged = merged_cpu(cpu)
+    assert [(c.role, c.cpu_seconds, c.wall_seconds) for c in merged] == [("master", 0.4, 2.0), ("worker", 1.2, 2.0)]

@@ -4,6 +4,7 @@ The sweep stops when two steps in a row add < plateau_gain throughput or p99 exc
 saturation throughput (the highest valid one within the SLO) sets the open loop's rates."""
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ from core.kinds import LoadModeKind
 from core.stats import repeat_interval
 from loadtests.analysis import saturation_of, to_sweep
 from loadtests.modes.base import LOAD_MODES, Check, LoadJob, LoadMode
-from loadtests.plan import Plan, RawPoint
+from loadtests.plan import Plan, ProcessCpu, RawPoint
 from loadtests.results import EndpointLoad
 
 if TYPE_CHECKING:
@@ -29,6 +30,16 @@ def doubling_steps(max_users: int) -> list[int]:
     return steps + [max_users]
 
 
+def merged_cpu(cpu: list[ProcessCpu]) -> list[ProcessCpu]:
+    """One record per process over a point's sub-windows (CPU and wall time summed)."""
+    out: dict[tuple[str, int], ProcessCpu] = {}
+    for c in cpu:
+        m = out.setdefault((c.role, c.pid), ProcessCpu(role=c.role, pid=c.pid, cpu_seconds=0.0, wall_seconds=0.0))
+        m.cpu_seconds += c.cpu_seconds
+        m.wall_seconds += c.wall_seconds
+    return list(out.values())
+
+
 @LOAD_MODES.add
 class ClosedLoop(LoadMode):
     name = LoadModeKind.CLOSED
@@ -39,7 +50,8 @@ class ClosedLoop(LoadMode):
         steps = job.users or doubling_steps(s.max_users)
         return Plan(mode=self.name, steps=[float(u) for u in steps], window=s.window, out="",
                     plateau_gain=s.plateau_gain, slo_p99_ms=s.slo_p99_ms, stop_rule=job.stop_rule, seed=s.seed,
-                    stable_windows=job.stable_windows, stable_tolerance=job.stable_tolerance)
+                    stable_windows=job.stable_windows, stable_tolerance=job.stable_tolerance,
+                    windows_per_step=s.windows_per_point)
 
     def timeout(self, plan: Plan) -> float:
         return 90 + (2 * plan.window.max_seconds + 35) * len(plan.steps)
@@ -73,13 +85,24 @@ class ClosedLoop(LoadMode):
             warmed = controller.wait_until(lambda: controller.done_count() - c0 >= w.warmup_samples
                                            and time.perf_counter() - t0 >= w.warmup_seconds, w.max_seconds)
             warm_count = controller.done_count() - c0
-            controller.phase(k)
-            c1, t1 = controller.done_count(), time.perf_counter()
-            complete = controller.wait_until(lambda: time.perf_counter() - t1 >= w.min_seconds
-                                             and controller.done_count() - c1 >= w.min_samples, w.max_seconds)
-            local = controller.phase(None)
-            controller.collect(k)
-            parts = controller.gather(k, local.part(controller.role) if local else None, timeout=30)
+            # the window as `n` consecutive sub-windows: the point's throughput is their median, so one
+            # hiccup of a shared machine moves it less than it moves a single window's mean
+            n = max(1, plan.windows_per_step)
+            parts, rates, seconds, complete = [], [], 0.0, True
+            for j in range(n):
+                phase = k * n + j
+                controller.phase(phase)
+                c1, t1 = controller.done_count(), time.perf_counter()
+                complete = controller.wait_until(lambda: time.perf_counter() - t1 >= w.min_seconds / n
+                                                 and controller.done_count() - c1 >= math.ceil(w.min_samples / n),
+                                                 w.max_seconds) and complete
+                local = controller.phase(None)
+                controller.collect(phase)
+                sub = controller.gather(phase, local.part(controller.role) if local else None, timeout=30)
+                wall = max((p.cpu.wall_seconds for p in sub), default=0.0)
+                rates.append(sum(len(p.latency_ms) for p in sub) / wall if wall else 0.0)
+                seconds += wall
+                parts += sub
             incomplete = None
             if not warmed:
                 incomplete = f"warm-up did not reach {w.warmup_samples} completed requests in {w.max_seconds:g} s"
@@ -87,11 +110,13 @@ class ClosedLoop(LoadMode):
                 incomplete = f"window did not reach {w.min_samples} completed requests in {w.max_seconds:g} s"
             point = RawPoint.from_parts(parts, mode=self.name, users=users, warmup_count=warm_count,
                                         window_incomplete=incomplete)
+            point.window_seconds = seconds
+            point.cpu = merged_cpu(point.cpu)
+            point.window_rps = rates if n > 1 else []
             controller.points.append(point)
             lat = sorted(point.latency_ms)
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None
-            window = point.window_seconds
-            history.append(StepFigure(users=users, throughput=len(lat) / window if window else 0.0, p99_ms=p99))
+            history.append(StepFigure(users=users, throughput=point.throughput(), p99_ms=p99))
             print(f"dc: closed {users} users: {history[-1].throughput:.0f} req/s p99~{p99} ms", flush=True)
             if plan.stop_rule:
                 reason = sweep_stop_reason(history, plan.plateau_gain, plan.slo_p99_ms)
