@@ -150,10 +150,10 @@ def derive(server: str, delta: dict[str, float]) -> tuple[dict[str, float], list
     return derived, notes
 
 
-def interval_means(window: MetricsWindow, server: str, t0: float, t1: float) -> IntervalMeans | None:
+def interval_means(series: list[CounterSample], server: str, t0: float, t1: float) -> IntervalMeans | None:
     """The server's per-request means between the first and the last sample inside [t0, t1] (wall clock),
     or None when fewer than two samples fall inside or the server counted no request between them."""
-    inside = [s for s in window.series if t0 <= s.t <= t1]
+    inside = [s for s in series if t0 <= s.t <= t1]
     if len(inside) < 2:
         return None
     first, last = inside[0], inside[-1]

@@ -60,7 +60,7 @@ def test_quick_profile_is_labelled_and_unbacked_percentiles_starred(rendered):
     assert "**quick profile**" in md
     assert "not backed at 99% confidence" in md
     row = next(line for line in md.splitlines()
-               if line.startswith("| torchserve/torchscript rest | mlp | closed | 1 users"))
+               if line.startswith("| torchserve/torchscript rest (native) | mlp | closed | 1 user |"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert not cells[5].endswith("*") and cells[7].endswith("*") and cells[8].endswith("*")  # n=400: p99, p99.9
 
