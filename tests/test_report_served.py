@@ -204,3 +204,57 @@ def test_report_results_round_trip_with_the_new_rows(tmp_path):
     res = full_results()
     assert res.tax and res.scorecard and res.saturations
     assert results.load(ReportResults, results.save(res, tmp_path / "r.json")) == res
+
+
+def test_around_samples_the_counters_during_the_window(monkeypatch):
+    """The sampler thread stamps each scrape with wall-clock time; before and after are in the series too."""
+    import time
+
+    from serving import metrics
+    from serving.endpoint import Endpoint
+
+    count = iter(range(10_000))
+
+    def fake_scrape(url, timeout=5.0):
+        n = next(count)
+        return metrics.parse_prometheus(f'ts_inference_requests_total{{model_name="m",}} {10 * n}\n'
+                                        f'ts_inference_latency_microseconds{{model_name="m",}} {5000 * n}\n'
+                                        f'PredictionTime_sum{{ModelName="m",Level="Model",}} {0.2 * n}\n'
+                                        f'PredictionTime_count{{ModelName="m",Level="Model",}} {n}\n'
+                                        f'WorkerThreadTime_sum{{Level="Host",}} {0.1 * n}\n'
+                                        f'WorkerThreadTime_count{{Level="Host",}} {n}\n')
+
+    monkeypatch.setattr(metrics, "scrape", fake_scrape)
+    windows = []
+    ep = Endpoint(stack="torchserve/onnx", server="torchserve", protocol="rest", model="mlp", served_name="m",
+                  target="http://127.0.0.1:1/predictions/m", layout="NF",
+                  settings={"metrics_url": "http://127.0.0.1:1/metrics"})
+    t0 = time.time()
+    with metrics.make_around(windows, sample_interval=0.02)(ep):
+        time.sleep(0.2)
+    [w] = windows
+    assert w.error is None and len(w.series) >= 5
+    assert [s.t for s in w.series] == sorted(s.t for s in w.series) and w.series[0].t >= t0
+    assert w.derived["mean_inference_ms"] == pytest.approx(0.5)  # 5000 us per 10 requests
+    assert w.derived["mean_prediction_ms"] == pytest.approx(0.2) and w.derived["mean_worker_thread_ms"] == 0.1
+    means = interval_means(w.series, "torchserve", w.series[1].t, w.series[-2].t)
+    assert means is not None and means.derived["mean_inference_ms"] == pytest.approx(0.5)
+
+
+def test_torchserve_metrics_config_declares_per_request_times_as_histograms():
+    import yaml
+
+    from serving.torchserve.config import METRICS_YAML, TorchServeConfig
+
+    spec = yaml.safe_load(METRICS_YAML)
+    histograms = {m["name"] for m in spec["ts_metrics"]["histogram"] + spec["model_metrics"]["histogram"]}
+    assert histograms == {"QueueTime", "WorkerThreadTime", "HandlerTime", "PredictionTime"}
+    counters = {m["name"] for m in spec["ts_metrics"]["counter"]}
+    assert {"ts_inference_requests_total", "ts_inference_latency_microseconds",
+            "ts_queue_latency_microseconds"} <= counters
+    cfg = TorchServeConfig(bind_host="127.0.0.1", ports={k: 1 for k in ("inference", "management", "metrics",
+                                                                           "grpc_inference", "grpc_management")},
+                           model_store="/s", models={"m": "m.mar"}, workers=1, netty_threads=1, batch_size=1,
+                           max_batch_delay_ms=5, metrics_config="/state/metrics.yaml")
+    assert cfg.properties()["metrics_config"] == "/state/metrics.yaml"
+    assert "metrics_config" not in TorchServeConfig(**{**cfg.__dict__, "metrics_config": ""}).properties()
