@@ -220,7 +220,8 @@ def cold_start(res: ReportResults, fig) -> str | None:
             "once warm.")
 
 
-TAX_COLORS = ("#bdbdbd", "#9ecae1", "#fdae6b", "#fd8d3c", "#c6dbef", "#6baed6", "#08519c", "#756bb1")
+# one colour per component name (tax.COMPONENTS order), the same in every run
+TAX_COLORS = ("#756bb1", "#bdbdbd", "#9ecae1", "#fdae6b", "#fd8d3c", "#c6dbef", "#08519c", "#6baed6", "#969696")
 
 
 @plot("serving_tax")
@@ -228,11 +229,15 @@ def serving_tax(res: ReportResults, fig) -> str | None:
     rows = res.tax
     if not rows:
         return None
-    names = list(dict.fromkeys(c.name for t in rows for c in t.components))
+    from deploy_compare.report.tax import COMPONENTS
+
+    present = {c.name for t in rows for c in t.components}
     ax = fig.add_subplot(1, 1, 1)
     ys = list(range(len(rows)))
     left = [0.0] * len(rows)
-    for name, color in zip(names, TAX_COLORS * 2):
+    for name, color in zip(COMPONENTS, TAX_COLORS):
+        if name not in present:
+            continue
         values = [next((c.ms for c in t.components if c.name == name), 0.0) for t in rows]
         ax.barh(ys, values, left=left, color=color, label=name, edgecolor="white", linewidth=0.5)
         left = [a + b for a, b in zip(left, values)]
