@@ -258,3 +258,25 @@ def test_torchserve_metrics_config_declares_per_request_times_as_histograms():
                            max_batch_delay_ms=5, metrics_config="/state/metrics.yaml")
     assert cfg.properties()["metrics_config"] == "/state/metrics.yaml"
     assert "metrics_config" not in TorchServeConfig(**{**cfg.__dict__, "metrics_config": ""}).properties()
+
+
+def test_points_of_every_window_of_an_endpoint_get_their_server_means():
+    """An endpoint measured in several windows (repeats in rotation): each point finds its own samples."""
+    from deploy_compare.report.collect import attach_server_means
+    from deploy_compare.report.model import ServerWindow
+
+    def window(t0):
+        return ServerWindow("torchserve", "torchserve/onnx", "rest", "mlp", 10.0, None, None, None,
+                            launcher="native", series=[
+                                CounterSample(t0 + i, {"ts_inference_requests_total": 100.0 * (t0 + i),
+                                                       "ts_inference_latency_microseconds": 1000.0 * t0 * (t0 + i)})
+                                for i in range(5)])
+
+    res = ReportResults(run_id="r", single_repeat=False, settings=None, environment=None,
+                        server_windows=[window(10), window(100)])
+    early, late = point("rest", {}), point("rest", {})
+    early.window_unix, late.window_unix = (10.5, 13.5), (100.5, 103.5)
+    res.load_points = [early, late]
+    attach_server_means(res)
+    assert early.server["mean_inference_ms"] == pytest.approx(0.1) and late.server["mean_inference_ms"] == 1.0
+    assert early.server_requests == late.server_requests == 200

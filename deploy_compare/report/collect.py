@@ -72,12 +72,16 @@ def attach_server_means(res: ReportResults) -> None:
     during the endpoint's load, between the first and last samples inside the point's wall-clock bounds."""
     from serving.metrics import interval_means
 
-    windows = {(w.stack, w.protocol, w.model, w.launcher): w for w in res.server_windows if w.series}
+    series: dict[tuple[str, str, str, str], list] = {}
+    server: dict[tuple[str, str, str, str], str] = {}
+    for w in res.server_windows:  # an endpoint measured in several windows (repeats in rotation): all its samples
+        key = (w.stack, w.protocol, w.model, w.launcher)
+        series.setdefault(key, []).extend(w.series)
+        server[key] = w.server
     for p in res.load_points:
-        w = windows.get(p.key)
-        if w is None or p.window_unix is None:
+        if p.window_unix is None or not series.get(p.key):
             continue
-        means = interval_means(w.series, w.server, *p.window_unix)
+        means = interval_means(sorted(series[p.key], key=lambda s: s.t), server[p.key], *p.window_unix)
         if means is not None:
             p.server, p.server_requests = dict(means.derived), means.requests
 
