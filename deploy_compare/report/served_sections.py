@@ -61,7 +61,8 @@ def serving_tax(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     names = [n for n in COMPONENTS if n in present]
     rows = [[_stack(t), t.model, t.point, fmt.ms(t.client_mean_ms), *_component_cells(t, names),
              fmt.ms(t.unaccounted_ms), fmt.ms(t.overlap_ms) if t.overlap_ms else "0",
-             f"{100 * t.accounted_ms / t.client_mean_ms:.0f}%"] for t in res.tax]
+             f"{100 * t.accounted_ms / t.client_mean_ms:.0f}%" + ("" if t.adds_up else " (not within 10%)")]
+            for t in res.tax]
     sources: dict[str, list[str]] = {}
     for c in (c for t in res.tax for c in t.components):
         if c.source not in sources.setdefault(c.name, []):
@@ -88,7 +89,6 @@ def serving_tax(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
              for n, r in rows_of.items()]
     blocks.append(Table(headers=["stack", "twin", "point", "client mean", *names, "unaccounted", "overlap",
                                  "accounted"], rows=rows,
-                        invalid_rows={i for i, t in enumerate(res.tax) if not t.adds_up},
                         footnotes=["Columns: " + "; ".join(f"*{name}*: {' / '.join(v)}" for name, v in sources.items())
                                    + ".", *notes,
                                    *(f"No server-side figure: {g}" for g in gaps)]))
