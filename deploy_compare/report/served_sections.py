@@ -60,7 +60,7 @@ def serving_tax(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     present = {c.name for t in res.tax for c in t.components}
     names = [n for n in COMPONENTS if n in present]
     rows = [[_stack(t), t.model, t.point, fmt.ms(t.client_mean_ms), *_component_cells(t, names),
-             fmt.ms(t.unaccounted_ms), fmt.ms(t.overlap_ms) if t.overlap_ms else "0",
+             fmt.ms(t.unaccounted_ms), fmt.ms(t.overlap_ms),
              f"{100 * t.accounted_ms / t.client_mean_ms:.0f}%" + ("" if t.adds_up else " (not within 10%)")]
             for t in res.tax]
     sources: dict[str, list[str]] = {}
