@@ -84,12 +84,12 @@ def test_server_means_come_from_the_samples_inside_the_point_window():
 def test_a_sweep_that_does_not_saturate_is_labelled_a_lower_bound():
     row = SaturationRow("torchserve/onnx", "rest", "mlp", "native", False, 1809.4, 8, 16, ["last_step"],
                         ["reached the last step (16 users) without a plateau or an SLO breach"])
-    assert saturation_text(row) == "at least 1,809/s, not saturated by 16 users"
+    assert saturation_text(row) == "at least 1,809 req/s, not saturated by 16 users"
     row.found, row.stop_kinds = True, ["plateau"]
-    assert saturation_text(row) == "saturates at 1,809/s (8 users)"
+    assert saturation_text(row) == "saturates at 1,809 req/s (8 users)"
     res = full_results()
     md_rows = [r for r in res.scorecard if r.launcher == "docker"]
-    assert md_rows and saturation_text(md_rows[0].saturation) == "at least 430/s, not saturated by 2 users"
+    assert md_rows and saturation_text(md_rows[0].saturation) == "at least 430 req/s, not saturated by 2 users"
 
 
 def test_older_loadtest_json_stop_reasons_give_the_verdict(tmp_path):
@@ -152,7 +152,7 @@ def test_native_vs_container_renders_with_both_launchers_and_says_how_otherwise(
     text = json.dumps([b.__dict__ for b in containers(res, {})], default=str)
     assert "container tax" in text and "+3.4 s" in text and "+8 ms" in text  # ready 9.5 vs 6.1 s, first 20 vs 12
     assert "-200 MB" in text  # cgroup 700 MB vs native peak RSS 900 MB
-    assert "at least 430/s, not saturated by 2 users" in text and "saturates at 720/s (8 users)" in text
+    assert "at least 430 req/s, not saturated by 2 users" in text and "saturates at 720 req/s (8 users)" in text
     res.launchers = ["native"]
     (para,) = containers(res, {})
     assert 'make deploy-compare ARGS="--launcher both"' in para.text and "one launcher (native)" in para.text

@@ -15,9 +15,9 @@ def saturation_text(s: SaturationRow | None) -> str:
     if s is None or s.rps is None:
         return "no valid point within the SLO"
     if s.found:
-        return f"saturates at {fmt.rate(s.rps)}" + (f" ({fmt.users(s.users)})" if s.users else "")
+        return f"saturates at {fmt.num(s.rps)} req/s" + (f" ({fmt.users(s.users)})" if s.users else "")
     by = f", not saturated by {fmt.users(s.max_users)}" if s.max_users else ", not saturated"
-    return f"at least {fmt.rate(s.rps)}{by}"
+    return f"at least {fmt.num(s.rps)} req/s{by}"
 
 
 def stop_text(s: SaturationRow | None) -> str:
