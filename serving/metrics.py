@@ -142,7 +142,9 @@ def derive(server: str, delta: dict[str, float]) -> tuple[dict[str, float], list
     notes: list[str] = []
     for name, num, den, scale in SERVER_COUNTERS.get(server, ((), ()))[1]:
         d, n = delta.get(den, 0.0), delta.get(num, 0.0)
-        if d > 0 and n > 0:  # absent rather than NaN or a false zero
+        # a histogram's sum and count come from the same observations, so a zero sum is a measured zero (ms
+        # clock ticks); a latency counter that did not grow while requests did means those were not timed
+        if d > 0 and (n > 0 or den.endswith("_count")):  # absent rather than NaN or a false zero
             derived[name] = n / d * scale
         elif d > 0:
             notes.append(f"{num} did not grow over {d:.0f} requests: the server does not time these "

@@ -280,3 +280,26 @@ def test_points_of_every_window_of_an_endpoint_get_their_server_means():
     attach_server_means(res)
     assert early.server["mean_inference_ms"] == pytest.approx(0.1) and late.server["mean_inference_ms"] == 1.0
     assert early.server_requests == late.server_requests == 200
+
+
+@pytest.mark.integration
+def test_real_torchserve_accounts_each_request_over_rest_and_grpc(torchserve_mlp):
+    """With our metrics.yaml, TorchServe's per-request times are scrapeable sums and counts: the worker thread and
+    the handler over both protocols, the server total and queue over REST (0.12 does not time gRPC there)."""
+    import numpy as np
+
+    from serving.clients import make_client
+    from serving.metrics import make_around
+
+    for ep in torchserve_mlp.endpoints():
+        windows = []
+        with make_around(windows, sample_interval=0.05)(ep), make_client(ep) as client:
+            x = np.zeros((1, 64), np.float32)
+            for _ in range(40):
+                client.predict(x)
+        [w] = windows
+        assert w.error is None and len(w.series) >= 3, (ep.protocol, w.notes)
+        assert w.delta["ts_inference_requests_total"] == 40
+        assert 0 < w.derived["mean_prediction_ms"] < w.derived.get("mean_inference_ms", 1e9)
+        assert w.derived["mean_worker_thread_ms"] >= 0
+        assert ("mean_inference_ms" in w.derived) == (ep.protocol == "rest")
