@@ -30,6 +30,12 @@ def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
         rows.append((f"eager/graph p50, {framework} ({eager} / {graph})", ", ".join(ratios)))
     for server, text in cold_start_by_server(res).items():
         rows.append((f"cold start {server}", text))
+    for r in res.scorecard:
+        if r.tax_ms is not None:
+            launcher = f", {r.launcher}" if len(res.launchers) > 1 else ""
+            rows.append((f"serving tax {r.stack} {r.protocol} ({r.model}{launcher})",
+                         f"{fmt.ms(r.tax_ms)} at 1 user (served p50 {fmt.ms(r.served_p50_ms)}, in-process "
+                         f"{fmt.ms(r.floor_p50_ms)})"))
     for sat in res.saturations:
         launcher = f", {sat.launcher}" if len(res.launchers) > 1 else ""
         rows.append((f"saturation {sat.stack} {sat.protocol} ({sat.model}{launcher})", saturation_text(sat)))
