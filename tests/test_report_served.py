@@ -227,8 +227,7 @@ def test_around_samples_the_counters_during_the_window(monkeypatch):
     monkeypatch.setattr(metrics, "scrape", fake_scrape)
     windows = []
     ep = Endpoint(stack="torchserve/onnx", server="torchserve", protocol="rest", model="mlp", served_name="m",
-                  target="http://127.0.0.1:1/predictions/m", layout="NF",
-                  settings={"metrics_url": "http://127.0.0.1:1/metrics"})
+                  target="http://127.0.0.1:1/predictions/m", layout="NF", metrics_url="http://127.0.0.1:1/metrics")
     t0 = time.time()
     with metrics.make_around(windows, sample_interval=0.02)(ep):
         time.sleep(0.2)

@@ -130,7 +130,7 @@ def headrooms(lt, raw: dict) -> list[Headroom]:
     return out
 
 
-@source("loadtest.json", "serve", "latency", "curves", "openloop", "serving-tax", "scorecard")
+@source("loadtest.json", "load", "latency", "curves", "openloop", "serving-tax", "scorecard")
 def loadtest(path: Path, res: ReportResults) -> list[results.NotRun]:
     from loadtests.results import LoadTestResults
 
