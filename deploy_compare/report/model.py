@@ -142,6 +142,7 @@ class ColdStartRow:
     steady_p50_ms: float | None
     source: str = ""  # where model load time came from (metrics, log)
     launcher: str = ""  # native: process start -> ready; docker: container create -> ready
+    started_by: str = ""  # where the ready clock starts ("process start", "container create")
 
 
 @dataclass

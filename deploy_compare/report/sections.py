@@ -248,7 +248,8 @@ def serving(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
                            "server's own metrics or log), first request, then the sequential batch-1 p50 once warm."))
         blocks.append(Table(headers=["server", "stack", "model", "start -> ready", "model load", "first request",
                                      "sequential p50", "load time source"],
-                            rows=[[c.server, c.stack, c.model, fmt.seconds(c.start_to_ready_s),
+                            rows=[[c.server + (f" ({c.launcher})" if c.launcher else ""), c.stack, c.model,
+                                   fmt.seconds(c.start_to_ready_s) + (f" from {c.started_by}" if c.started_by else ""),
                                    fmt.seconds(c.model_load_s), fmt.ms(c.first_request_ms), fmt.ms(c.steady_p50_ms),
                                    c.source] for c in res.cold_start]))
         if "cold_start" in figures:

@@ -57,7 +57,8 @@ def serving(path: Path, res: ReportResults) -> list[results.NotRun]:
                     server=run.server, stack=f"{stack} {protocol}", model=twin_of.get(name) or name,
                     start_to_ready_s=cs.start_to_ready_s, model_load_s=cs.model_load_s.get(name),
                     first_request_ms=first_s * 1e3, steady_p50_ms=_ms(probe, "p50") if probe else None,
-                    source=cs.model_load_source, launcher=run.launcher))
+                    source=cs.model_load_source, launcher=run.launcher,
+                    started_by=getattr(cs, "started_by", "")))
         for sp in run.parity:
             f = sp.figures
             res.served_parity.append(ServedParityRow(
