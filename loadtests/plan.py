@@ -71,6 +71,8 @@ class RawPart:
     errors: dict[str, int] = field(default_factory=dict)
     scheduled: int = 0
     unfinished: int = 0
+    start_unix: float | None = None  # wall clock when this process opened the window
+    end_unix: float | None = None  # ... and closed it
 
 
 @dataclass
@@ -90,6 +92,8 @@ class RawPoint:
     unfinished: int = 0  # still in flight when the drain ended (also counted in errors as "unfinished")
     window_incomplete: str | None = None  # why the window could not reach its minimums, if it could not
     window_rps: list[float] = field(default_factory=list)  # closed: throughput of each sub-window (if several)
+    window_start_unix: float | None = None  # earliest window start of any process (wall clock)
+    window_end_unix: float | None = None  # latest window end of any process
 
     def throughput(self) -> float:
         """Successful requests per second: the median of the sub-windows when there are several."""
@@ -114,7 +118,9 @@ class RawPoint:
                    cpu=[p.cpu for p in parts], uncorrected_ms=[x for p in parts for x in p.uncorrected_ms],
                    lateness_ms=[x for p in parts for x in p.lateness_ms],
                    scheduled=sum(p.scheduled for p in parts), unfinished=sum(p.unfinished for p in parts),
-                   window_incomplete=window_incomplete)
+                   window_incomplete=window_incomplete,
+                   window_start_unix=min((p.start_unix for p in parts if p.start_unix is not None), default=None),
+                   window_end_unix=max((p.end_unix for p in parts if p.end_unix is not None), default=None))
 
 
 @dataclass

@@ -62,6 +62,10 @@ class MeasuredPoint:
     # the generator's own latency at this point's concurrency, protocol and payload (null endpoint)
     harness: HarnessShare | None = None
     warnings: list[str] = field(default_factory=list)  # caveats that do not invalidate (e.g. headroom < 5x)
+    # wall-clock bounds of the measurement window (the server-side accounting of this point is read from
+    # the metrics scrapes inside them)
+    window_start_unix: float | None = None
+    window_end_unix: float | None = None
 
     @property
     def load(self) -> str:

@@ -82,8 +82,11 @@ def test_missing_results_file_renders_with_reason_and_command(tmp_path):
     rendered, _ = render_quietly(run_dir)
     md = rendered.markdown.read_text(encoding="utf-8")
     latency = md.split('<a id="latency"></a>')[1].split("<a id=")[0]
-    assert "`loadtest.json` is missing: stage `serve` failed after 4.2 s: ServerError: torchserve did not" in latency
-    assert f"--run-id fixture-run --results-dir {run_dir.path.parent} --force --stages serve report" in latency
+    assert ("`loadtest.json` is missing: stage `load` did not run: stage `serve` failed before it "
+            "(ServerError: torchserve did not") in latency
+    assert f"--run-id fixture-run --results-dir {run_dir.path.parent} --force --stages load report" in latency
+    serving = md.split('<a id="serving"></a>')[1].split("<a id=")[0]
+    assert "`serving.json` is missing: stage `serve` failed after 4.2 s" in serving
     not_run = md.split('<a id="not-run"></a>')[1]
     assert "`serving.json`" in not_run and "`loadtest.json`" in not_run
     assert {m.file for m in rendered.results.missing} >= {"serving.json", "loadtest.json"}

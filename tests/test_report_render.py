@@ -52,7 +52,7 @@ def test_invalid_points_are_marked_never_results(rendered):
     assert md.count("INVALID") >= len(invalid)
     assert "generator CPU 97% > 90%" in md and "4% of sends > 1 ms late" in md
     # the saturation figure ignores the invalid 16-user point (650 req/s)
-    assert "saturates at 720/s (8 users)" in md
+    assert "saturates at 720 req/s (8 users)" in md
 
 
 def test_quick_profile_is_labelled_and_unbacked_percentiles_starred(rendered):
@@ -60,7 +60,7 @@ def test_quick_profile_is_labelled_and_unbacked_percentiles_starred(rendered):
     assert "**quick profile**" in md
     assert "not backed at 99% confidence" in md
     row = next(line for line in md.splitlines()
-               if line.startswith("| torchserve/torchscript rest | mlp | closed | 1 users"))
+               if line.startswith("| torchserve/torchscript rest (native) | mlp | closed | 1 user |"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert not cells[5].endswith("*") and cells[7].endswith("*") and cells[8].endswith("*")  # n=400: p99, p99.9
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from deploy_compare.report import fmt
 from deploy_compare.report.model import FRAMEWORKS, Cell, ComparisonRow, ReportResults
+from deploy_compare.report.served import saturation_text
 
 # row -> framework -> the seed study's claim, paraphrased
 CLAIMS: dict[str, dict[str, str]] = {
@@ -140,10 +141,11 @@ def _server_lines(res: ReportResults, server: str) -> list[str]:
     name = SERVER_NAMES.get(server, server)
     cold = cold_start_by_server(res)
     out = [f"[{name}](#serving) cold start: {cold[server]}"] if server in cold else []
-    for (stack, protocol, model), top in res.saturation().items():
-        if stack.startswith(server) and top is not None:
-            out.append(f"[{name}](#curves) {stack} {protocol} ({model}): saturates at {fmt.rate(top.throughput)} "
-                       f"({top.users} users), p99 {fmt.percentile(top.latency, 'p99')} ms")
+    for sat in res.saturations:
+        if sat.stack.startswith(server) and sat.rps is not None:
+            launcher = f", {sat.launcher}" if len(res.launchers) > 1 else ""
+            out.append(f"[{name}](#curves) {sat.stack} {sat.protocol} ({sat.model}{launcher}): "
+                       f"{saturation_text(sat)}")
     for n in res.not_run:
         if n.what.startswith(server):
             out.append(f"[{name}](#not-run) ({n.what}) not run here: {n.reason}")

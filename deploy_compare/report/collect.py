@@ -12,7 +12,7 @@ from collections.abc import Callable
 from core import results
 from core.rundir import RunDir
 from deploy_compare.report import claims
-from deploy_compare.report.model import MemoryRow, MissingSection, NotRunRow, ReportResults, ServerClientRow
+from deploy_compare.report.model import MemoryRow, MissingSection, NotRunRow, ReportResults
 from deploy_compare.report.sources import SOURCES
 
 
@@ -41,7 +41,7 @@ def enable_command(run_dir: RunDir, stage: str, res: ReportResults) -> str:
 def collect(run_dir: RunDir, warn: Callable[[str], None]) -> ReportResults:
     """Build the aggregate from the run folder's saved results only. `warn` hears every unreadable file."""
     run_dir.require()
-    res = ReportResults(run_id=run_dir.path.name, quick=True, settings=None, environment=None)
+    res = ReportResults(run_id=run_dir.path.name, single_repeat=True, settings=None, environment=None)
     problems: list[tuple[str, str, tuple[str, ...], str]] = []
     for filename, src in SOURCES.items():
         path = run_dir.file(filename)
@@ -67,26 +67,32 @@ def collect(run_dir: RunDir, warn: Callable[[str], None]) -> ReportResults:
     return res
 
 
-def derive(res: ReportResults) -> None:
-    """Rows that combine several results files: server vs client time, memory, the comparison table."""
-    for w in res.server_windows:
-        pts = [p for p in res.load_points if (p.stack, p.protocol, p.model) == (w.stack, w.protocol, w.model)]
-        # the client's own time per request: open-loop points count from the actual send (uncorrected)
-        timed = [(p.uncorrected or p.latency) if p.mode == "open" else p.latency for p in pts]
-        timed = [t for t in timed if t.n > 0]
-        if not timed or w.total_ms is None:
+def attach_server_means(res: ReportResults) -> None:
+    """Each load point gets its server's per-request means over exactly its own window: the counters sampled
+    during the endpoint's load, between the first and last samples inside the point's wall-clock bounds."""
+    from serving.metrics import interval_means
+
+    series: dict[tuple[str, str, str, str], list] = {}
+    server: dict[tuple[str, str, str, str], str] = {}
+    for w in res.server_windows:  # an endpoint measured in several windows (repeats in rotation): all its samples
+        key = (w.stack, w.protocol, w.model, w.launcher)
+        series.setdefault(key, []).extend(w.series)
+        server[key] = w.server
+    for p in res.load_points:
+        if p.window_unix is None or not series.get(p.key):
             continue
-        client = sum(t.mean * t.n for t in timed) / sum(t.n for t in timed)
-        fmt_name = w.stack.partition("/")[2]
-        floor = [f for f in res.floor if f.twin == w.model and f.format == fmt_name and f.variant == "fp32"
-                 and f.batch == 1 and f.latency is not None and not f.error]
-        res.server_client.append(ServerClientRow(
-            stack=w.stack, protocol=w.protocol, model=w.model,
-            point=f"all {len(timed)} load points (count-weighted)", client_mean_ms=client,
-            server_queue_ms=w.queue_ms,
-            server_inference_ms=None if w.queue_ms is None else w.total_ms - w.queue_ms,
-            server_total_ms=w.total_ms,
-            floor_p50_ms=min(floor, key=lambda f: f.threads).latency.p50 if floor else None))
+        means = interval_means(sorted(series[p.key], key=lambda s: s.t), server[p.key], *p.window_unix)
+        if means is not None:
+            p.server, p.server_requests = dict(means.derived), means.requests
+
+
+def derive(res: ReportResults) -> None:
+    """Rows that combine several results files: per-point server means, the serving tax, the scorecard,
+    memory, the comparison table."""
+    from deploy_compare.report.served import derive_scorecard
+    from deploy_compare.report.tax import derive_tax
+
+    attach_server_means(res)
     seen = set()
     for f in res.floor:
         key = (f.twin, f.label, f.threads)
@@ -95,4 +101,6 @@ def derive(res: ReportResults) -> None:
             res.memory.append(MemoryRow(what=f"{f.label} ({f.twin}, {f.threads} thread)",
                                         kind="in-process, shared process" if f.shared_process else "in-process",
                                         peak_rss_bytes=f.peak_rss_bytes))
+    derive_tax(res)
+    derive_scorecard(res)
     res.comparison = claims.comparison(res)

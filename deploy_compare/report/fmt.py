@@ -46,6 +46,10 @@ def size(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
+def users(n: int) -> str:
+    return f"{n} user" if n == 1 else f"{n} users"
+
+
 def short(text: str, limit: int = 90) -> str:
     """The first sentence of a reason, cut at `limit` characters (the report shows it whole elsewhere)."""
     first = text.split(". ")[0]

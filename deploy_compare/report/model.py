@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from core.environment import Environment
 from core.results import StageTiming
 from models.floor import GraphRatio  # the floor's own row: eager vs graph per framework, twin and threads
+from serving.metrics import CounterSample
 
 FRAMEWORKS = ("TensorFlow", "Keras", "Theano", "PyTorch")
 
@@ -140,6 +141,8 @@ class ColdStartRow:
     first_request_ms: float | None
     steady_p50_ms: float | None
     source: str = ""  # where model load time came from (metrics, log)
+    launcher: str = ""  # native: process start -> ready; docker: container create -> ready
+    started_by: str = ""  # where the ready clock starts ("process start", "container create")
 
 
 @dataclass
@@ -150,6 +153,7 @@ class ServedParityRow:
     max_abs_error: float
     top1_agreement: float
     passed: bool
+    launcher: str = ""
 
 
 @dataclass
@@ -175,6 +179,71 @@ class LoadPoint:
     intervals: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> median/ci_lo/ci_hi across repeats
     server_cpus: list[int] = field(default_factory=list)
     generator_cpus: list[int] = field(default_factory=list)
+    launcher: str = ""  # native | docker (the endpoint's launcher)
+    harness_mean_ms: float | None = None  # the generator's own mean latency at this concurrency (null endpoint)
+    harness_p50_ms: float | None = None
+    window_unix: tuple[float, float] | None = None  # the measurement window's wall-clock bounds
+    server: dict[str, float] = field(default_factory=dict)  # the server's per-request means over this window
+    server_requests: float | None = None  # requests the server counted between the samples used
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.stack, self.protocol, self.model, self.launcher)
+
+
+@dataclass
+class SaturationRow:
+    """What an endpoint's closed-loop sweeps found, as stored by the load stage."""
+
+    stack: str
+    protocol: str
+    model: str
+    launcher: str
+    found: bool  # a plateau or the SLO ended every sweep: "saturates at"; else a lower bound
+    rps: float | None
+    users: int | None
+    max_users: int | None  # the last step the sweeps reached
+    stop_kinds: list[str] = field(default_factory=list)
+    stop_reasons: list[str] = field(default_factory=list)
+    interval: dict[str, float] | None = None  # across repeats
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.stack, self.protocol, self.model, self.launcher)
+
+
+@dataclass
+class TaxComponent:
+    name: str
+    ms: float  # >= 0, mean per request
+    source: str  # which figures it comes from
+
+
+@dataclass
+class TaxBreakdown:
+    """Where one point's mean client latency goes: generator, outside the server, queue, worker, inference."""
+
+    stack: str
+    protocol: str
+    model: str
+    launcher: str
+    point: str  # "1 user", "4 users, 52% of saturation", ...
+    client_mean_ms: float
+    components: list[TaxComponent]
+    unaccounted_ms: float  # client mean - sum of components (>= 0); overlap_ms holds the other sign
+    overlap_ms: float = 0.0  # nested figures that exceeded their whole (a part larger than it), removed
+    floor_p50_ms: float | None = None
+    server_requests: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def accounted_ms(self) -> float:
+        return sum(c.ms for c in self.components)
+
+    @property
+    def adds_up(self) -> bool:
+        """Components within 10% of the client's mean."""
+        return abs(self.client_mean_ms - self.accounted_ms) <= 0.10 * self.client_mean_ms
 
 
 @dataclass
@@ -190,21 +259,8 @@ class ServerWindow:
     total_ms: float | None  # mean request time inside the server (TorchServe: from receipt to response, queue included)
     queue_ms: float | None  # mean time queued before a worker took it
     error: str = ""
-
-
-@dataclass
-class ServerClientRow:
-    """Where the time goes at one point: client-side latency vs the server's own accounting."""
-
-    stack: str
-    protocol: str
-    model: str
-    point: str  # which client requests the row averages
-    client_mean_ms: float
-    server_queue_ms: float | None
-    server_inference_ms: float | None  # server time outside the queue (worker, handler, model)
-    server_total_ms: float | None  # request time inside the server, queue included
-    floor_p50_ms: float | None = None  # in-process floor for the same artifact at batch 1
+    launcher: str = ""
+    series: list[CounterSample] = field(default_factory=list)  # the counters sampled during the window
 
 
 @dataclass
@@ -212,20 +268,44 @@ class MemoryRow:
     what: str  # runtime or server
     kind: str  # in-process | server
     peak_rss_bytes: int
+    server: str = ""  # server rows: which server and launcher
+    launcher: str = ""
+    cgroup_bytes: int | None = None  # container launcher: the container's cgroup memory figure
+
+
+@dataclass
+class ScoreRow:
+    """One row of the scorecard: a served stack (server/format, protocol, twin, launcher)."""
+
+    stack: str
+    protocol: str
+    model: str
+    launcher: str
+    artifact_bytes: int | None
+    floor_p50_ms: float | None
+    served_p50_ms: float | None  # closed loop, 1 user
+    tax_ms: float | None  # served p50 at 1 user - in-process p50
+    saturation: SaturationRow | None
+    ready_s: float | None
+    model_load_s: float | None
+    first_request_ms: float | None
+    memory_bytes: int | None  # server peak RSS (or the container's cgroup figure)
+    memory_source: str = ""
 
 
 @dataclass
 class Headroom:
-    """Load generator against the null endpoint."""
+    """Load generator against the null endpoint, per protocol, as the load stage stored it (never recomputed)."""
 
-    throughput: float  # req/s
-    per_core: float | None  # req/s per core of generator CPU
+    throughput: float  # req/s: the generator's capacity
+    per_core: float | None  # req/s per core of generator CPU (older results only)
     cpus: list[int]  # cores the generator was pinned to
     p50_ms: float | None
     generator_cpu: float | None = None  # fraction of one core
-    fastest_server: float | None = None  # highest valid throughput measured on a real server
-    ratio: float | None = None  # throughput / fastest_server
+    fastest_server: float | None = None  # the fastest real endpoint's figure the ratio divides by
+    ratio: float | None = None  # as stored by the load stage
     note: str = ""
+    protocol: str = ""  # "" = one headroom for every protocol (older results)
 
 
 @dataclass
@@ -255,7 +335,7 @@ class MissingSection:
 @dataclass
 class ReportResults:
     run_id: str
-    quick: bool
+    single_repeat: bool  # the profile runs one repeat per point: no intervals, labelled so (any profile name)
     settings: SettingsView | None
     environment: Environment | None
     stages: list[StageTiming] = field(default_factory=list)
@@ -270,21 +350,14 @@ class ReportResults:
     served_parity: list[ServedParityRow] = field(default_factory=list)
     server_windows: list[ServerWindow] = field(default_factory=list)
     load_points: list[LoadPoint] = field(default_factory=list)
-    server_client: list[ServerClientRow] = field(default_factory=list)
     memory: list[MemoryRow] = field(default_factory=list)
-    headroom: Headroom | None = None
+    headrooms: list[Headroom] = field(default_factory=list)  # one per protocol when the load stage stored them
+    saturations: list[SaturationRow] = field(default_factory=list)
+    tax: list[TaxBreakdown] = field(default_factory=list)
+    scorecard: list[ScoreRow] = field(default_factory=list)
+    launchers: list[str] = field(default_factory=list)  # launchers the servers ran under in this run
     not_run: list[NotRunRow] = field(default_factory=list)
     missing: list[MissingSection] = field(default_factory=list)
 
     def missing_for(self, section: str) -> list[MissingSection]:
         return [m for m in self.missing if m.section == section]
-
-    def saturation(self) -> dict[tuple[str, str, str], LoadPoint | None]:
-        """(stack, protocol, model) -> its closed-loop point of highest valid throughput (None: no valid point)."""
-        out: dict[tuple[str, str, str], LoadPoint | None] = {}
-        for p in sorted(self.load_points, key=lambda q: (q.stack, q.protocol, q.model)):
-            if p.mode != "closed":
-                continue
-            key, best = (p.stack, p.protocol, p.model), out.get((p.stack, p.protocol, p.model))
-            out[key] = best if not p.valid or (best is not None and best.throughput >= p.throughput) else p
-        return out

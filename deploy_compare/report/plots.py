@@ -220,21 +220,76 @@ def cold_start(res: ReportResults, fig) -> str | None:
             "once warm.")
 
 
-@plot("server_client")
-def server_client(res: ReportResults, fig) -> str | None:
-    rows = [r for r in res.server_client if r.server_total_ms is not None]
+# one colour per component name (tax.COMPONENTS order), the same in every run
+TAX_COLORS = ("#756bb1", "#bdbdbd", "#9ecae1", "#fdae6b", "#fd8d3c", "#c6dbef", "#08519c", "#6baed6", "#969696")
+
+
+@plot("serving_tax")
+def serving_tax(res: ReportResults, fig) -> str | None:
+    rows = res.tax
     if not rows:
         return None
-    queue = [r.server_queue_ms or 0.0 for r in rows]
-    ax = _stacked_barh(fig, [f"{r.stack} {r.protocol} ({r.model})" for r in rows], [
-        ("server queue", queue),
-        ("server inference", [r.server_inference_ms or max(0.0, r.server_total_ms - q) for r, q in zip(rows, queue)]),
-        ("outside the server (client - server)", [max(0.0, r.client_mean_ms - r.server_total_ms) for r in rows])],
-        "mean time per request (ms)", "Where the time goes: server-side vs client-side")
-    floor_pts = [(y, r.floor_p50_ms) for y, r in enumerate(rows) if r.floor_p50_ms is not None]
-    if floor_pts:
-        ax.scatter([v for _, v in floor_pts], [y for y, _ in floor_pts], marker="D", color="black", zorder=4,
-                   label="in-process floor p50")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4)
-    return ("Client-side mean latency split into the server's queue and inference time and the rest (transport, "
-            "serialization, HTTP/gRPC handling), with the in-process floor for reference.")
+    from deploy_compare.report.tax import COMPONENTS
+
+    present = {c.name for t in rows for c in t.components}
+    ax = fig.add_subplot(1, 1, 1)
+    ys = list(range(len(rows)))
+    left = [0.0] * len(rows)
+    for name, color in zip(COMPONENTS, TAX_COLORS):
+        if name not in present:
+            continue
+        values = [next((c.ms for c in t.components if c.name == name), 0.0) for t in rows]
+        ax.barh(ys, values, left=left, color=color, label=name, edgecolor="white", linewidth=0.5)
+        left = [a + b for a, b in zip(left, values)]
+    ax.scatter([t.client_mean_ms for t in rows], ys, marker="|", s=300, color="black", zorder=5,
+               label="client mean")
+    ax.set_yticks(ys, [f"{t.stack} {t.protocol}" + (f" ({t.launcher})" if t.launcher else "") + f"\n{t.point}"
+                       for t in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean time per request (ms)")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("The serving tax, per point: where a request's mean time goes")
+    fig.set_size_inches(12, max(3.0, 0.5 * len(rows) + 1.4))
+    return ("Each bar splits one point's client mean (black tick) into the generator's own share, time outside "
+            "the server's clock, queue, the frontend's worker thread, the Python worker's IPC, the handler's "
+            "parse + serialize, and inference (the in-process floor of the same artifact).")
+
+
+@plot("scorecard")
+def scorecard(res: ReportResults, fig) -> str | None:
+    rows = [r for r in res.scorecard if r.served_p50_ms is not None or r.saturation is not None]
+    if not rows:
+        return None
+    labels = [f"{r.stack} {r.protocol}" + (f" ({r.launcher})" if r.launcher else "") for r in rows]
+    ys = list(range(len(rows)))
+    lat, sat = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    h = 0.38
+    lat.barh([y - h / 2 for y in ys], [r.floor_p50_ms or 0.0 for r in rows], h, color="#9ecae1",
+             label="in-process p50 (same artifact)")
+    lat.barh([y + h / 2 for y in ys], [r.served_p50_ms or 0.0 for r in rows], h, color="#3182bd",
+             label="served p50, 1 user")
+    lat.set_yticks(ys, labels, fontsize=8)
+    lat.invert_yaxis()
+    lat.set_xlabel("latency (ms)")
+    _log_if_wide(lat, "x", [v for r in rows for v in (r.floor_p50_ms, r.served_p50_ms) if v])
+    lat.grid(True, axis="x", which="both", alpha=0.3)
+    lat.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    lat.set_title("Latency: in-process vs served")
+    found = [bool(r.saturation and r.saturation.found) for r in rows]
+    bars = sat.barh(ys, [(r.saturation.rps or 0.0) if r.saturation else 0.0 for r in rows], color="#e6550d")
+    for bar, seen in zip(bars, found):
+        if not seen:  # a lower bound: hatched and pale, with an arrow-like label
+            bar.set_hatch("//")
+            bar.set_alpha(0.45)
+    for y, r, seen in zip(ys, rows, found):
+        if r.saturation and r.saturation.rps:
+            sat.annotate("" if seen else "  ≥ (not saturated)", (r.saturation.rps, y), va="center", fontsize=7)
+    sat.set_yticks(ys, [""] * len(rows))
+    sat.invert_yaxis()
+    sat.set_xlabel("requests/s")
+    sat.grid(True, axis="x", alpha=0.3)
+    sat.set_title("Saturation (hatched: lower bound)")
+    fig.set_size_inches(12, max(3.0, 0.45 * len(rows) + 1.6))
+    return ("Scorecard: per served stack, the in-process p50 of its artifact beside the served p50 at 1 user, and "
+            "its saturation throughput (hatched where the sweep did not saturate: a lower bound).")

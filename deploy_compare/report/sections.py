@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.registry import Registry
-from deploy_compare.report import fmt
+from deploy_compare.report import fmt, served_sections
 from deploy_compare.report.claims import UNMEASURABLE
 from deploy_compare.report.document import Block, Bullets, Document, Figure, Note, Para, Section, Table
 from deploy_compare.report.model import FRAMEWORKS, FloorRow, LatencyStats, LoadPoint, ReportResults
@@ -41,9 +41,9 @@ def build_document(res: ReportResults, figures: dict[str, Figure]) -> Document:
 
 
 def _quick_note(res: ReportResults) -> list[Block]:
-    if not res.quick or res.settings is None:
+    if not res.single_repeat or res.settings is None:
         return []
-    note = res.settings.profile_note.removeprefix("quick profile: ")
+    note = res.settings.profile_note.removeprefix(f"{res.settings.profile} profile: ")
     stats = [f.latency for f in res.floor if f.latency] + [p.latency for p in res.load_points if p.latency.n]
     unbacked = [f"{name} in {sum(name not in s.backed for s in stats)} of {len(stats)}"
                 for name in ("p90", "p99", "p99.9") if any(name not in s.backed for s in stats)]
@@ -68,6 +68,11 @@ def _latency_cells(stats: LatencyStats | None) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- sections
+
+@section("scorecard", "Scorecard")
+def scorecard(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    return _quick_note(res) + served_sections.scorecard(res, figures)
+
 
 @section("comparison", "The comparison table")
 def comparison(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
@@ -94,7 +99,6 @@ def comparison(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
         Para("The seed study compares TensorFlow, Keras, Theano and PyTorch in six rows. Its claims are shown as "
              "**claimed** (our wording). The *Computational graph* and *Deployment* rows are backed by this run's "
              "figures, each linking to its section; the other rows no run can measure, so they stay claims."),
-        *_quick_note(res),
         Table(headers=["Feature", *FRAMEWORKS], rows=rows, footnotes=[f"Not measurable by a run: {reasons}."]),
     ]
 
@@ -244,7 +248,8 @@ def serving(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
                            "server's own metrics or log), first request, then the sequential batch-1 p50 once warm."))
         blocks.append(Table(headers=["server", "stack", "model", "start -> ready", "model load", "first request",
                                      "sequential p50", "load time source"],
-                            rows=[[c.server, c.stack, c.model, fmt.seconds(c.start_to_ready_s),
+                            rows=[[c.server + (f" ({c.launcher})" if c.launcher else ""), c.stack, c.model,
+                                   fmt.seconds(c.start_to_ready_s) + (f" from {c.started_by}" if c.started_by else ""),
                                    fmt.seconds(c.model_load_s), fmt.ms(c.first_request_ms), fmt.ms(c.steady_p50_ms),
                                    c.source] for c in res.cold_start]))
         if "cold_start" in figures:
@@ -265,7 +270,7 @@ def serving(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
 
 
 def _point_label(p: LoadPoint) -> str:
-    return f"{p.users} users" if p.mode == "closed" else f"{fmt.num(p.target_rate)} req/s offered"
+    return fmt.users(p.users or 0) if p.mode == "closed" else f"{fmt.num(p.target_rate)} req/s offered"
 
 
 def _across_repeats(p: LoadPoint) -> str:
@@ -294,12 +299,13 @@ def latency(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     if not pts:
         return _empty(res, "latency", "No load points recorded.")
     blocks: list[Block] = [*_quick_note(res)]
-    rows = [[f"{p.stack} {p.protocol}", p.model, p.mode, _point_label(p), fmt.rate(p.throughput),
-             *_latency_cells(p.latency), str(p.latency.n), fmt.pct(p.error_rate), fmt.pct(p.generator_cpu),
-             _across_repeats(p)] for p in pts]
+    rows = [[f"{p.stack} {p.protocol}" + (f" ({p.launcher})" if len(res.launchers) > 1 else ""), p.model, p.mode,
+             _point_label(p), fmt.rate(p.throughput), *_latency_cells(p.latency), str(p.latency.n),
+             fmt.num(p.harness_p50_ms), fmt.pct(p.error_rate), fmt.pct(p.generator_cpu), _across_repeats(p)]
+            for p in pts]
     blocks.append(Table(
         headers=["stack", "model", "loop", "load", "throughput", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "n",
-                 "errors", "generator CPU", "across repeats: median [95% CI]"],
+                 "generator p50 ms (null endpoint)", "errors", "generator CPU", "across repeats: median [95% CI]"],
         rows=rows, invalid_rows={i for i, p in enumerate(pts) if not p.valid},
         footnotes=[fmt.UNBACKED_NOTE, "Open-loop latency is measured from the scheduled send time "
                    "(coordinated-omission corrected).", *_invalid_note(pts)]))
@@ -308,15 +314,7 @@ def latency(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
         blocks.append(Para("CPU placement: " + "; ".join(
             f"server on CPUs {list(s) or 'any'}, load generator on CPUs {list(g) or 'any'}" for s, g in placement)
             + "."))
-    if res.headroom:
-        h = res.headroom
-        text = (f"Load generator headroom against the null endpoint: {fmt.rate(h.throughput)} "
-                f"(p50 {fmt.ms(h.p50_ms)}) on CPUs {h.cpus}")
-        if h.per_core is not None:
-            text += f", {fmt.rate(h.per_core)} per core"
-        if h.ratio is not None:
-            text += f"; {h.ratio:.1f}x the fastest valid server throughput ({fmt.rate(h.fastest_server)})"
-        blocks.append(Para(text + "."))
+    blocks += [Para(served_sections.headroom_text(h)) for h in res.headrooms]
     return blocks
 
 
@@ -329,12 +327,7 @@ def curves(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
         "Closed-loop sweeps: N concurrent users, each waiting for its answer, N = 1, 2, 4, ... until two steps "
         "add < 5% throughput or p99 passes the SLO. Invalid points are drawn as red crosses.",
         figures, "latency_throughput")
-    saturation = [[f"{stack} {protocol}", model, fmt.rate(top.throughput), str(top.users),
-                   fmt.percentile(top.latency, "p50"), fmt.percentile(top.latency, "p99")] if top else
-                  [f"{stack} {protocol}", model, "no valid point", fmt.NA, fmt.NA, fmt.NA]
-                  for (stack, protocol, model), top in res.saturation().items()]
-    blocks.append(Table(headers=["stack", "model", "saturation throughput", "at users", "p50 ms", "p99 ms"],
-                        rows=saturation, footnotes=[fmt.UNBACKED_NOTE]))
+    blocks.append(served_sections.saturation_table(res))
     return blocks
 
 
@@ -360,27 +353,14 @@ def openloop(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     return blocks
 
 
-@section("server-client", "Server-side vs client-side time")
-def server_client(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
-    gaps = [f"{w.stack} {w.protocol} ({w.model}): {w.error}" for w in res.server_windows if w.error]
-    if not res.server_client:
-        return _empty(res, "server-client", "No server-side metrics recorded.") + [Bullets(gaps)] * bool(gaps)
-    blocks: list[Block] = _lead(
-        "Mean time per request as the client saw it, against the server's own accounting (metrics scraped before "
-        "and after the load window) and the in-process floor of the same artifact: the difference is transport, "
-        "serialization and the server's own overhead.", figures, "server_client")
-    blocks.append(Table(
-        headers=["stack", "model", "point", "client mean", "server queue", "server inference", "server total",
-                 "in-process floor p50", "outside the server"],
-        rows=[[f"{r.stack} {r.protocol}", r.model, r.point, fmt.ms(r.client_mean_ms), fmt.ms(r.server_queue_ms),
-               fmt.ms(r.server_inference_ms), fmt.ms(r.server_total_ms), fmt.ms(r.floor_p50_ms),
-               fmt.ms(r.client_mean_ms - r.server_total_ms) if r.server_total_ms is not None else fmt.NA]
-              for r in res.server_client],
-        footnotes=["Server total runs from the request's arrival in the server to its response, queue included; "
-                   "server inference = total - queue. The server's window spans all of an endpoint's load points "
-                   "(warm-ups included), the client mean its recorded requests.",
-                   *(f"No server-side figure: {gap}" for gap in gaps)]))
-    return blocks
+@section("serving-tax", "The serving tax, broken down")
+def serving_tax(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    return served_sections.serving_tax(res, figures)
+
+
+@section("containers", "Native vs container")
+def containers(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    return served_sections.containers(res, figures)
 
 
 @section("memory", "Memory")

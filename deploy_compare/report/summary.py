@@ -9,6 +9,7 @@ from rich.table import Table
 from deploy_compare.report import fmt
 from deploy_compare.report.claims import cold_start_by_server
 from deploy_compare.report.model import ReportResults
+from deploy_compare.report.served import saturation_text
 
 
 def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
@@ -29,10 +30,18 @@ def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
         rows.append((f"eager/graph p50, {framework} ({eager} / {graph})", ", ".join(ratios)))
     for server, text in cold_start_by_server(res).items():
         rows.append((f"cold start {server}", text))
-    for (stack, protocol, model), top in res.saturation().items():
-        value = (f"{fmt.rate(top.throughput)} at {top.users} users, p99 {fmt.percentile(top.latency, 'p99')} ms"
-                 if top else "no valid point")
-        rows.append((f"saturation {stack} {protocol} ({model})", value))
+    for r in res.scorecard:
+        if r.tax_ms is not None:
+            launcher = f", {r.launcher}" if len(res.launchers) > 1 else ""
+            rows.append((f"serving tax {r.stack} {r.protocol} ({r.model}{launcher})",
+                         f"{fmt.ms(r.tax_ms)} at 1 user (served p50 {fmt.ms(r.served_p50_ms)}, in-process "
+                         f"{fmt.ms(r.floor_p50_ms)})"))
+    for sat in res.saturations:
+        launcher = f", {sat.launcher}" if len(res.launchers) > 1 else ""
+        rows.append((f"saturation {sat.stack} {sat.protocol} ({sat.model}{launcher})", saturation_text(sat)))
+    for h in res.headrooms:
+        rows.append((f"generator headroom {h.protocol or ''}".rstrip(),
+                     f"{h.ratio:.1f}x the fastest endpoint" if h.ratio is not None else fmt.NA))
     invalid = sum(not p.valid for p in res.load_points)
     if res.load_points:
         rows.append(("load points valid", f"{len(res.load_points) - invalid}/{len(res.load_points)}"))
@@ -48,7 +57,9 @@ def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
 
 
 def print_summary(console: Console, res: ReportResults, report: Path) -> None:
-    table = Table(title=f"deploy-compare run {res.run_id}" + (" (quick profile)" if res.quick else ""),
+    profile = res.settings.profile if res.settings else "unknown"
+    table = Table(title=f"deploy-compare run {res.run_id} ({profile} profile"
+                  + (", single repeat)" if res.single_repeat else ")"),
                   show_lines=False)
     table.add_column("headline", style="bold")
     table.add_column("figure")

@@ -30,7 +30,8 @@ class PhaseBuf:
     """One window's samples in this process (arrays: appending must cost next to nothing)."""
 
     __slots__ = ("phase", "lat", "unc", "late", "errors", "scheduled", "unfinished", "cpu0", "t0", "cpu_seconds",
-                 "wall_seconds")
+                 "wall_seconds",
+                 "start_unix", "end_unix")
 
     def __init__(self, phase: int) -> None:
         self.phase = phase
@@ -42,19 +43,25 @@ class PhaseBuf:
         self.unfinished = 0
         self.cpu0 = cpu_seconds()
         self.t0 = time.perf_counter()
+        # wall-clock bounds of the window: the server's metrics are scraped on the wall clock, so the
+        # report can pick the scrapes that fall inside this point's window
+        self.start_unix = time.time()
+        self.end_unix = self.start_unix
         self.cpu_seconds = 0.0
         self.wall_seconds = 0.0
 
     def close(self) -> PhaseBuf:
         self.cpu_seconds = cpu_seconds() - self.cpu0
         self.wall_seconds = time.perf_counter() - self.t0
+        self.end_unix = time.time()
         return self
 
     def part(self, role: str) -> RawPart:
         return RawPart(cpu=ProcessCpu(role=role, pid=os.getpid(), cpu_seconds=self.cpu_seconds,
                                       wall_seconds=self.wall_seconds),
                        latency_ms=self.lat.tolist(), uncorrected_ms=self.unc.tolist(), lateness_ms=self.late.tolist(),
-                       errors=dict(self.errors), scheduled=self.scheduled, unfinished=self.unfinished)
+                       errors=dict(self.errors), scheduled=self.scheduled, unfinished=self.unfinished,
+                       start_unix=self.start_unix, end_unix=self.end_unix)
 
 
 class Recorder:

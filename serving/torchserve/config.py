@@ -5,6 +5,12 @@ authorization on (TorchServe writes `key_file.json` in its working directory; cl
 model-control API off, `allowed_urls` limited to this run's model store, no per-model pip installs,
 no config from environment variables. Workers, netty threads, batch size and delay, queue size and
 request size limits are explicit, so the recorded settings are the ones the server ran with.
+
+Server-side accounting (`metrics.yaml`, written beside config.properties): TorchServe's default config
+exposes its per-request times (QueueTime, WorkerThreadTime, HandlerTime, PredictionTime) as Prometheus
+*gauges*, i.e. only the last request's value. Declared as histograms here, the metrics endpoint gives
+their `_sum` and `_count`, so a window's per-request mean is a difference of two scrapes, for gRPC too
+(TorchServe 0.12 does not time gRPC requests in its `ts_*_microseconds` counters).
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ class TorchServeConfig:
     max_request_size: int = 16 * 1024 * 1024  # bytes; larger bodies get 413 from the frontend
     max_response_size: int = 16 * 1024 * 1024
     token_expiration_min: int = 24 * 60
+    metrics_config: str = ""  # path of metrics.yaml as the server sees it ("" = TorchServe's default config)
 
     def allowed_urls(self) -> str:
         """Regex of model URLs TorchServe may load: .mar files of this run's model store only."""
@@ -69,7 +76,7 @@ class TorchServeConfig:
             "metrics_mode": "prometheus",
             "enable_metrics_api": "true",
             "disable_system_metrics": "true",
-        }
+        } | ({"metrics_config": self.metrics_config} if self.metrics_config else {})
 
     def render(self) -> str:
         lines = ["# written by deploy-compare for one run; see serving/torchserve/config.py"]
@@ -78,6 +85,38 @@ class TorchServeConfig:
 
     def record(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if k != "models"} | {"served_models": sorted(self.models)}
+
+
+# Per-request times as histograms (sum and count per scrape); the request counters stay counters. Names,
+# units and dimensions are TorchServe's own (ts/configs/metrics.yaml of 0.12), only the types differ.
+METRICS_YAML = """\
+dimensions:
+  - &model_name "ModelName"
+  - &worker_name "WorkerName"
+  - &level "Level"
+  - &hostname "Hostname"
+
+ts_metrics:
+  counter:
+    - {name: Requests2XX, unit: Count, dimensions: [*level, *hostname]}
+    - {name: Requests4XX, unit: Count, dimensions: [*level, *hostname]}
+    - {name: Requests5XX, unit: Count, dimensions: [*level, *hostname]}
+    - {name: ts_inference_requests_total, unit: Count, dimensions: ["model_name", "model_version", "hostname"]}
+    - {name: ts_inference_latency_microseconds, unit: Microseconds,
+       dimensions: ["model_name", "model_version", "hostname"]}
+    - {name: ts_queue_latency_microseconds, unit: Microseconds,
+       dimensions: ["model_name", "model_version", "hostname"]}
+  histogram:
+    - {name: QueueTime, unit: Milliseconds, dimensions: [*level, *hostname]}
+    - {name: WorkerThreadTime, unit: Milliseconds, dimensions: [*level, *hostname]}
+  gauge:
+    - {name: WorkerLoadTime, unit: Milliseconds, dimensions: [*worker_name, *level, *hostname]}
+
+model_metrics:
+  histogram:
+    - {name: HandlerTime, unit: ms, dimensions: [*model_name, *level]}
+    - {name: PredictionTime, unit: ms, dimensions: [*model_name, *level]}
+"""
 
 
 def _escape(value: str) -> str:

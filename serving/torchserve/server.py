@@ -21,7 +21,7 @@ from serving.endpoint import Endpoint
 from serving.images import OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE
 from serving.metrics import parse_prometheus
 from serving.torchserve.archive import prepare_store
-from serving.torchserve.config import TorchServeConfig
+from serving.torchserve.config import METRICS_YAML, TorchServeConfig
 
 VERSION = "0.12.0"
 
@@ -57,11 +57,13 @@ class TorchServe(Server):
         mounts = {str(self.store): paths["model_store"], str(self.state_dir): paths["state"],
                   str(ts_logs): "/home/model-server/logs"}
         seen = lambda p: self.launcher.path(p, mounts)
+        metrics_yaml = self.state_dir / "metrics.yaml"  # per-request times as histograms (see config.py)
+        metrics_yaml.write_text(METRICS_YAML, encoding="utf-8")
         self.config = TorchServeConfig(
             bind_host=self.launcher.bind_host, ports=self.ports, model_store=seen(self.store),
             models={name: f"{name}.mar" for name in self.models}, workers=self.settings.workers,
             netty_threads=self.settings.threads, batch_size=self.settings.batch_size,
-            max_batch_delay_ms=self.settings.max_batch_delay_ms)
+            max_batch_delay_ms=self.settings.max_batch_delay_ms, metrics_config=seen(metrics_yaml))
         cfg = self.state_dir / "config.properties"
         cfg.write_text(self.config.render(), encoding="utf-8")
         args = ["--foreground", "--ncs", "--ts-config", seen(cfg), "--model-store", seen(self.store)]

@@ -20,7 +20,7 @@ def window_text(w: WindowPolicy) -> str:
 def config(path: Path, res: ReportResults) -> list[results.NotRun]:
     cfg = results.load(RunConfig, path)
     p = cfg.profile
-    res.quick = p.single_repeat
+    res.single_repeat = p.single_repeat
     res.settings = SettingsView(
         run_id=cfg.run_id, profile=p.name, profile_note=p.note, repeats_floor=p.floor.repeats,
         repeats_load=p.load.repeats, floor_threads=list(p.floor.thread_counts),

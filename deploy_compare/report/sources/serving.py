@@ -14,7 +14,7 @@ def _ms(m: results.Measurement, stat: str) -> float | None:
     return None if value is None else value * (1e3 if m.unit == "s" else 1.0)
 
 
-def _window(server: str, w, twin: str) -> ServerWindow:
+def _window(server: str, launcher: str, w, twin: str) -> ServerWindow:
     """A metrics window as the report shows it. A server that counts requests but adds no time for them (TorchServe
     0.12 leaves its latency counters at 0 for gRPC requests) has no server-side figure: None, with the reason."""
     d = w.derived
@@ -26,10 +26,11 @@ def _window(server: str, w, twin: str) -> ServerWindow:
         total = queue = None
         error = f"{server} counted {requests:.0f} {w.protocol} requests in the window but recorded no time for them"
     return ServerWindow(server=server, stack=w.stack, protocol=w.protocol, model=twin, seconds=w.seconds,
-                        requests=requests, total_ms=total, queue_ms=queue, error=error)
+                        requests=requests, total_ms=total, queue_ms=queue, error=error, launcher=launcher,
+                        series=list(getattr(w, "series", [])))
 
 
-@source("serving.json", "serve", "serving", "server-client")
+@source("serving.json", "serve", "serving", "serving-tax", "scorecard", "containers")
 def serving(path: Path, res: ReportResults) -> list[results.NotRun]:
     from serving.results import ServingResults
 
@@ -56,18 +57,24 @@ def serving(path: Path, res: ReportResults) -> list[results.NotRun]:
                     server=run.server, stack=f"{stack} {protocol}", model=twin_of.get(name) or name,
                     start_to_ready_s=cs.start_to_ready_s, model_load_s=cs.model_load_s.get(name),
                     first_request_ms=first_s * 1e3, steady_p50_ms=_ms(probe, "p50") if probe else None,
-                    source=cs.model_load_source))
+                    source=cs.model_load_source, launcher=run.launcher,
+                    started_by=getattr(cs, "started_by", "")))
         for sp in run.parity:
             f = sp.figures
             res.served_parity.append(ServedParityRow(
                 stack=sp.stack, protocol=sp.protocol, model=sp.twin, max_abs_error=f.max_abs_err if f else float("nan"),
-                top1_agreement=f.top1_agreement if f else float("nan"), passed=sp.ok))
+                top1_agreement=f.top1_agreement if f else float("nan"), passed=sp.ok, launcher=run.launcher))
         for m in run.memory:
-            res.memory.append(MemoryRow(what=f"{run.server} ({run.launcher}), {m.phase}: {m.processes} processes "
-                                             f"(frontend + workers), current RSS {m.rss_bytes / 2**20:.0f} MiB",
-                                        kind="server", peak_rss_bytes=m.peak_rss_bytes))
+            cgroup = getattr(m, "cgroup_working_set_bytes", None) or getattr(m, "cgroup_usage_bytes", None)
+            what = (f"{run.server} ({run.launcher}), {m.phase}: {m.processes} processes (frontend + workers), "
+                    f"current RSS {m.rss_bytes / 2**20:.0f} MiB")
+            res.memory.append(MemoryRow(what=what + (f", container cgroup {cgroup / 2**20:.0f} MiB" if cgroup else ""),
+                                        kind="server", peak_rss_bytes=m.peak_rss_bytes, server=run.server,
+                                        launcher=run.launcher, cgroup_bytes=cgroup))
+        if run.launcher not in res.launchers:
+            res.launchers.append(run.launcher)
         for w in run.metrics:
-            res.server_windows.append(_window(run.server, w, twin_of.get(w.model) or w.model))
+            res.server_windows.append(_window(run.server, run.launcher, w, twin_of.get(w.model) or w.model))
     if sv.loadtest and sv.loadtest != "ran":
         failures.append(results.NotRun(what="load test", reason=sv.loadtest,
                                        enable_command="fix the cause above, then rerun the serve stage"))
