@@ -75,7 +75,8 @@ def test_results_json_round_trips_and_holds_what_the_report_shows(fixture_render
 
 def test_missing_results_file_renders_with_reason_and_command(tmp_path):
     run_dir = copy_fixture(tmp_path, drop=("loadtest.json", "serving.json"))
-    stages = [t for t in results.load(list[results.StageTiming], run_dir.stages) if t.stage not in ("serve", "report")]
+    stages = [t for t in results.load(list[results.StageTiming], run_dir.stages)
+              if t.stage not in ("serve", "load", "report")]
     stages.append(results.StageTiming(stage="serve", seconds=4.2, ok=False,
                                       error="ServerError: torchserve did not become ready within 120 s"))
     results.save(stages, run_dir.stages, list[results.StageTiming])
