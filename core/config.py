@@ -16,7 +16,7 @@ from core.stats import WindowPolicy
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Training of the twins (issue 2). Both frameworks get the same epochs, batch size, rate and threads."""
+    """Training of the twins. Both frameworks get the same epochs, batch size, rate and threads."""
     twins: tuple[str, ...] = ("mlp", "cnn", "resnet")
     epochs: int = 15
     twin_epochs: tuple[tuple[str, int], ...] = ()  # per-twin overrides of `epochs`, e.g. (("resnet", 4),)
@@ -74,7 +74,7 @@ class FloorSettings:
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """Servers (issue 4). Settings recorded with every served result."""
+    """Servers. Settings recorded with every served result."""
     launcher: str = "auto"  # auto | native | docker | both (core.kinds.LauncherChoice)
     workers: int = 1
     batch_size: int = 1
@@ -90,7 +90,7 @@ class ServeSettings:
 
 @dataclass(frozen=True)
 class LoadSettings:
-    """Load generation (issue 5)."""
+    """Load generation."""
     window: WindowPolicy = WindowPolicy()
     max_users: int = 64
     plateau_gain: float = 0.05  # stop the sweep after two steps each adding < 5% throughput

@@ -18,14 +18,14 @@ from core.registry import Registry
 # name -> "module:function"; the order of registration is the order of execution.
 STAGES: Registry[str] = Registry("stage")
 for _name, _target in (
-    ("train", "models.training:run_stage"),         # twins trained, weights transplanted (issue 2)
+    ("train", "models.training:run_stage"),         # twins trained, weights transplanted
     ("export", "models.exporters.stage:run_stage"),  # SavedModel, TFLite, TorchScript, ONNX + manifest
     ("parity", "models.parity:run_stage"),           # every artifact vs the reference on the held-out batch
     ("inspect", "models.inspect:run_stage"),         # graph summary per artifact (op counts, opset)
-    ("floor", "models.floor:run_stage"),       # in-process runtime benchmarks (issue 3)
+    ("floor", "models.floor:run_stage"),       # in-process runtime benchmarks
     ("serve", "serving.stage:run_stage"),      # servers up (a session) + served parity + cold start + probe
     ("load", "loadtests.stage:run_stage"),     # closed/open-loop load on the session's endpoints
-    ("report", "deploy_compare.report:run_stage"),  # report.md / report.html / results.json (issue 6)
+    ("report", "deploy_compare.report:run_stage"),  # report.md / report.html / results.json
 ):
     STAGES.register(_name)(_target)
 

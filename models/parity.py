@@ -3,7 +3,7 @@ batch like the Keras reference (`logits_ref`).
 
 Figures per artifact (`compare`): max abs error, max rel error (max |logits - ref| / max |ref|, i.e.
 relative to the logit scale of the batch), top-1 agreement with the reference, accuracy on the labels.
-Gate (conventions rule 9): fp32 artifacts need max abs error <= 1e-4 and 100% top-1 agreement;
+Gate: fp32 artifacts need max abs error <= 1e-4 and 100% top-1 agreement;
 quantized variants (TFLite int8-dynamic, fp16) are reported, not gated. An artifact that fails, or
 cannot be loaded or run, fails the stage with its name and the failing figure, after parity.json
 (every row) is saved: never dropped silently.

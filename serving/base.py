@@ -141,7 +141,7 @@ class Server(ABC):
 
     @abstractmethod
     def model_load_seconds(self) -> dict[str, float]:
-        """Model load time per served model, from the server's own metrics (cold start, rule 8)."""
+        """Model load time per served model, from the server's own metrics (part of the cold start)."""
 
     def record(self) -> dict[str, object]:
         """Settings to store with results (no secrets)."""

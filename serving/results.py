@@ -22,7 +22,8 @@ class ServedParity(ParityOutcome):
 
 @dataclass
 class ColdStart:
-    """Conventions rule 8: process start -> ready, model load (from the server's own metrics), first request."""
+    """Cold start, each figure on its own: process start -> ready, model load (the server's own metrics),
+    first request."""
 
     server: str
     launcher: str

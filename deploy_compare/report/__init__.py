@@ -1,4 +1,4 @@
-"""The report (issue 6): a run folder's saved results -> results.json, report.md, report.html, plots/.
+"""The report: a run folder's saved results -> results.json, report.md, report.html, plots/.
 
 - pipeline stage `report`: `run_stage(ctx)` renders the run and prints the terminal summary;
 - CLI: `deploy-compare report RUN_DIR` re-renders any run folder from its saved results alone. A run

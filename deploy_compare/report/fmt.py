@@ -10,7 +10,7 @@ from deploy_compare.report.model import LatencyStats
 NA = "–"
 UNBACKED = "*"
 UNBACKED_NOTE = ("`*` = percentile not backed at 99% confidence by this point's sample count "
-                 "(needs >= 44 samples for p90, 459 for p99, 4603 for p99.9; conventions rule 2)")
+                 "(needs >= 44 samples for p90, 459 for p99, 4603 for p99.9)")
 
 
 def na_if_none(render: Callable[[Any], str]) -> Callable[[Any], str]:

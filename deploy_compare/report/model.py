@@ -35,7 +35,7 @@ class ComparisonRow:
 
 @dataclass
 class SettingsView:
-    """What changes a number (conventions rule 10), flattened for display."""
+    """What changes a number (versions, threads, workers, batching, placement), flattened for display."""
 
     run_id: str
     profile: str

@@ -1,6 +1,6 @@
 """TorchServe's `config.properties`, rendered per run from typed settings.
 
-Safe defaults (issue 7): every address on the launcher's bind host (127.0.0.1 natively), token
+Safe defaults: every address on the launcher's bind host (127.0.0.1 natively), token
 authorization on (TorchServe writes `key_file.json` in its working directory; clients read it),
 model-control API off, `allowed_urls` limited to this run's model store, no per-model pip installs,
 no config from environment variables. Workers, netty threads, batch size and delay, queue size and
