@@ -112,9 +112,10 @@ def test_one_headroom_ratio_stored_and_read_everywhere(tmp_path):
     from deploy_compare.report.model import ReportResults
     from deploy_compare.report.sources.loadtest import loadtest
 
-    report = ReportResults(run_id="x", quick=True, settings=None, environment=None)
+    report = ReportResults(run_id="x", single_repeat=True, settings=None, environment=None)
     loadtest(tmp_path / "loadtest.json", report)
-    assert report.headroom.ratio == null_grpc.ratio  # the most constraining protocol, as stored
+    # one headroom per protocol, each with the ratio as stored (never recomputed by the report)
+    assert {h.protocol: h.ratio for h in report.headrooms} == {"rest": null_rest.ratio, "grpc": null_grpc.ratio}
 
 
 def test_harness_share_is_none_without_a_matching_step():
