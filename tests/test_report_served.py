@@ -108,17 +108,19 @@ def test_older_loadtest_json_stop_reasons_give_the_verdict(tmp_path):
 def test_headroom_is_one_stored_number_everywhere(tmp_path):
     run_dir = copy_fixture(tmp_path)
     data = json.loads(run_dir.loadtest.read_text(encoding="utf-8"))
-    data["headroom_ratio"] = 7.25  # what the console printed; the report must not recompute another one
+    stored = {"rest": 7.25, "grpc": 3.75}  # what the load stage stored (and printed); no other number may appear
+    for h in data["headrooms"]:
+        h["ratio"] = stored[h["protocol"]]
     run_dir.loadtest.write_text(json.dumps(data), encoding="utf-8")
     rendered, _ = render_quietly(run_dir)
     from deploy_compare.report.summary import headline_rows
 
     md = rendered.markdown.read_text(encoding="utf-8")
-    ratios = set(re.findall(r"\*\*([0-9.]+)x\*\* the fastest endpoint", md))
-    assert ratios == {"7.2"} or ratios == {"7.3"}, ratios
+    ratios = set(re.findall(r"\*\*([0-9.]+)x\*\* the fastest", md))
+    assert ratios <= {"7.2", "7.3", "3.8", "3.7"} and len(ratios) == 2, ratios
     summary = dict(headline_rows(rendered.results))
-    assert summary["generator headroom"].startswith(f"{7.25:.1f}x")
-    assert [h.ratio for h in rendered.results.headrooms] == [7.25]
+    assert summary["generator headroom rest"].startswith(f"{7.25:.1f}x")
+    assert summary["generator headroom grpc"].startswith(f"{3.75:.1f}x")
 
 
 def test_per_protocol_headrooms_are_shown_as_stored(tmp_path):
