@@ -36,6 +36,7 @@ _LIVE_LOCK = threading.Lock()
 # set by the first stop signal: from then on no new process starts (a worker thread of a stage would
 # otherwise start its next child while the main thread is stopping them)
 _STOPPING = threading.Event()
+_RECEIVED: Interrupted | None = None  # set by the stop-signal handler (see received_stop)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -73,15 +74,27 @@ def install_signal_handlers() -> None:
     a command with SIGTERM (`kill PID`) or Ctrl-C in the terminal that runs it in the foreground.
     """
     def _on_signal(signum: int, frame: object) -> None:
+        global _RECEIVED
         _STOPPING.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-        raise (Terminated if signum == signal.SIGTERM else Interrupted)(f"received {signal.Signals(signum).name}")
+        _RECEIVED = (Terminated if signum == signal.SIGTERM else Interrupted)(
+            f"received {signal.Signals(signum).name}")
+        raise _RECEIVED
 
+    global _RECEIVED
+    _RECEIVED = None
     _STOPPING.clear()
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN or foreground_of_terminal():
         signal.signal(signal.SIGINT, _on_signal)
+
+
+def received_stop() -> Interrupted | None:
+    """The interrupt a stop signal raised, if one was received. Library code may catch and swallow it (a
+    broad `except BaseException` in a converter, say); callers that see an error or a finished step after
+    it re-raise this, so a stop is never turned into a failure or ignored."""
+    return _RECEIVED
 
 
 def exit_code(exc: KeyboardInterrupt) -> int:

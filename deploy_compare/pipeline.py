@@ -10,7 +10,7 @@ import importlib
 import time
 from collections.abc import Callable
 
-from core import results
+from core import proc, results
 from core.config import RunConfig
 from core.context import RunContext
 from core.registry import Registry
@@ -64,9 +64,17 @@ def run_pipeline(ctx: RunContext) -> None:
             t0 = time.perf_counter()
             try:
                 resolve(STAGES.get(name))(ctx)
+                stop = proc.received_stop()
+                if stop is not None:  # a library swallowed the interrupt and the stage went on: stop here
+                    raise stop
             except BaseException as exc:
+                stop = proc.received_stop()
+                if stop is not None and exc is not stop:  # an error after a swallowed stop signal: the stop wins
+                    exc = stop
                 _record(ctx, results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=False,
                                                  error=f"{type(exc).__name__}: {exc}"))
+                if exc is stop:
+                    raise stop from None
                 raise
             _record(ctx, results.StageTiming(stage=name, seconds=time.perf_counter() - t0, ok=True))
     finally:  # resources a stage kept open for a later one (the servers): closed on every exit path

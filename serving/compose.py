@@ -24,6 +24,8 @@ from serving.stacks import import_servers
 COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 # Files the compose services read, relative to the run folder (docker-compose.yml mounts these).
 TORCHSERVE_CONFIG = "compose/torchserve/config.properties"
+# where docker-compose.yml mounts that folder in the torchserve service (read-only)
+TORCHSERVE_CONFIG_MOUNT = "/home/model-server/config"
 
 
 def render(run_dir: RunDir, settings: ServeSettings | None = None) -> dict[str, Path]:
@@ -40,10 +42,14 @@ def render(run_dir: RunDir, settings: ServeSettings | None = None) -> dict[str, 
         try:
             server.prepare()
             state = getattr(server, "state_dir", None)
-            if state is not None:  # TorchServe: its config.properties (never its key file)
+            if state is not None:  # TorchServe: its config.properties and metrics.yaml (never its key file)
                 dest = run_dir.path / TORCHSERVE_CONFIG
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(Path(state) / "config.properties", dest)
+                shutil.copyfile(Path(state) / "metrics.yaml", dest.parent / "metrics.yaml")
+                # the compose service mounts this folder, not the launcher's private state folder
+                cfg = (Path(state) / "config.properties").read_text(encoding="utf-8")
+                seen_state = server.config.metrics_config
+                dest.write_text(cfg.replace(seen_state, f"{TORCHSERVE_CONFIG_MOUNT}/metrics.yaml"), encoding="utf-8")
                 written[name] = dest
             else:
                 written[name] = run_dir.artifacts / name / "config"
