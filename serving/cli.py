@@ -17,13 +17,19 @@ from core.kinds import LauncherChoice
 from core.rundir import RunDir, session_folder
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, help="a run folder with manifest.json (deploy-compare run ...)")
-    parser.add_argument("--launcher", default="auto", choices=[c.value for c in LauncherChoice],
+def add_launch_arguments(parser: argparse.ArgumentParser, launcher_default: str | None) -> None:
+    """`--launcher` and `--allow-public-bind`, shared by `serve` and `run`."""
+    parser.add_argument("--launcher", default=launcher_default, choices=[c.value for c in LauncherChoice],
                         help="how servers are started (auto: native where possible, else docker; both: each "
-                             "server natively and in a container, side by side)")
+                             "server natively and in a container, side by side; default: "
+                             f"{launcher_default or 'the profile' + chr(39) + 's'})")
     parser.add_argument("--allow-public-bind", action="store_true",
                         help="let a server that cannot bind 127.0.0.1 only (native TF Serving) listen on 0.0.0.0")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a run folder with manifest.json (deploy-compare run ...)")
+    add_launch_arguments(parser, launcher_default=LauncherChoice.AUTO.value)
     parser.add_argument("--profile", default="quick", choices=list(PROFILES), help="serve settings to use")
     parser.add_argument("--fixed-ports", action="store_true",
                         help="use the servers' default ports (TorchServe 8080-8082/7070-7071, TF Serving "

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from core import environment, ownership, results
 from core.config import PROFILES, RunConfig, get_profile
-from core.kinds import LauncherChoice
 from core.rundir import RunDir, RunDirExists
 from deploy_compare.pipeline import STAGES, RunContext, run_pipeline
+from serving.cli import add_launch_arguments
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="write into an existing run folder")
     parser.add_argument("--stages", nargs="+", default=None, choices=STAGES.names(),
                         help="run only these stages (default: all)")
-    parser.add_argument("--launcher", default=None, choices=[c.value for c in LauncherChoice],
-                        help="how servers are started (default: the profile's, auto; both: natively and in a "
-                             "container, side by side)")
-    parser.add_argument("--allow-public-bind", action="store_true",
-                        help="let a server that cannot bind 127.0.0.1 only (native TF Serving) listen on 0.0.0.0")
+    add_launch_arguments(parser, launcher_default=None)
 
 
 def main(args: argparse.Namespace) -> int:
