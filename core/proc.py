@@ -82,12 +82,18 @@ def install_signal_handlers() -> None:
             f"received {signal.Signals(signum).name}")
         raise _RECEIVED
 
-    global _RECEIVED
-    _RECEIVED = None
-    _STOPPING.clear()
+    reset_stop()
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN or foreground_of_terminal():
         signal.signal(signal.SIGINT, _on_signal)
+
+
+def reset_stop() -> None:
+    """Forget a received stop signal: new processes may start and `received_stop()` is None again (a new
+    command in the same process, e.g. a test calling the CLI in-process after a signal test)."""
+    global _RECEIVED
+    _RECEIVED = None
+    _STOPPING.clear()
 
 
 def received_stop() -> Interrupted | None:

@@ -29,6 +29,18 @@ def nothing_left_behind():
         print("\nstopped at the end of the test session (left by a test's CLI):\n  " + "\n  ".join(left))
 
 
+@pytest.fixture(autouse=True)
+def no_stop_signal_carried_over():
+    """A test that signals this process must leave no stop behind: the next in-process pipeline would
+    otherwise turn its own failure into an interrupt (`proc.received_stop()`) and end the session."""
+    yield
+    from core import proc
+
+    stale = proc.received_stop()
+    proc.reset_stop()
+    assert stale is None, f"the test left a received stop signal behind ({stale}); call proc.reset_stop()"
+
+
 def _stop_commands_still_running(timeout: float = 30.0) -> list:
     """Commands a failing test started and left running: SIGTERM (they stop their servers), then SIGKILL
     (their watchdogs stop what they started). Returns their records."""

@@ -126,7 +126,8 @@ def test_ignored_sigint_stays_ignored_off_a_terminal_and_sigterm_always_stops():
         except proc.Interrupted as exc:
             assert "stopping" in str(exc)
     finally:
-        proc._STOPPING.clear()
+        proc.reset_stop()  # a stale stop would turn the next in-process pipeline's failure into an interrupt
+        assert proc.received_stop() is None
         for sig, handler in saved.items():
             signal.signal(sig, handler)
 
