@@ -3,11 +3,12 @@ closed loop at the same concurrency, generator pinned to the other core than the
 wrk is absent (`apt-get install -y wrk`; .ci/run installs it).
 
 The goal is our p50 within 5% of wrk's at 1 user on a ~1 ms endpoint and within 3% from 4 users up.
-The test's tolerance adds wrk's own back-to-back variation measured on the 2-core development machine
-while shared with other jobs (load average ~6): up to 5% between two consecutive 3 s wrk runs on the
-same endpoint. wrk runs before and after our run, and our p50 is compared with their mean; when those
-two wrk runs disagree by more than twice that, the machine is too busy for any cross-check and the test
-skips with the figures.
+The test's tolerance adds wrk's own back-to-back variation: on the quiet 2-core machine, three 3 s wrk
+runs at 1 connection on one warm TorchServe gave p50 0.781, 0.757 and 0.720 ms (the server itself moves
+by ~4% either way between windows; ours, interleaved, 0.754, 0.772 and 0.799 ms). wrk runs before and
+after our run; the server may have drifted between them, so our p50 is compared with the nearer end of
+the interval they span (inside it: agreement). When those two wrk runs disagree by more than twice the
+noise, the machine is too busy for any cross-check and the test skips with the figures.
 """
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def _cores() -> tuple[set[int], set[int]]:
     return {cpus[0]}, set(cpus[1:]) or {cpus[0]}
 
 
-def cross_check(endpoint: Endpoint, payload: str, twin: str | None, tmp_path) -> dict[int, tuple[float, float]]:
-    """{users: (our p50, wrk's p50)} at 1 and 4 users; wrk runs before and after ours (mean of the two)."""
+def cross_check(endpoint: Endpoint, payload: str, twin: str | None,
+                tmp_path) -> dict[int, tuple[float, tuple[float, float]]]:
+    """{users: (our p50, (wrk's p50 before ours, after ours))} at 1 and 4 users."""
     _, gen = _cores()
     body = wire_requests(endpoint, build_payload(payload, twin=twin, layout=endpoint.layout).batches(1))[0]
 
@@ -64,15 +66,28 @@ def cross_check(endpoint: Endpoint, payload: str, twin: str | None, tmp_path) ->
         pytest.skip(f"wrk's own p50 moved by {spread:.0%} between its runs before and after ours ({before} -> "
                     f"{after}; ours {ours_p50}; load average {os.getloadavg()[0]:.1f}): the machine is too busy "
                     "to cross-check")
-    out = {u: (ours_p50[u], (before[u] + after[u]) / 2) for u in TOLERANCE}
+    out = {u: (ours_p50[u], (before[u], after[u])) for u in TOLERANCE}
     print(f"\n{endpoint.stack} ({os.getloadavg()[0]:.1f} load average): " + "; ".join(
-        f"{u} users: ours p50 {a:.3f} ms, wrk {b:.3f} ms ({a / b - 1:+.1%})" for u, (a, b) in out.items()))
+        f"{u} users: ours p50 {a:.3f} ms, wrk {b[0]:.3f} before / {b[1]:.3f} after ({_deviation(a, b):+.1%})"
+        for u, (a, b) in out.items()))
     return out
 
 
-def _assert_agree(figures: dict[int, tuple[float, float]]) -> None:
+def _deviation(ours: float, wrk_runs: tuple[float, float]) -> float:
+    """Relative distance of our p50 from the interval wrk's runs span (0 inside it)."""
+    low, high = min(wrk_runs), max(wrk_runs)
+    return ours / high - 1 if ours > high else (ours / low - 1 if ours < low else 0.0)
+
+
+def test_deviation_is_measured_from_the_nearer_end_of_wrks_interval():
+    assert _deviation(0.75, (0.72, 0.78)) == 0.0
+    assert _deviation(0.819, (0.72, 0.78)) == pytest.approx(0.05)
+    assert _deviation(0.684, (0.78, 0.72)) == pytest.approx(-0.05)
+
+
+def _assert_agree(figures: dict[int, tuple[float, tuple[float, float]]]) -> None:
     for users, (ours, theirs) in figures.items():
-        assert abs(ours / theirs - 1) <= TOLERANCE[users], (users, ours, theirs)
+        assert abs(_deviation(ours, theirs)) <= TOLERANCE[users], (users, ours, theirs)
 
 
 def test_p50_agrees_with_wrk_on_a_1ms_null_endpoint(tmp_path):
