@@ -29,6 +29,7 @@ def test_containers_never_run_as_root_and_get_a_home(monkeypatch, tmp_path):
     monkeypatch.setattr(launcher.os, "getgid", lambda: 0)
     kw = launcher.container_kwargs(spec)
     assert kw["user"] == "1000:1000" and kw["environment"]["HOME"] == "/home/model-server/dc"
+    assert kw["init"] and kw["environment"]["TINI_KILL_PROCESS_GROUP"] == "1"  # SIGTERM reaches the server
     monkeypatch.setattr(launcher.os, "getuid", lambda: 1234)
     monkeypatch.setattr(launcher.os, "getgid", lambda: 1234)
     assert launcher.container_kwargs(spec)["user"] == "1234:1234"

@@ -41,6 +41,10 @@ def ts_container(docker_ready, request):
     with running_torchserve(spine_run, formats=("torchscript", "onnx"), launcher="docker") as server:
         yield server
         container = server.handle.container
+        stopping = time.monotonic()
+    took = time.monotonic() - stopping
+    # TorchServe sees the SIGTERM (tini as PID 1) and shuts down: not the stop timeout (20 s), then SIGKILL
+    assert took < 15, f"stopping the container took {took:.1f} s"
     assert not docker_launcher._LIVE, "the launcher still tracks a container after stop"
     import docker.errors
 

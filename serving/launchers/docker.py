@@ -157,7 +157,12 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
         "environment": dict(spec.env),
         "labels": {"deploy-compare": spec.name, **owner_labels()},
         "user": "{}:{}".format(*container_user()),
+        # the engine's tini as PID 1, signalling the server's whole process group: a server run as PID 1
+        # (`torchserve --foreground`, a Python launcher with default dispositions) never sees SIGTERM, the
+        # kernel drops it, so every `docker stop` waited its whole timeout (20 s) and then SIGKILLed
+        "init": True,
     }
+    kwargs["environment"].setdefault("TINI_KILL_PROCESS_GROUP", "1")
     if spec.container_cwd:
         kwargs["working_dir"] = spec.container_cwd
         kwargs["environment"].setdefault("HOME", spec.container_cwd)  # a uid without a passwd entry has none
