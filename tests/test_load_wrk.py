@@ -41,8 +41,8 @@ def _cores() -> tuple[set[int], set[int]]:
     return {cpus[0]}, set(cpus[1:]) or {cpus[0]}
 
 
-def cross_check(endpoint: Endpoint, payload: str, twin: str | None,
-                tmp_path) -> dict[int, tuple[float, tuple[float, float]]]:
+def cross_check(endpoint: Endpoint, payload: str, twin: str | None, tmp_path,
+                warm_seconds: float = 0.0) -> dict[int, tuple[float, tuple[float, float]]]:
     """{users: (our p50, (wrk's p50 before ours, after ours))} at 1 and 4 users."""
     _, gen = _cores()
     body = wire_requests(endpoint, build_payload(payload, twin=twin, layout=endpoint.layout).batches(1))[0]
@@ -51,9 +51,9 @@ def cross_check(endpoint: Endpoint, payload: str, twin: str | None,
         return {c: wrk.run_wrk(endpoint.target, body, endpoint.headers, connections=c, seconds=3,
                                work_dir=tmp_path / "wrk", cpus=gen).p50_ms for c in TOLERANCE}
 
-    # a freshly started server is still speeding up (TorchServe: ~4x over its first 20 s here): warm it first
-    wrk.run_wrk(endpoint.target, body, endpoint.headers, connections=4, seconds=20, work_dir=tmp_path / "wrk",
-                cpus=gen)
+    if warm_seconds:  # a freshly started server is still speeding up (TorchServe: ~4x over its first 20 s here)
+        wrk.run_wrk(endpoint.target, body, endpoint.headers, connections=4, seconds=warm_seconds,
+                    work_dir=tmp_path / "wrk", cpus=gen)
     before = run_wrk()
     ours = measure_endpoint(endpoint, SETTINGS, payload=payload, twin=twin, log_dir=tmp_path, modes=("closed",),
                             users=sorted(TOLERANCE), stop_rule=False)
@@ -109,4 +109,4 @@ def test_p50_agrees_with_wrk_on_a_1ms_null_endpoint(tmp_path):
 
 def test_p50_agrees_with_wrk_on_torchserve(torchserve_mlp, spine_run, tmp_path):
     ep = next(e for e in torchserve_mlp.endpoints() if e.protocol == "rest")
-    _assert_agree(cross_check(ep, str(spine_run.path), "mlp", tmp_path))
+    _assert_agree(cross_check(ep, str(spine_run.path), "mlp", tmp_path, warm_seconds=20))
