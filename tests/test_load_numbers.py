@@ -48,6 +48,16 @@ def _endpoint(protocol, sweeps, open_points=(), model="mlp"):
     return ep
 
 
+def test_plateau_is_growth_over_the_best_step_before_not_over_the_previous_one():
+    # the full profile's ONNX gRPC sweep: a dip at 16 users and its recovery at 32 is not growth
+    scatter = [StepFigure(u, t, 20) for u, t in ((1, 1054), (2, 1476), (4, 1384), (8, 1495), (16, 1406), (32, 1519))]
+    assert sweep_stop_reason(scatter[:3], 0.05, 200) is None  # 2 users added 40%
+    reason = sweep_stop_reason(scatter[:4], 0.05, 200)  # stops at 8 users; the previous-step rule ran on to 64
+    assert reason and stop_kind(reason) == StopKind.PLATEAU and "-6.2% and +1.3% over the best" in reason
+    growing = [StepFigure(1, 100, 5), StepFigure(2, 80, 5), StepFigure(4, 120, 5), StepFigure(8, 130, 5)]
+    assert sweep_stop_reason(growing, 0.05, 200) is None  # 4 users beat the best before it by 20%
+
+
 def test_stop_kind_of_every_reason_the_rules_write():
     flat = [StepFigure(1, 100, 5), StepFigure(2, 101, 6), StepFigure(4, 102, 8)]
     assert stop_kind(sweep_stop_reason(flat, 0.05, 200)) == StopKind.PLATEAU
