@@ -170,14 +170,15 @@ QUICK = Profile(
 )
 
 # The conventions' windows (>= 2 s warm-up, >= 10 s and >= 500 samples per point, 3 repeats) on a scope that
-# fits about 30 minutes on 2 cores: every window is time-bound, so the cost is points x repeats x ~12 s.
+# took 36 min on 2 cores (run full1): every window is time-bound, so the cost is points x repeats x ~12 s.
 FULL = Profile(
     name=ProfileKind.FULL,
     floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), parallel_processes=2, try_theano=True,
                         exclude=("*/tflite/fp16", "*/tflite/int8-dynamic", "*/onnx-tf/*", "resnet/null")),
     load=LoadSettings(twins=("mlp",), max_users=64, open_loop_fractions=(0.5, 0.9), open_loop_workers=2),
     note="full profile: conventions' windows (>= 10 s and >= 500 samples per point, 3 repeats, 95% intervals); "
-         "scope kept to about 30 minutes: in-process floor for mlp and resnet at 1 thread (the servers' setting; "
+         "scope kept to about 36 minutes on 2 cores: in-process floor for mlp and resnet at 1 thread (the servers' "
+         "setting; "
          "two measuring processes at a time on separate cores), fp32 artifacts without tf2onnx's, every eager and "
          "graph runtime, PyTensor and the null runtime once; load tests of the mlp endpoints, 1 to 64 users "
          "(each sweep ends at its plateau), open-loop points at 50% and 90% of saturation. "
