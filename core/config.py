@@ -114,6 +114,10 @@ class LoadSettings:
     open_loop_workers: int | None = None
     # closed loop: each point's window as this many consecutive sub-windows, throughput = their median
     windows_per_point: int = 1
+    # closed loop: the 1-user point's window lasts at least this long (0: `window` alone). Its p50 is the
+    # scorecard's "served p50 at 1 user"; a warm TorchServe's p50 moves by ~4% between 2-3 s windows here,
+    # so a short window alone cannot make two runs agree within 5%
+    one_user_seconds: float = 0.0
     # before an endpoint's first point: load at `server_warmup_users` in windows of `server_warmup_window_seconds`
     # until `server_warmup_stable_windows` in a row agree within `server_warmup_tolerance` (Triton perf_analyzer's
     # stability rule), at most `server_warmup_seconds`; excluded from every figure. A freshly started TorchServe
@@ -160,13 +164,13 @@ QUICK = Profile(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
         max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0,
-        server_warmup_seconds=10.0, server_warmup_window_seconds=1.0, windows_per_point=3,
+        server_warmup_seconds=20.0, server_warmup_window_seconds=1.0, windows_per_point=3, one_user_seconds=6.0,
         headroom_window=WindowPolicy(warmup_seconds=0.3, warmup_samples=10, min_seconds=1.0, min_samples=200,
                                      max_seconds=20.0)),
-    note="quick profile: one repeat, short windows (>= 200 samples: p99.9 and, below 459 samples, p99 "
-         "are not backed at 99% confidence), in-process floor at 1 thread only with >= 100 calls per batch-1 "
-         "point (backs p50 and p90 only), one process per runtime framework, two such processes at a time on "
-         "separate cores",
+    note="quick profile: one repeat, short windows (2 s, 6 s at 1 user; >= 200 samples: p99.9 and, below 459 "
+         "samples, p99 are not backed at 99% confidence), in-process floor at 1 thread only with >= 100 calls per "
+         "batch-1 point (backs p50 and p90 only), one process per runtime framework, two such processes at a time "
+         "on separate cores",
 )
 
 # The conventions' windows (>= 2 s warm-up, >= 10 s and >= 500 samples per point, 3 repeats) on a scope that

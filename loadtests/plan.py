@@ -34,6 +34,7 @@ class Plan:
     stable_windows: int = 0  # closed: stop once this many windows in a row agree (0 = off; server warm-up)
     stable_tolerance: float = 0.10  # closed: ... within this fraction (max/min - 1) of throughput
     windows_per_step: int = 1  # closed: sub-windows per step (throughput = their median)
+    one_user_seconds: float = 0.0  # closed: the 1-user step's window lasts at least this long
     seed: int = 4321  # open: seed of the Poisson schedule
     connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
     drain_seconds: float = 10.0  # open: how long to wait for outstanding requests after the last send

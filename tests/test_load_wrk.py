@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not wrk.available(), reason=f"wrk is not installed: {wrk.INSTALL}")]
 
 WINDOW = WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=3.0, min_samples=200, max_seconds=10.0)
-SETTINGS = replace(QUICK.load, window=WINDOW, twins=(), server_warmup_seconds=0.0)
+SETTINGS = replace(QUICK.load, window=WINDOW, twins=(), server_warmup_seconds=0.0, one_user_seconds=0.0)
 NOISE = 0.05  # wrk's own back-to-back p50 variation measured on the shared machine
 TOLERANCE = {1: 0.05 + NOISE, 4: 0.03 + NOISE}
 

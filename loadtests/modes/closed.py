@@ -51,7 +51,7 @@ class ClosedLoop(LoadMode):
         return Plan(mode=self.name, steps=[float(u) for u in steps], window=s.window, out="",
                     plateau_gain=s.plateau_gain, slo_p99_ms=s.slo_p99_ms, stop_rule=job.stop_rule, seed=s.seed,
                     stable_windows=job.stable_windows, stable_tolerance=job.stable_tolerance,
-                    windows_per_step=s.windows_per_point)
+                    windows_per_step=s.windows_per_point, one_user_seconds=s.one_user_seconds)
 
     def timeout(self, plan: Plan) -> float:
         return 90 + (2 * plan.window.max_seconds + 35) * len(plan.steps)
@@ -88,12 +88,13 @@ class ClosedLoop(LoadMode):
             # the window as `n` consecutive sub-windows: the point's throughput is their median, so one
             # hiccup of a shared machine moves it less than it moves a single window's mean
             n = max(1, plan.windows_per_step)
+            min_seconds = max(w.min_seconds, plan.one_user_seconds) if users == 1 else w.min_seconds
             parts, rates, seconds, complete = [], [], 0.0, True
             for j in range(n):
                 phase = k * n + j
                 controller.phase(phase)
                 c1, t1 = controller.done_count(), time.perf_counter()
-                complete = controller.wait_until(lambda: time.perf_counter() - t1 >= w.min_seconds / n
+                complete = controller.wait_until(lambda: time.perf_counter() - t1 >= min_seconds / n
                                                  and controller.done_count() - c1 >= math.ceil(w.min_samples / n),
                                                  w.max_seconds) and complete
                 local = controller.phase(None)
