@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 SETTINGS = replace(QUICK.load, window=WindowPolicy(warmup_seconds=0.3, warmup_samples=10, min_seconds=1.0,
                                                    min_samples=100, max_seconds=10.0),
-                   max_users=4, drain_seconds=5.0, server_warmup_seconds=0.0)
+                   max_users=4, drain_seconds=5.0, server_warmup_seconds=0.0, one_user_seconds=0.0)
 
 
 def _endpoint(server, protocol):
