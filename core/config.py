@@ -182,9 +182,8 @@ FULL = Profile(
     load=LoadSettings(twins=("mlp",), max_users=64, open_loop_fractions=(0.5, 0.9), open_loop_workers=2),
     note="full profile: conventions' windows (>= 10 s and >= 500 samples per point, 3 repeats, 95% intervals); "
          "scope kept to about 36 minutes on 2 cores: in-process floor for mlp and resnet at 1 thread (the servers' "
-         "setting; "
-         "two measuring processes at a time on separate cores), fp32 artifacts without tf2onnx's, every eager and "
-         "graph runtime, PyTensor and the null runtime once; load tests of the mlp endpoints, 1 to 64 users "
+         "setting; two measuring processes at a time on separate cores), fp32 artifacts without tf2onnx's, every "
+         "eager and graph runtime, PyTensor and the null runtime once; load tests of the mlp endpoints, 1 to 64 users "
          "(each sweep ends at its plateau), open-loop points at 50% and 90% of saturation. "
          "Everything else: --profile exhaustive",
 )

@@ -74,9 +74,8 @@ def headroom_of(protocol: str, twin: str | None, points: list[MeasuredPoint], se
     best = max(answered, key=lambda p: p.throughput_rps)
     figures = [StepFigure(users=p.users or 0, throughput=p.throughput_rps, p99_ms=None if not p.latency_ms
                           else p.latency_ms.stats["p99"]) for p in answered]
-    plateau = next((sweep_stop_reason(figures[:i + 1], settings.plateau_gain, math.inf)
-                    for i in range(len(figures)) if sweep_stop_reason(figures[:i + 1], settings.plateau_gain,
-                                                                       math.inf)), None)
+    plateau = next((reason for i in range(len(figures))
+                    if (reason := sweep_stop_reason(figures[:i + 1], settings.plateau_gain, math.inf))), None)
     if plateau is None and best is not answered[-1]:  # more users after the peak did not add: it was the peak
         plateau = (f"throughput peaked at {best.users} users ({best.throughput_rps:,.0f} req/s); "
                    f"up to {answered[-1].users} users did not add")

@@ -89,18 +89,10 @@ async def _serve(host: str, port: int) -> None:
 
 def start_null_grpc_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1"):
     """Start the gRPC null server in its own process group (a ManagedProcess); returns it once listening."""
-    from core.proc import ManagedProcess
-    from loadtests.nullserver import wait_listening
+    from loadtests.nullserver import start_listening
 
-    proc = ManagedProcess([sys.executable, "-m", "loadtests.nullgrpc", "--host", host, "--port", str(port)],
-                          log_path, cpus=cpus, name="nullgrpc").start()
-    try:
-        wait_listening(host, port, timeout=20.0)
-    except BaseException:
-        tail = proc.log_tail(2000)
-        proc.stop()
-        raise RuntimeError(f"null gRPC server failed to start on {host}:{port}; log {log_path}:\n{tail}") from None
-    return proc
+    return start_listening("loadtests.nullgrpc", [], log_path, host=host, port=port, cpus=cpus,
+                           what="null gRPC server", timeout=20.0)
 
 
 def main(argv: list[str] | None = None) -> int:

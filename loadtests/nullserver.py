@@ -107,20 +107,28 @@ def wait_listening(host: str, port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"null server on {host}:{port} did not listen within {timeout}s ({last})")
 
 
-def start_null_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1",
-                      delay_ms: float = 0.0):
-    """Start the null server in its own process group (a ManagedProcess); returns it once listening."""
+def start_listening(module: str, args: list[str], log_path: Path, *, host: str, port: int, cpus: set[int] | None,
+                    what: str, timeout: float = 10.0):
+    """Start `python -m module --host H --port P ARGS` in its own process group (a ManagedProcess) and
+    return it once the port accepts connections; stopped, with its log's tail in the error, if it does not."""
     from core.proc import ManagedProcess
 
-    proc = ManagedProcess([sys.executable, "-m", "loadtests.nullserver", "--host", host, "--port", str(port),
-                           "--delay-ms", str(delay_ms)], log_path, cpus=cpus, name="nullserver").start()
+    proc = ManagedProcess([sys.executable, "-m", module, "--host", host, "--port", str(port), *args], log_path,
+                          cpus=cpus, name=module.rsplit(".", 1)[-1]).start()
     try:
-        wait_listening(host, port)
+        wait_listening(host, port, timeout=timeout)
     except BaseException:
         tail = proc.log_tail(2000)
         proc.stop()
-        raise RuntimeError(f"null server failed to start on {host}:{port}; log {log_path}:\n{tail}") from None
+        raise RuntimeError(f"{what} failed to start on {host}:{port}; log {log_path}:\n{tail}") from None
     return proc
+
+
+def start_null_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1",
+                      delay_ms: float = 0.0):
+    """Start the null server in its own process group (a ManagedProcess); returns it once listening."""
+    return start_listening("loadtests.nullserver", ["--delay-ms", str(delay_ms)], log_path, host=host, port=port,
+                           cpus=cpus, what="null server")
 
 
 def main(argv: list[str] | None = None) -> int:
