@@ -5,6 +5,7 @@ gRPC null server's answers, decoded with the official messages)."""
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -188,6 +189,28 @@ def test_raw_http_reader_content_length_chunked_and_close():
     (req,) = build_requests("127.0.0.1", 8080, "/predictions/mlp", [b'{"instances": [[1]]}'], {"X-A": "1"})
     assert req.startswith(b"POST /predictions/mlp HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n")
     assert b"Content-Length: 20\r\n\r\n{" in req and b"X-A: 1\r\n" in req
+
+
+@pytest.mark.parametrize("exclusive", [True, False], ids=["kernel-wait", "gevent-wait"])
+def test_raw_http_connection_reads_both_ways_and_its_waits_are_bounded(exclusive):
+    from loadtests.rawhttp import _Conn
+
+    a, b = socket.socketpair()
+    conn = _Conn(a, timeout=0.2)
+    try:
+        conn.set_exclusive(exclusive)
+        conn.sendall(b"ping")
+        assert b.recv(4) == b"ping"
+        b.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        assert conn.reader.read() == (200, b"hello", True)
+        b.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe")  # the rest never comes
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):
+            conn.reader.read()
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        conn.close()
+        b.close()
 
 
 def test_null_grpc_answers_decode_with_the_official_messages():

@@ -7,6 +7,10 @@ import locust
 import loadtests.locust.process  # noqa: F401  (wires the harness into this locust process)
 from loadtests.locust.options import config
 
+# how long the sole user of a process sends with kernel waits before it lets the loop run once (the
+# controller's 50 ms polls, locust's stats and heartbeats, a spawn of more users wait at most this long)
+EXCLUSIVE_SLICE_S = 0.005
+
 
 class _SenderUser(locust.User):
     abstract = True
@@ -19,10 +23,15 @@ class _SenderUser(locust.User):
     def predict(self) -> None:
         # one task that never returns: locust's task scheduling (pick, wait_time, sleep(0)) would otherwise
         # run between every two requests, on the generator's core, inside the next request's latency when
-        # users share the core; the user ends when locust kills its greenlet
+        # users share the core; the user ends when locust kills its greenlet (at a yield)
         send = self.sender.send
+        exclusive = getattr(self.sender, "send_exclusive", None)
+        runner = self.environment.runner
         while True:
-            send()
+            if exclusive is not None and runner.user_count == 1:
+                exclusive(EXCLUSIVE_SLICE_S)  # the process's only user: kernel waits, then one yield
+            else:
+                send()
 
 
 class TorchServeGrpcUser(_SenderUser):
