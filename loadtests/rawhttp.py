@@ -116,7 +116,13 @@ class ResponseReader:
 
 
 class _Conn:
-    """A plain (not gevent) socket that waits in the kernel when `exclusive`, through gevent otherwise."""
+    """A plain (not gevent) socket that waits in the kernel when `exclusive`, through gevent otherwise.
+
+    A kernel wait blocks every greenlet of the process, so it is bounded by KERNEL_WAIT_S: an answer
+    slower than that (a stalled or slow server) is waited for through the loop, so the controller still
+    closes its windows on time. At the next request the connection goes back to kernel waits."""
+
+    KERNEL_WAIT_S = 0.02
 
     def __init__(self, sock: Any, timeout: float) -> None:
         self.sock = sock
@@ -128,12 +134,15 @@ class _Conn:
 
     def set_exclusive(self, flag: bool) -> None:
         if flag != self.exclusive:
-            self.sock.settimeout(self.timeout if flag else 0.0)  # blocking with a bound / non-blocking
+            self.sock.settimeout(self.KERNEL_WAIT_S if flag else 0.0)  # bounded kernel wait / non-blocking
             self.exclusive = flag
 
     def recv(self, n: int) -> bytes:
         if self.exclusive:
-            return self.sock.recv(n)
+            try:
+                return self.sock.recv(n)
+            except TimeoutError:  # a slow answer: let the rest of the process run while it comes
+                self.set_exclusive(False)
         while True:
             try:
                 return self.sock.recv(n)
@@ -141,15 +150,14 @@ class _Conn:
                 wait_read(self.fd, self.timeout)  # raises TimeoutError after `timeout`
 
     def sendall(self, data: bytes) -> None:
-        if self.exclusive:
-            self.sock.sendall(data)
-            return
         view = memoryview(data)
         while view:
             try:
                 view = view[self.sock.send(view):]
             except BlockingIOError:
                 wait_write(self.fd, self.timeout)
+            except TimeoutError:  # exclusive, and not writable within the kernel wait
+                self.set_exclusive(False)
 
     def close(self) -> None:
         self.sock.close()
