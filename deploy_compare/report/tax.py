@@ -3,7 +3,9 @@ saturation), from the client's mean and the server's own per-request accounting 
 
 Nesting (TorchServe; what each figure measures is in `serving.metrics.SERVER_COUNTERS`):
 
-    client mean = generator (the harness itself, null endpoint at the same concurrency)
+    client mean = generator (the harness with the null endpoint's own round trip, same concurrency: an upper
+                  bound on the harness's share; measured with C clients on this machine, the Python gRPC
+                  null server is most of it over gRPC, see README "Load tests")
                 + outside the server's clock (loopback transport, HTTP/gRPC decode before the job exists,
                   response write, client-side handling): the remainder
                 + server total (REST: ts_inference_latency)
@@ -89,8 +91,8 @@ def breakdown(p: LoadPoint, label: str, floor: FloorRow | None) -> TaxBreakdown:
     b = _Builder()
     notes = []
     if p.harness_mean_ms is not None:
-        b.add("generator", p.harness_mean_ms, "the harness itself: null endpoint, same concurrency and payload "
-              "(loadtest.json)")
+        b.add("generator", p.harness_mean_ms, "the harness with the null endpoint's own round trip, same "
+              "concurrency and payload (loadtest.json): an upper bound on the harness's share")
     else:
         notes.append("the generator's own share is not recorded for this point (`harness` in loadtest.json, "
                      "written by the load stage's null-endpoint sweep): it stays inside the outside row")
