@@ -25,11 +25,14 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import _socket
+
 import gevent
-from gevent.monkey import get_original
 from gevent.socket import wait_read, wait_write
 
-_PlainSocket = get_original("socket", "socket")  # the interpreter's socket, even where gevent patched it
+# the interpreter's C socket type, which gevent's monkey-patching of `socket` does not replace (and
+# importing gevent.monkey here would put it in every process that imports this module)
+_PlainSocket = _socket.socket
 
 _CRLF2 = b"\r\n\r\n"
 
