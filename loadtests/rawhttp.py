@@ -19,13 +19,12 @@ share the loop) it is non-blocking and waits through gevent's `wait_read` / `wai
 """
 from __future__ import annotations
 
+import _socket
 import itertools
 import socket
 import time
 from typing import Any
 from urllib.parse import urlsplit
-
-import _socket
 
 import gevent
 from gevent.socket import wait_read, wait_write
