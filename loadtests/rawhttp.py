@@ -12,7 +12,7 @@ How a request waits for its answer costs latency inside every figure. Measured a
 1 user (server on core 0, client on core 1, three ways alternated every 0.5 s for 30 s, medians of
 the p50s): a plain blocking socket 0.746 ms; gevent's socket, parked through the hub, 0.778 ms (+4.3%);
 gevent's socket with a kernel poll before each read, 0.766 ms (+2.7%: its Python wrapper). So the
-connections here are plain sockets, never gevent's, waited on two ways (`_Conn`): when a closed-loop
+connections here are plain sockets, never gevent's, waited on two ways (`Connection`): when a closed-loop
 user is the only user of its process (`send_exclusive`) the socket blocks in the kernel and the user
 hands the loop back between requests every few ms; otherwise (several users or the open-loop pool
 share the loop) it is non-blocking and waits through gevent's `wait_read` / `wait_write`.
@@ -69,7 +69,7 @@ class ResponseReader:
         del self.buf[:end + 2]
         return line
 
-    def _exactly(self, n: int) -> bytes:
+    def exactly(self, n: int) -> bytes:
         while len(self.buf) < n:
             self._more()
         out = bytes(self.buf[:n])
@@ -87,7 +87,7 @@ class ResponseReader:
                 stop = low.find(b"\r\n", at + 2)
                 length = int(low[at + 17:stop if stop >= 0 else len(low)])
                 del self.buf[:end + 4]
-                return int(low[9:12]), self._exactly(length), b"\r\nconnection: close" not in low
+                return int(low[9:12]), self.exactly(length), b"\r\nconnection: close" not in low
         head = bytes(self.buf[:end]).split(b"\r\n")
         del self.buf[:end + 4]
         parts = head[0].split(b" ", 2)
@@ -102,13 +102,13 @@ class ResponseReader:
         if fields.get(b"transfer-encoding", b"").endswith(b"chunked"):
             body = bytearray()
             while size := int(self._line().split(b";")[0], 16):
-                body += self._exactly(size)
-                self._exactly(2)
+                body += self.exactly(size)
+                self.exactly(2)
             while self._line():  # trailers, up to the empty line
                 pass
             return status, bytes(body), keep
         if b"content-length" in fields:
-            return status, self._exactly(int(fields[b"content-length"])), keep
+            return status, self.exactly(int(fields[b"content-length"])), keep
         # neither: the body ends when the server closes the connection
         while True:
             chunk = self.sock.recv(65536)
@@ -117,7 +117,7 @@ class ResponseReader:
             self.buf += chunk
 
 
-class _Conn:
+class Connection:
     """A plain (not gevent) socket that waits in the kernel when `exclusive`, through gevent otherwise.
 
     A kernel wait blocks every greenlet of the process, so it is bounded by KERNEL_WAIT_S: an answer
@@ -132,6 +132,7 @@ class _Conn:
         self.timeout = timeout
         self.exclusive: bool | None = None
         self.set_exclusive(False)
+        self.protocol: Any = None  # per-connection protocol state (HTTP/2's, for gRPC)
         self.reader = ResponseReader(self)
 
     def set_exclusive(self, flag: bool) -> None:
@@ -165,30 +166,45 @@ class _Conn:
         self.sock.close()
 
 
-class RawHttpSender:
-    """POST pre-built requests to one URL (http only); fires locust's `request` event per request."""
+class RawSender:
+    """Pre-built requests over plain kept-alive connections (`Connection`), one request in flight on
+    each: closed loop, one per user; open loop, a pool as deep as the requests in flight. A subclass
+    opens its protocol on a new connection (`_open`) and does one request / response on it
+    (`_exchange`); this class keeps the pool, the clock and locust's `request` event."""
 
-    def __init__(self, environment: Any, base_url: str, path: str, bodies: list[bytes], headers: dict[str, str],
-                 timeout: float = 30.0) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"the raw sender speaks plain http only, got {base_url!r}")
-        self.address = (parts.hostname, parts.port or 80)
-        self.requests = itertools.cycle(build_requests(parts.hostname, self.address[1], path, bodies, headers))
+    request_type = ""
+
+    def __init__(self, environment: Any, address: tuple[str, int], name: str, requests: list[bytes],
+                 timeout: float) -> None:
+        self.address = address
+        self.requests = itertools.cycle(requests)
         self.events = environment.events
-        self.name = path
+        self.name = name
         self.timeout = timeout
-        self.idle: list[_Conn] = []
+        self.idle: list[Connection] = []
         self.exclusive = False  # set by send_exclusive
 
-    def _connection(self) -> _Conn:
+    def _open(self, conn: Connection) -> None:
+        """Prepare a new connection for requests (a protocol's handshake); nothing for HTTP/1.1."""
+
+    def _exchange(self, conn: Connection, request: bytes) -> tuple[int, BaseException | None, bool]:
+        """Send `request` and read its answer: (response bytes, the request's error or None, reusable)."""
+        raise NotImplementedError
+
+    def _connection(self) -> Connection:
         if self.idle:
             return self.idle.pop()
         # connect through gevent's socket (a slow connect must not stall the other greenlets), then keep
         # the plain socket under it
         made = socket.create_connection(self.address, timeout=self.timeout)
         made.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return _Conn(_PlainSocket(fileno=made.detach()), self.timeout)
+        conn = Connection(_PlainSocket(fileno=made.detach()), self.timeout)
+        try:
+            self._open(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def send_exclusive(self, seconds: float) -> None:
         """Send back to back for `seconds` with kernel waits, then yield to the loop once. Only for the
@@ -205,30 +221,47 @@ class RawHttpSender:
     def send(self, context: dict | None = None) -> None:
         request = next(self.requests)
         exc: BaseException | None = None
-        body = b""
+        length = 0
         t0 = time.perf_counter()
         conn = None
         try:
             conn = self._connection()
             conn.set_exclusive(self.exclusive)
-            conn.sendall(request)
-            status, body, keep = conn.reader.read()
-            if keep:
+            length, exc, reusable = self._exchange(conn, request)
+            if reusable:
                 self.idle.append(conn)
             else:
                 conn.close()
             conn = None
-            if status >= 400:
-                exc = HttpStatusError(status, body)
         except Exception as err:  # counted by kind in the recorder (transport errors are results, not crashes)
             exc = err
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         if conn is not None:  # a failed connection is never reused
             conn.close()
-        self.events.request.fire(request_type="POST", name=self.name, response_time=elapsed_ms,
-                                 response_length=len(body), exception=exc, context=context or {}, response=exc)
+        self.events.request.fire(request_type=self.request_type, name=self.name, response_time=elapsed_ms,
+                                 response_length=length, exception=exc, context=context or {}, response=exc)
 
     def close(self) -> None:
         for conn in self.idle:
             conn.close()
         self.idle.clear()
+
+
+class RawHttpSender(RawSender):
+    """POST pre-built requests to one URL (http only); fires locust's `request` event per request."""
+
+    request_type = "POST"
+
+    def __init__(self, environment: Any, base_url: str, path: str, bodies: list[bytes], headers: dict[str, str],
+                 timeout: float = 30.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the raw sender speaks plain http only, got {base_url!r}")
+        port = parts.port or 80
+        super().__init__(environment, (parts.hostname, port), path,
+                         build_requests(parts.hostname, port, path, bodies, headers), timeout)
+
+    def _exchange(self, conn: Connection, request: bytes) -> tuple[int, BaseException | None, bool]:
+        conn.sendall(request)
+        status, body, keep = conn.reader.read()
+        return len(body), HttpStatusError(status, body) if status >= 400 else None, keep

@@ -1,21 +1,21 @@
 """Senders: one request to one endpoint, timed with `time.perf_counter` and reported through locust's
 `request` event. Imported only inside a locust process (gevent-patched).
 
-A sender owns its connection (REST: a geventhttpclient pool via locust's FastHttpSession; gRPC: a
-channel) and a pre-serialized request cycle, so sending costs no serialization. Closed-loop users
-hold one sender each; the open-loop scheduler shares one sender between its in-flight requests.
-
-gRPC requests are pre-built bytes of the official messages (`loadtests.requests`), sent through grpc's
-generic `unary_unary` with no serializer, so the hot path needs no generated stubs:
-- TorchServe  /org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions (PredictionsRequest)
-- TF Serving  /tensorflow.serving.PredictionService/Predict (PredictRequest)
-Responses are not decoded (parity of served answers is the serving stage's job); a non-OK status is
-an error of kind `grpc_<STATUS>`.
+A sender owns its connections and a pre-serialized request cycle, so sending costs no serialization.
+Closed-loop users hold one sender each; the open-loop scheduler shares one sender between its
+in-flight requests. The senders:
+- REST over http: `loadtests.rawhttp.RawHttpSender` (pre-built HTTP/1.1 requests, plain sockets);
+  over https: `RestSender` below (locust's FastHttpSession: geventhttpclient).
+- gRPC: `loadtests.rawgrpc.RawGrpcSender` (pre-built HTTP/2 frames, plain sockets), calling
+  - TorchServe  /org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions (PredictionsRequest)
+  - TF Serving  /tensorflow.serving.PredictionService/Predict (PredictRequest)
+  with pre-built bytes of the official messages (`loadtests.requests`). Responses are not decoded
+  (parity of served answers is the serving stage's job); a non-OK status is an error of kind
+  `grpc_<STATUS>`.
 """
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Any
 
 # REST predict paths per API style (any other TF Serving-style endpoint uses the tfserving path)
@@ -55,50 +55,3 @@ class RestSender:
     def send(self, context: dict | None = None) -> None:
         self.session.post(self.path, data=next(self.bodies), headers=self.headers, name=self.path,
                           context=context or {})
-
-
-class GrpcSender:
-    """A unary call with pre-serialized request bytes over one channel; fires the `request` event."""
-
-    _gevent_ready = False
-
-    def __init__(self, environment: Any, target: str, method: str, requests: list[bytes],
-                 metadata: list[tuple[str, str]], name: str, timeout: float = 30.0) -> None:
-        import grpc
-
-        GrpcSender._init_gevent()
-        self.environment = environment
-        self.channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20),
-                                                              ("grpc.max_send_message_length", 64 << 20)])
-        self.call = self.channel.unary_unary(method, request_serializer=None, response_deserializer=None)
-        self.requests = itertools.cycle(requests)
-        self.metadata = metadata or None
-        self.name = name
-        self.timeout = timeout
-
-    @classmethod
-    def _init_gevent(cls) -> None:
-        if not cls._gevent_ready:
-            from grpc.experimental import gevent as grpc_gevent
-
-            grpc_gevent.init_gevent()
-            cls._gevent_ready = True
-
-    def send(self, context: dict | None = None) -> None:
-        import grpc
-
-        request = next(self.requests)
-        exc: BaseException | None = None
-        length = 0
-        t0 = time.perf_counter()
-        try:
-            length = len(self.call(request, timeout=self.timeout, metadata=self.metadata))
-        except grpc.RpcError as err:
-            exc = err
-        elapsed_ms = (time.perf_counter() - t0) * 1000.0
-        self.environment.events.request.fire(request_type="grpc", name=self.name, response_time=elapsed_ms,
-                                             response_length=length, exception=exc, context=context or {},
-                                             response=None)
-
-    def close(self) -> None:
-        self.channel.close()

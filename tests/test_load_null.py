@@ -206,4 +206,4 @@ def test_generator_headroom_per_protocol_is_measured_at_saturation(payload, tmp_
     assert [p.users for p in h.points] == [1, 4, 16, 64] and all(p.count >= 200 for p in h.points)
     assert h.capacity_rps == best.throughput_rps and h.capacity_users == best.users  # measured, not extrapolated
     assert not any(p.errors for p in h.points)
-    assert h.capacity_rps >= (2000 if protocol == "rest" else 500)  # modest floors for a busy CI machine
+    assert h.capacity_rps >= 2000  # a modest floor for a busy CI machine

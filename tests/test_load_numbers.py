@@ -193,10 +193,10 @@ def test_raw_http_reader_content_length_chunked_and_close():
 
 @pytest.mark.parametrize("exclusive", [True, False], ids=["kernel-wait", "gevent-wait"])
 def test_raw_http_connection_reads_both_ways_and_its_waits_are_bounded(exclusive):
-    from loadtests.rawhttp import _Conn
+    from loadtests.rawhttp import Connection
 
     a, b = socket.socketpair()
-    conn = _Conn(a, timeout=0.2)
+    conn = Connection(a, timeout=0.2)
     try:
         conn.set_exclusive(exclusive)
         conn.sendall(b"ping")
@@ -217,10 +217,10 @@ def test_raw_http_connection_reads_both_ways_and_its_waits_are_bounded(exclusive
 def test_raw_http_sole_user_does_not_starve_the_loop_while_a_slow_answer_comes():
     import gevent
 
-    from loadtests.rawhttp import _Conn
+    from loadtests.rawhttp import Connection
 
     a, b = socket.socketpair()
-    conn = _Conn(a, timeout=5.0)
+    conn = Connection(a, timeout=5.0)
     ticks = []
     try:
         conn.set_exclusive(True)

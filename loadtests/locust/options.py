@@ -15,8 +15,9 @@ from typing import Any
 
 from locust import events
 
+from loadtests.rawgrpc import RawGrpcSender
 from loadtests.rawhttp import RawHttpSender
-from loadtests.senders import API_PATHS, TFSERVING_PREDICT, TORCHSERVE_PREDICT, GrpcSender, RestSender
+from loadtests.senders import API_PATHS, TFSERVING_PREDICT, TORCHSERVE_PREDICT, RestSender
 
 
 @events.init_command_line_parser.add_listener
@@ -60,7 +61,7 @@ class Config:
         method = TORCHSERVE_PREDICT if self.sender_kind == "grpc-torchserve" else TFSERVING_PREDICT
         metadata = [(k.lower(), v) for k, v in self.headers.items()]
         target = self.host.split("://", 1)[-1].rstrip("/")
-        return GrpcSender(environment, target, method, self.grpc_requests, metadata, name=method)
+        return RawGrpcSender(environment, target, method, self.grpc_requests, metadata, name=method)
 
 
 class _Process:
