@@ -71,6 +71,11 @@ _ERROR_BLOCK = h2.header_block([(":status", "200"), ("content-type", "applicatio
 
 
 class _NullGrpcProtocol(asyncio.Protocol):
+    # with a delay, calls are answered one at a time, `delay_s` each (a stand-in for a ~1 ms model behind one
+    # worker, as the REST null endpoint's `--delay-ms`)
+    delay_s = 0.0
+    free_at = 0.0  # loop time when the simulated worker is free again
+
     def __init__(self) -> None:
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
@@ -144,8 +149,21 @@ class _NullGrpcProtocol(asyncio.Protocol):
             return  # reset, or a second END_STREAM
         name = path.decode("latin-1")
         answer = ANSWERS.get(name, None if "Error" in name else b"")
+        if self.delay_s > 0 and answer is not None:
+            loop = asyncio.get_running_loop()
+            _NullGrpcProtocol.free_at = max(loop.time(), _NullGrpcProtocol.free_at) + self.delay_s
+            loop.call_at(_NullGrpcProtocol.free_at, self._answer_later, _answer_frames(sid, answer))
+            return
         self.waiting.append(_answer_frames(sid, answer))
         self._flush(out)
+
+    def _answer_later(self, frames: tuple[bytes, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            out: list[bytes] = []
+            self.waiting.append(frames)
+            self._flush(out)
+            if out:
+                self.transport.write(b"".join(out))
 
     def _flush(self, out: list[bytes]) -> None:
         # answers are far smaller than any stream's initial window; the connection's is what can run out
@@ -159,7 +177,8 @@ class _NullGrpcProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def _serve(host: str, port: int) -> None:
+async def _serve(host: str, port: int, delay_ms: float = 0.0) -> None:
+    _NullGrpcProtocol.delay_s = delay_ms / 1000.0
     loop = asyncio.get_running_loop()
     server = await loop.create_server(_NullGrpcProtocol, host, port, reuse_address=True, backlog=1024)
     print(f"null gRPC server listening on {host}:{port}", flush=True)
@@ -167,21 +186,23 @@ async def _serve(host: str, port: int) -> None:
         await server.serve_forever()
 
 
-def start_null_grpc_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1"):
+def start_null_grpc_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1",
+                           delay_ms: float = 0.0):
     """Start the gRPC null server in its own process group (a ManagedProcess); returns it once listening."""
     from loadtests.nullserver import start_listening
 
-    return start_listening("loadtests.nullgrpc", [], log_path, host=host, port=port, cpus=cpus,
-                           what="null gRPC server", timeout=20.0)
+    return start_listening("loadtests.nullgrpc", ["--delay-ms", str(delay_ms)], log_path, host=host, port=port,
+                           cpus=cpus, what="null gRPC server", timeout=20.0)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer calls after this delay (default 0)")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(_serve(args.host, args.port))
+        asyncio.run(_serve(args.host, args.port, args.delay_ms))
     except KeyboardInterrupt:
         pass
     return 0

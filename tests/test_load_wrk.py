@@ -1,8 +1,10 @@
-"""Cross-check of our latency figures against an independent C load generator (wrk) on the same endpoint,
-closed loop at the same concurrency, generator pinned to the other core than the server. Skipped when
-wrk is absent (`apt-get install -y wrk`; .ci/run installs it).
+"""Cross-check of our latency figures against independent C load generators on the same endpoint, closed
+loop at the same concurrency, generator pinned to the other core than the server: wrk for REST, h2load
+for gRPC (its p50 from its per-request log), their p50 against ours. Each is skipped when
+its tool is absent (`apt-get install -y wrk nghttp2-client`; .ci/run installs them).
 
-The goal is our p50 within 5% of wrk's at 1 user on a ~1 ms endpoint and within 3% from 4 users up.
+The goal is our figure within 5% of the reference's at 1 user on a ~1 ms endpoint and within 3% from
+4 users up.
 A single pair of runs cannot show that on a real server: TorchServe's own p50 at 1 user moves from
 window to window (a plain blocking client, 60 one-second windows on a warm server, quiet machine:
 0.73 to 1.06 ms). Eight alternating pairs of 3 s runs, ours and wrk's: ours minus wrk's -7.3% to
@@ -16,22 +18,25 @@ from __future__ import annotations
 
 import os
 import statistics
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 
 from core.config import QUICK
 from core.stats import WindowPolicy
-from loadtests import wrk
+from loadtests import h2load, wrk
 from loadtests.launch import free_port
+from loadtests.nullgrpc import start_null_grpc_server
 from loadtests.nullserver import start_null_server
 from loadtests.payload import build_payload
 from loadtests.requests import wire_requests
+from loadtests.senders import TFSERVING_PREDICT, TORCHSERVE_PREDICT
 from loadtests.stage import measure_endpoint
 from serving.endpoint import Endpoint
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not wrk.available(), reason=f"wrk is not installed: {wrk.INSTALL}")]
+pytestmark = pytest.mark.integration
 
 WINDOW = WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=3.0, min_samples=200, max_seconds=10.0)
 SETTINGS = replace(QUICK.load, window=WINDOW, twins=(), server_warmup_seconds=0.0, one_user_seconds=0.0)
@@ -44,24 +49,57 @@ def _cores() -> tuple[set[int], set[int]]:
     return {cpus[0]}, set(cpus[1:]) or {cpus[0]}
 
 
+@dataclass(frozen=True)
+class Reference:
+    """An independent generator: its name, how to tell it is there, how to run it (-> its p50)."""
+
+    name: str
+    available: Callable[[], bool]
+    install: str
+    run: Callable[[Endpoint, bytes, int, float, Path, set[int]], float]  # -> its p50, ms
+
+
+def _run_wrk(ep: Endpoint, body: bytes, connections: int, seconds: float, work_dir: Path, cpus: set[int]) -> float:
+    return wrk.run_wrk(ep.target, body, ep.headers, connections=connections, seconds=seconds, work_dir=work_dir,
+                       cpus=cpus).p50_ms
+
+
+def _run_h2load(ep: Endpoint, body: bytes, connections: int, seconds: float, work_dir: Path,
+                cpus: set[int]) -> float:
+    method = TORCHSERVE_PREDICT if ep.server == "torchserve" else TFSERVING_PREDICT
+    return h2load.run_h2load(ep.target, method, body, ep.headers, connections=connections, seconds=seconds,
+                             work_dir=work_dir, cpus=cpus).p50_ms
+
+
+REFERENCES = {"rest": Reference("wrk", wrk.available, wrk.INSTALL, _run_wrk),
+              "grpc": Reference("h2load", h2load.available, h2load.INSTALL, _run_h2load)}
+
+
+def _reference(protocol: str) -> Reference:
+    ref = REFERENCES[protocol]
+    if not ref.available():
+        pytest.skip(f"{ref.name} is not installed: {ref.install}")
+    return ref
+
+
 def cross_check(endpoint: Endpoint, payload: str, twin: str | None, tmp_path, rounds: int,
                 warm_seconds: float = 0.0) -> dict[int, tuple[list[float], list[float]]]:
-    """{users: (our p50s, wrk's p50s)} at 1 and 4 users: `rounds` runs of ours, each between two of wrk's."""
+    """{users: (our p50s, the reference's)} at 1 and 4 users: `rounds` runs of ours, each between two of the
+    reference's (wrk for REST, h2load for gRPC)."""
+    ref = _reference(endpoint.protocol)
     _, gen = _cores()
     body = wire_requests(endpoint, build_payload(payload, twin=twin, layout=endpoint.layout).batches(1))[0]
     theirs: dict[int, list[float]] = {u: [] for u in TOLERANCE}
     ours: dict[int, list[float]] = {u: [] for u in TOLERANCE}
 
-    def run_wrk() -> None:
+    def run_reference() -> None:
         for c in TOLERANCE:
-            theirs[c].append(wrk.run_wrk(endpoint.target, body, endpoint.headers, connections=c, seconds=2,
-                                         work_dir=tmp_path / "wrk", cpus=gen).p50_ms)
+            theirs[c].append(ref.run(endpoint, body, c, 2, tmp_path / ref.name, gen))
 
     if warm_seconds:  # a freshly started server is still speeding up (TorchServe: ~4x over its first 20 s here;
         # a stability rule on throughput at 4 connections ended too early: 1-user p50 still fell 20% after it)
-        wrk.run_wrk(endpoint.target, body, endpoint.headers, connections=4, seconds=warm_seconds,
-                    work_dir=tmp_path / "wrk", cpus=gen)
-    run_wrk()
+        ref.run(endpoint, body, 4, warm_seconds, tmp_path / ref.name, gen)
+    run_reference()
     for r in range(rounds):
         run = measure_endpoint(endpoint, SETTINGS, payload=payload, twin=twin, log_dir=tmp_path / f"ours{r}",
                                modes=("closed",), users=sorted(TOLERANCE), stop_rule=False)
@@ -70,15 +108,16 @@ def cross_check(endpoint: Endpoint, payload: str, twin: str | None, tmp_path, ro
         assert sorted(points) == sorted(TOLERANCE) and not any(p.errors for p in points.values())
         for u, p in points.items():
             ours[u].append(p.latency_ms.stats["p50"])
-        run_wrk()
+        run_reference()
     out = {u: (ours[u], theirs[u]) for u in TOLERANCE}
-    figures = "; ".join(f"{u} users: ours {_ms(a)}, wrk {_ms(b)} (medians {_deviation(a, b):+.1%})"
+    figures = "; ".join(f"{u} users: ours {_ms(a)}, {ref.name} {_ms(b)} (medians {_deviation(a, b):+.1%})"
                         for u, (a, b) in out.items())
     print(f"\n{endpoint.stack} ({os.getloadavg()[0]:.1f} load average): {figures}")
     spread = max(_scatter(b) for _, b in out.values())
     if spread > 2 * NOISE:  # the reference itself moved: no cross-check is possible on this machine right now
-        pytest.skip(f"wrk's own p50 scattered by {spread:.0%} (median absolute deviation) over its runs ({figures}; "
-                    f"load average {os.getloadavg()[0]:.1f}): the machine is too busy to cross-check")
+        pytest.skip(f"{ref.name}'s own p50 scattered by {spread:.0%} (median absolute deviation) over "
+                    f"its runs ({figures}; load average {os.getloadavg()[0]:.1f}): the machine is too busy to "
+                    "cross-check")
     return out
 
 
@@ -98,8 +137,22 @@ def test_one_hiccup_does_not_make_the_reference_look_scattered():
 
 
 def _deviation(ours: list[float], theirs: list[float]) -> float:
-    """Our median p50 relative to wrk's."""
+    """Our median p50 relative to the reference's."""
     return statistics.median(ours) / statistics.median(theirs) - 1
+
+
+def test_reference_outputs_are_parsed():
+    out = ("finished in 3.01s, 774.50 req/s, 98.33KB/s\n"
+           "requests: 1549 total, 1549 started, 1549 done, 1549 succeeded, 0 failed, 0 errored, 0 timeout\n"
+           "                     min         max         mean         sd        +/- sd\n"
+           "time for request:     1.18ms      6.75ms      1.28ms       211us    98.77%\n")
+    result = h2load.parse(out, "1796107186194187\t200\t1256\n1796107186195504\t200\t1300\n"
+                               "1796107186196900\t200\t1250\n", connections=1, seconds=2)
+    assert (result.p50_ms, result.mean_ms, result.rps) == (1.256, 1.28, 774.5)
+    with pytest.raises(RuntimeError, match="failed"):
+        h2load.parse(out.replace("0 failed", "3 failed"), "1\t200\t5\n", connections=1, seconds=2)
+    wrk_out = "  Latency Distribution\n     50%  812.00us\n     90%    1.20ms\nRequests/sec:   1210.55\n"
+    assert wrk.parse(wrk_out, connections=1, seconds=2).p50_ms == pytest.approx(0.812)
 
 
 def test_deviation_compares_the_medians_of_alternating_runs():
@@ -112,17 +165,24 @@ def _assert_agree(figures: dict[int, tuple[list[float], list[float]]]) -> None:
         assert abs(_deviation(ours, theirs)) <= TOLERANCE[users], (users, ours, theirs)
 
 
-def test_p50_agrees_with_wrk_on_a_1ms_null_endpoint(tmp_path):
+NULL_SERVERS = {"rest": start_null_server, "grpc": start_null_grpc_server}
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_agrees_with_the_reference_on_a_1ms_null_endpoint(tmp_path, protocol):
     import numpy as np
     from sklearn.datasets import load_digits
 
+    _reference(protocol)
     np.save(tmp_path / "x.npy", (load_digits().data[:64] / 16.0).astype(np.float32))
     server_cpus, _ = _cores()
     port = free_port()
-    server = start_null_server(port, tmp_path / "null.log", cpus=server_cpus, delay_ms=1.0)
+    server = NULL_SERVERS[protocol](port, tmp_path / "null.log", cpus=server_cpus, delay_ms=1.0)
     try:
-        ep = Endpoint(stack="null/1ms", server="null", protocol="rest", model="null", served_name="null",
-                      target=f"http://127.0.0.1:{port}/predictions/mlp", layout="NF", server_pids=[server.pid],
+        # the gRPC null server answers TorchServe's predict method
+        ep = Endpoint(stack=f"null/1ms/{protocol}", server="null" if protocol == "rest" else "torchserve",
+                      protocol=protocol, model="null", served_name="mlp", layout="NF", server_pids=[server.pid],
+                      target=f"http://127.0.0.1:{port}/predictions/mlp" if protocol == "rest" else f"127.0.0.1:{port}",
                       server_cpus=sorted(server_cpus))
         _assert_agree(cross_check(ep, str(tmp_path / "x.npy"), None, tmp_path, rounds=1))  # no drift: one
     finally:
@@ -132,7 +192,10 @@ def test_p50_agrees_with_wrk_on_a_1ms_null_endpoint(tmp_path):
 @pytest.mark.skipif(os.environ.get("DEPLOY_COMPARE_WRK_TORCHSERVE") != "1", reason=(
     "opt-in (DEPLOY_COMPARE_WRK_TORCHSERVE=1 pytest tests/test_load_wrk.py): on this shared 2-core machine "
     "TorchServe's own p50 moves too much between runs for a pass/fail in every CI run; measured 2026-12-01, "
-    "ours minus wrk's (medians): 1 user +2.7%, +2.2%, -3.6%, -7.0%; 4 users +6.8%, -0.1%, +2.2%, +10.6%"))
-def test_p50_agrees_with_wrk_on_torchserve(torchserve_mlp, spine_run, tmp_path):
-    ep = next(e for e in torchserve_mlp.endpoints() if e.protocol == "rest")
+    "ours minus the reference's (medians): REST 1 user +2.7%, +2.2%, -3.6%, -7.0%, +5.4%; 4 users +6.8%, "
+    "-0.1%, +2.2%, +10.6%, -1.7%; gRPC (6 rounds, one run each) 1 user -10.0% .. +5.6%, median +0.4%; "
+    "4 users -7.7% .. +4.5%, median +1.9%"))
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_agrees_with_the_reference_on_torchserve(torchserve_mlp, spine_run, tmp_path, protocol):
+    ep = next(e for e in torchserve_mlp.endpoints() if e.protocol == protocol)
     _assert_agree(cross_check(ep, str(spine_run.path), "mlp", tmp_path, rounds=2, warm_seconds=20))
