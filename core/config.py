@@ -114,6 +114,13 @@ class LoadSettings:
     open_loop_workers: int | None = None
     # closed loop: each point's window as this many consecutive sub-windows, throughput = their median
     windows_per_point: int = 1
+    # closed loop, with windows_per_point > 1: up to this many more sub-windows while the last
+    # windows_per_point are not within point_tolerance of each other (max/min - 1 of throughput: Triton
+    # perf_analyzer's stability rule); the point is then its last windows_per_point, the earlier ones are
+    # recorded beside it. A server hiccup of a second or two (TorchServe here: sub-windows of 590, 719,
+    # 1,394 req/s at one point of a quick run) otherwise decides the point's median and the stop rule.
+    settle_windows: int = 0
+    point_tolerance: float = 0.10
     # closed loop: the 1-user point's window lasts at least this long (0: `window` alone). Its p50 is the
     # scorecard's "served p50 at 1 user"; a warm TorchServe's p50 moves by ~4% between 2-3 s windows here,
     # so a short window alone cannot make two runs agree within 5%
@@ -164,7 +171,8 @@ QUICK = Profile(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
         max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0,
-        server_warmup_seconds=20.0, server_warmup_window_seconds=1.0, windows_per_point=3, one_user_seconds=6.0,
+        server_warmup_seconds=20.0, server_warmup_window_seconds=1.0, windows_per_point=3, settle_windows=3,
+        one_user_seconds=6.0,
         headroom_window=WindowPolicy(warmup_seconds=0.3, warmup_samples=10, min_seconds=1.0, min_samples=200,
                                      max_seconds=20.0)),
     note="quick profile: one repeat, short windows (2 s, 6 s at 1 user; >= 200 samples: p99.9 and, below 459 "

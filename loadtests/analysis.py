@@ -8,7 +8,15 @@ from core.config import LoadSettings
 from core.stats import backed_percentiles, repeat_interval, summarize
 from loadtests.plan import RawPoint
 from loadtests.results import GeneratorCpu, LatencySummary, MeasuredPoint, RepeatSummary, Saturation, Sweep
-from loadtests.rules import SATURATING, StepFigure, ValidityLimits, invalid_reasons, saturation_index, stop_kind
+from loadtests.rules import (
+    SATURATING,
+    StepFigure,
+    ValidityLimits,
+    invalid_reasons,
+    saturation_index,
+    stable,
+    stop_kind,
+)
 
 
 def latency_summary(samples: Sequence[float]) -> LatencySummary | None:
@@ -36,6 +44,8 @@ def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> Measured
     reasons = invalid_reasons(generator_cpu_max=cpu_max, late_fraction=late_fraction, error_rate=error_rate,
                               ok_count=ok, window_incomplete=raw.window_incomplete, limits=limits)
     return MeasuredPoint(
+        settling_rps=[round(r, 1) for r in raw.settling_rps], settling_count=raw.settling_count,
+        warnings=settling_warnings(raw.window_rps, raw.settling_rps, raw.settling_count, settings.point_tolerance),
         mode=raw.mode, users=raw.users, target_rate=raw.rate, repeat=repeat,
         duration_s=round(raw.window_seconds, 4), count=ok, errors=dict(raw.errors), error_rate=error_rate,
         throughput_rps=raw.throughput(), window_rps=[round(r, 1) for r in raw.window_rps],
@@ -45,6 +55,21 @@ def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> Measured
         uncorrected_ms=latency_summary(raw.uncorrected_ms), lateness_ms=latency_summary(raw.lateness_ms),
         late_fraction=late_fraction, scheduled=raw.scheduled,
         window_start_unix=raw.window_start_unix, window_end_unix=raw.window_end_unix)
+
+
+def settling_warnings(window_rps: list[float], settling_rps: list[float], settling_count: int,
+                      tolerance: float) -> list[str]:
+    """What the point's sub-windows say about its stability: earlier sub-windows left out, or no agreement."""
+    out = []
+    if settling_rps:
+        out.append(f"{len(settling_rps)} earlier sub-window(s) at {', '.join(f'{r:,.0f}' for r in settling_rps)} "
+                   f"req/s ({settling_count:,} requests) did not agree with the next ones within {tolerance:.0%} "
+                   f"and are not in this point's figures")
+    if window_rps and not stable(window_rps, len(window_rps), tolerance):
+        out.append(f"its sub-windows ({', '.join(f'{r:,.0f}' for r in window_rps)} req/s) differ by "
+                   f"{max(window_rps) / max(min(window_rps), 1e-9) - 1:.0%}, more than {tolerance:.0%}: the "
+                   "server's throughput moved during the point")
+    return out
 
 
 def p99(point: MeasuredPoint) -> float | None:

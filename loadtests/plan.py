@@ -34,6 +34,8 @@ class Plan:
     stable_windows: int = 0  # closed: stop once this many windows in a row agree (0 = off; server warm-up)
     stable_tolerance: float = 0.10  # closed: ... within this fraction (max/min - 1) of throughput
     windows_per_step: int = 1  # closed: sub-windows per step (throughput = their median)
+    settle_windows: int = 0  # closed: up to this many more sub-windows until the last ones agree
+    settle_tolerance: float = 0.10  # closed: ... within this fraction (max/min - 1) of throughput
     one_user_seconds: float = 0.0  # closed: the 1-user step's window lasts at least this long
     seed: int = 4321  # open: seed of the Poisson schedule
     connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
@@ -93,6 +95,9 @@ class RawPoint:
     unfinished: int = 0  # still in flight when the drain ended (also counted in errors as "unfinished")
     window_incomplete: str | None = None  # why the window could not reach its minimums, if it could not
     window_rps: list[float] = field(default_factory=list)  # closed: throughput of each sub-window (if several)
+    # closed: sub-windows before the point's windows settled (not in its samples): their throughput, requests
+    settling_rps: list[float] = field(default_factory=list)
+    settling_count: int = 0
     window_start_unix: float | None = None  # earliest window start of any process (wall clock)
     window_end_unix: float | None = None  # latest window end of any process
 

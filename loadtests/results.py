@@ -59,6 +59,10 @@ class MeasuredPoint:
     late_fraction: float = 0.0  # share of sends more than late_send_ms late
     scheduled: int = 0
     window_rps: list[float] = field(default_factory=list)  # closed: each sub-window's throughput (if several)
+    # closed: sub-windows measured before the point's sub-windows agreed (perf_analyzer's rule), not in its
+    # figures: their throughput and requests
+    settling_rps: list[float] = field(default_factory=list)
+    settling_count: int = 0
     # the generator's own latency at this point's concurrency, protocol and payload (null endpoint)
     harness: HarnessShare | None = None
     warnings: list[str] = field(default_factory=list)  # caveats that do not invalidate (e.g. headroom < 5x)

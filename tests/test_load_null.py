@@ -114,6 +114,34 @@ def test_open_loop_corrected_latency_exceeds_uncorrected_when_server_paused(null
     assert point.scheduled >= 700 and sum(point.errors.values()) == 0
 
 
+def test_a_point_whose_sub_windows_disagree_is_measured_until_they_settle(null_server, payload, tmp_path):
+    server, port, cpus = null_server
+    ep = _endpoint(port, server, cpus)
+    settings = replace(SETTINGS, window=replace(SHORT, min_seconds=3.0, min_samples=100), windows_per_point=3,
+                       settle_windows=3)
+    done: dict = {}
+    worker = threading.Thread(target=lambda: done.setdefault("r", measure_endpoint(
+        ep, settings, payload=payload, twin=None, log_dir=tmp_path, modes=("closed",), users=[1])))
+    worker.start()
+    try:
+        _wait_for_traffic(server.pid)
+        time.sleep(0.4)  # past the 0.2 s warm-up: inside the first 1 s sub-window
+        os.killpg(server.pid, signal.SIGSTOP)
+        time.sleep(0.6)
+    finally:
+        os.killpg(server.pid, signal.SIGCONT)
+    worker.join(timeout=60)
+    res = done["r"]
+    assert res.status == "ok", res.failure
+    (point,) = res.sweeps[0].points
+    # the paused sub-window was followed by more until the last three agreed (or the limit of 3 more)
+    assert 1 <= len(point.settling_rps) <= 3 and len(point.window_rps) == 3
+    assert min(point.settling_rps) < 0.7 * sorted(point.window_rps)[1], (point.settling_rps, point.window_rps)
+    assert point.settling_count > 0 and point.count == len(point.samples_ms)
+    assert max(point.samples_ms) < 500  # the 0.6 s pause is not in the point's samples
+    assert any("did not agree" in w for w in point.warnings)
+
+
 def test_distributed_two_workers_merge_samples(null_server, payload, tmp_path):
     server, port, cpus = null_server
     ep = _endpoint(port, server, cpus)

@@ -263,3 +263,13 @@ def test_sub_window_cpu_is_one_record_per_process():
            ProcessCpu("worker", 2, 0.7, 1.0)]
     merged = merged_cpu(cpu)
     assert [(c.role, c.cpu_seconds, c.wall_seconds) for c in merged] == [("master", 0.4, 2.0), ("worker", 1.2, 2.0)]
+
+
+def test_settling_warnings_name_the_windows_left_out_and_a_point_that_never_agreed():
+    from loadtests.analysis import settling_warnings
+
+    assert settling_warnings([1000.0, 1020.0, 990.0], [], 0, 0.10) == []
+    (left_out,) = settling_warnings([1400.0, 1380.0, 1390.0], [590.0, 719.0], 1307, 0.10)
+    assert "2 earlier sub-window(s) at 590, 719 req/s (1,307 requests)" in left_out
+    (moved,) = settling_warnings([1000.0, 1300.0, 1100.0], [], 0, 0.10)
+    assert "differ by 30%, more than 10%" in moved

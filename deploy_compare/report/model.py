@@ -175,6 +175,7 @@ class LoadPoint:
     generator_cpu: float | None = None  # fraction of one core, peak or mean during the window
     valid: bool = True
     invalid_reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # caveats that do not invalidate (settling, headroom)
     repeats: int = 1
     intervals: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> median/ci_lo/ci_hi across repeats
     server_cpus: list[int] = field(default_factory=list)

@@ -287,10 +287,19 @@ def _across_repeats(p: LoadPoint) -> str:
 
 def _invalid_note(points: list[LoadPoint]) -> list[str]:
     bad = [p for p in points if not p.valid]
-    if not bad:
-        return []
-    return ["Invalid points (shown, never used as results): " + "; ".join(
-        f"{p.stack} {p.protocol} {_point_label(p)}: {', '.join(p.invalid_reasons)}" for p in bad)]
+    noted = [p for p in points if p.valid and p.warnings]
+    out = []
+    if bad:
+        out.append("Invalid points (shown, never used as results): " + "; ".join(
+            f"{p.stack} {p.protocol} {_point_label(p)}: {', '.join(p.invalid_reasons)}" for p in bad))
+    if noted:  # one line per caveat and endpoint, with the points it concerns
+        grouped: dict[tuple[str, str, str], list[str]] = {}
+        for p in noted:
+            for w in p.warnings:
+                grouped.setdefault((p.stack, p.protocol, w), []).append(_point_label(p))
+        out.append("Caveats (the points stand): " + "; ".join(
+            f"{stack} {protocol} {', '.join(labels)}: {w}" for (stack, protocol, w), labels in grouped.items()))
+    return out
 
 
 @section("latency", "Latency percentiles per stack and protocol")

@@ -51,10 +51,13 @@ class ClosedLoop(LoadMode):
         return Plan(mode=self.name, steps=[float(u) for u in steps], window=s.window, out="",
                     plateau_gain=s.plateau_gain, slo_p99_ms=s.slo_p99_ms, stop_rule=job.stop_rule, seed=s.seed,
                     stable_windows=job.stable_windows, stable_tolerance=job.stable_tolerance,
-                    windows_per_step=s.windows_per_point, one_user_seconds=s.one_user_seconds)
+                    windows_per_step=s.windows_per_point, settle_windows=s.settle_windows,
+                    settle_tolerance=s.point_tolerance, one_user_seconds=s.one_user_seconds)
 
     def timeout(self, plan: Plan) -> float:
-        return 90 + (2 * plan.window.max_seconds + 35) * len(plan.steps)
+        n = max(1, plan.windows_per_step)
+        settle = (n + plan.settle_windows) / n if n > 1 else 1.0  # a settling point can take this much longer
+        return 90 + (2 * plan.window.max_seconds * settle + 35) * len(plan.steps)
 
     def measure(self, job: LoadJob, result: EndpointLoad, check: Check) -> bool:
         s = job.settings
@@ -86,34 +89,38 @@ class ClosedLoop(LoadMode):
                                            and time.perf_counter() - t0 >= w.warmup_seconds, w.max_seconds)
             warm_count = controller.done_count() - c0
             # the window as `n` consecutive sub-windows: the point's throughput is their median, so one
-            # hiccup of a shared machine moves it less than it moves a single window's mean
+            # hiccup of a shared machine moves it less than it moves a single window's mean; while the last
+            # `n` disagree, up to `settle_windows` more (perf_analyzer's rule), and the point is the last `n`
             n = max(1, plan.windows_per_step)
+            limit = n + plan.settle_windows if n > 1 else n
             min_seconds = max(w.min_seconds, plan.one_user_seconds) if users == 1 else w.min_seconds
-            parts, rates, seconds, complete = [], [], 0.0, True
-            for j in range(n):
-                phase = k * n + j
+            windows: list[tuple[list, float, float, bool]] = []  # (parts, throughput, seconds, complete)
+            while len(windows) < n or (len(windows) < limit and not stable(
+                    [x[1] for x in windows], n, plan.settle_tolerance)):
+                phase = k * limit + len(windows)
                 controller.phase(phase)
                 c1, t1 = controller.done_count(), time.perf_counter()
-                complete = controller.wait_until(lambda: time.perf_counter() - t1 >= min_seconds / n
-                                                 and controller.done_count() - c1 >= math.ceil(w.min_samples / n),
-                                                 w.max_seconds) and complete
+                done = controller.wait_until(lambda: time.perf_counter() - t1 >= min_seconds / n
+                                             and controller.done_count() - c1 >= math.ceil(w.min_samples / n),
+                                             w.max_seconds)
                 local = controller.phase(None)
                 controller.collect(phase)
                 sub = controller.gather(phase, local.part(controller.role) if local else None, timeout=30)
                 wall = max((p.cpu.wall_seconds for p in sub), default=0.0)
-                rates.append(sum(len(p.latency_ms) for p in sub) / wall if wall else 0.0)
-                seconds += wall
-                parts += sub
+                windows.append((sub, sum(len(p.latency_ms) for p in sub) / wall if wall else 0.0, wall, done))
+            kept, settling = windows[-n:], windows[:-n]
             incomplete = None
             if not warmed:
                 incomplete = f"warm-up did not reach {w.warmup_samples} completed requests in {w.max_seconds:g} s"
-            elif not complete:
+            elif not all(x[3] for x in kept):
                 incomplete = f"window did not reach {w.min_samples} completed requests in {w.max_seconds:g} s"
-            point = RawPoint.from_parts(parts, mode=self.name, users=users, warmup_count=warm_count,
-                                        window_incomplete=incomplete)
-            point.window_seconds = seconds
+            point = RawPoint.from_parts([p for x in kept for p in x[0]], mode=self.name, users=users,
+                                        warmup_count=warm_count, window_incomplete=incomplete)
+            point.window_seconds = sum(x[2] for x in kept)
             point.cpu = merged_cpu(point.cpu)
-            point.window_rps = rates if n > 1 else []
+            point.window_rps = [x[1] for x in kept] if n > 1 else []
+            point.settling_rps = [x[1] for x in settling]
+            point.settling_count = sum(len(p.latency_ms) for x in settling for p in x[0])
             controller.points.append(point)
             lat = sorted(point.latency_ms)
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None
