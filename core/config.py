@@ -108,9 +108,9 @@ class LoadSettings:
     open_loop_connections: int = 64  # open loop: requests in flight at most; later sends wait for one
     drain_seconds: float = 10.0  # open loop: wait for outstanding requests after the last send
     workers: int = 0  # locust worker processes (0 = one generator process)
-    # open loop only (None: `workers`): the sends of one gevent loop came late over gRPC (its gevent integration
-    # shares the loop) at 800-1,200 req/s while the generator used under half a core; two worker processes
-    # halved the late share on this machine
+    # open loop only (None: `workers`): with grpcio's gevent integration sharing the loop, gRPC sends of one
+    # process came late at 800-1,200 req/s while the generator used under half a core; two worker processes
+    # halved the late share (the raw gRPC sender has replaced grpcio since; the full profile keeps two)
     open_loop_workers: int | None = None
     # closed loop: each point's window as this many consecutive sub-windows, throughput = their median
     windows_per_point: int = 1
@@ -171,7 +171,7 @@ QUICK = Profile(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
         max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0,
-        server_warmup_seconds=20.0, server_warmup_window_seconds=1.0, windows_per_point=3, settle_windows=3,
+        server_warmup_seconds=30.0, server_warmup_window_seconds=1.0, windows_per_point=3, settle_windows=3,
         one_user_seconds=6.0,
         headroom_window=WindowPolicy(warmup_seconds=0.3, warmup_samples=10, min_seconds=1.0, min_samples=200,
                                      max_seconds=20.0)),

@@ -24,7 +24,7 @@ from serving.endpoint import Endpoint
 pytestmark = pytest.mark.integration
 
 SHORT = WindowPolicy(warmup_seconds=0.2, warmup_samples=10, min_seconds=0.6, min_samples=50, max_seconds=8.0)
-SETTINGS = replace(QUICK.load, window=SHORT, twins=(), drain_seconds=5.0, server_warmup_seconds=0.0,
+SETTINGS = replace(QUICK.load, window=SHORT, twins=(), drain_seconds=5.0, server_warmup_seconds=0.0, settle_windows=0,
                    one_user_seconds=0.0)
 
 
