@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGES = ("tensorflow", "keras", "tensorflow-serving-api", "torch", "torchserve", "torch-model-archiver",
             "onnx", "onnxruntime", "tf2onnx", "ai-edge-litert", "pytensor", "scikit-learn", "numpy",
-            "locust", "docker", "grpcio", "protobuf")
+            "locust", "gevent", "hpack", "docker", "grpcio", "protobuf")  # hpack: the raw gRPC sender
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                "TF_NUM_INTEROP_THREADS", "OPENBLAS_CORETYPE")
 
