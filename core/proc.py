@@ -207,6 +207,19 @@ class ManagedProcess:
                 _LIVE.discard(self)
             ownership.untrack_group(self.popen.pid)
 
+    def run_to_end(self, timeout: float, stop_timeout: float = 5.0) -> int:
+        """Start, wait up to `timeout` s for the process to end (TimeoutError after it); stopped either way.
+        Returns its exit code."""
+        self.start()
+        try:
+            assert self.popen is not None
+            try:
+                return self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise TimeoutError(f"{self.name} did not finish within {timeout:g} s; log {self.log_path}") from None
+        finally:
+            self.stop(timeout=stop_timeout)
+
     def __enter__(self) -> ManagedProcess:
         return self.start()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import shutil
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,15 +68,6 @@ def run_h2load(target: str, method: str, message: bytes, metadata: dict[str, str
                                                  **metadata}.items()]
     argv = ["h2load", f"-c{connections}", "-m1", "-t1", f"-D{seconds:g}s", f"--warm-up-time={warmup_seconds}s",
             f"--log-file={requests}", "-d", str(data), *(a for h in headers for a in ("-H", h)), f"http://{target}{method}"]
-    proc = ManagedProcess(argv, log, cpus=cpus, name="h2load").start()
-    try:
-        deadline = time.monotonic() + warmup_seconds + seconds + 30
-        assert proc.popen is not None
-        while proc.popen.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if proc.popen.poll() is None:
-            raise TimeoutError(f"h2load did not finish within {seconds + 30:g} s; log {log}")
-    finally:
-        proc.stop(timeout=5)
+    ManagedProcess(argv, log, cpus=cpus, name="h2load").run_to_end(timeout=warmup_seconds + seconds + 30)
     return parse(log.read_text(encoding="utf-8", errors="replace"), requests.read_text(encoding="utf-8"),
                  connections, seconds)

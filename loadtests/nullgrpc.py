@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from loadtests import http2 as h2
+from loadtests.nullserver import WORKER, start_listening
 
 TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
 TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
@@ -71,11 +72,6 @@ _ERROR_BLOCK = h2.header_block([(":status", "200"), ("content-type", "applicatio
 
 
 class _NullGrpcProtocol(asyncio.Protocol):
-    # with a delay, calls are answered one at a time, `delay_s` each (a stand-in for a ~1 ms model behind one
-    # worker, as the REST null endpoint's `--delay-ms`)
-    delay_s = 0.0
-    free_at = 0.0  # loop time when the simulated worker is free again
-
     def __init__(self) -> None:
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
@@ -149,10 +145,8 @@ class _NullGrpcProtocol(asyncio.Protocol):
             return  # reset, or a second END_STREAM
         name = path.decode("latin-1")
         answer = ANSWERS.get(name, None if "Error" in name else b"")
-        if self.delay_s > 0 and answer is not None:
-            loop = asyncio.get_running_loop()
-            _NullGrpcProtocol.free_at = max(loop.time(), _NullGrpcProtocol.free_at) + self.delay_s
-            loop.call_at(_NullGrpcProtocol.free_at, self._answer_later, _answer_frames(sid, answer))
+        if WORKER.delay_s > 0 and answer is not None:  # answered one at a time, like the REST null endpoint
+            WORKER.later(self._answer_later, _answer_frames(sid, answer))
             return
         self.waiting.append(_answer_frames(sid, answer))
         self._flush(out)
@@ -178,7 +172,7 @@ class _NullGrpcProtocol(asyncio.Protocol):
 
 
 async def _serve(host: str, port: int, delay_ms: float = 0.0) -> None:
-    _NullGrpcProtocol.delay_s = delay_ms / 1000.0
+    WORKER.delay_s = delay_ms / 1000.0
     loop = asyncio.get_running_loop()
     server = await loop.create_server(_NullGrpcProtocol, host, port, reuse_address=True, backlog=1024)
     print(f"null gRPC server listening on {host}:{port}", flush=True)
@@ -189,8 +183,6 @@ async def _serve(host: str, port: int, delay_ms: float = 0.0) -> None:
 def start_null_grpc_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1",
                            delay_ms: float = 0.0):
     """Start the gRPC null server in its own process group (a ManagedProcess); returns it once listening."""
-    from loadtests.nullserver import start_listening
-
     return start_listening("loadtests.nullgrpc", ["--delay-ms", str(delay_ms)], log_path, host=host, port=port,
                            cpus=cpus, what="null gRPC server", timeout=20.0)
 

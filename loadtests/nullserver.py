@@ -30,11 +30,26 @@ _BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\
 MAX_BODY = 64 * 1024 * 1024
 
 
+class SimulatedWorker:
+    """With a delay, answers are produced one at a time, `delay_s` each (a stand-in for a ~1 ms model behind
+    one worker, as TorchServe serves a model with one worker): they leave spaced like a real server's.
+    One per null server process (REST and gRPC alike)."""
+
+    def __init__(self) -> None:
+        self.delay_s = 0.0
+        self.free_at = 0.0  # loop time when the worker is free again
+
+    def later(self, callback, *args) -> None:
+        """Run `callback(*args)` when the worker has served this request after those before it."""
+        loop = asyncio.get_running_loop()
+        self.free_at = max(loop.time(), self.free_at) + self.delay_s
+        loop.call_at(self.free_at, callback, *args)
+
+
+WORKER = SimulatedWorker()
+
+
 class _NullProtocol(asyncio.Protocol):
-    # with a delay, POSTs are served one at a time, `delay_s` each (a stand-in for a ~1 ms model behind one
-    # worker, as TorchServe serves a model with one worker): answers leave spaced like a real server's
-    delay_s = 0.0
-    free_at = 0.0  # loop time when the simulated worker is free again
 
     def __init__(self) -> None:
         self.buf = bytearray()
@@ -72,10 +87,8 @@ class _NullProtocol(asyncio.Protocol):
                 self.transport.write(_HEALTH)
             elif b"error" in request_line:
                 self.transport.write(_ERR)
-            elif self.delay_s > 0:
-                loop = asyncio.get_running_loop()
-                _NullProtocol.free_at = max(loop.time(), _NullProtocol.free_at) + self.delay_s
-                loop.call_at(_NullProtocol.free_at, self._answer, _OK)
+            elif WORKER.delay_s > 0:
+                WORKER.later(self._answer, _OK)
             else:
                 self.transport.write(_OK)
 
@@ -85,7 +98,7 @@ class _NullProtocol(asyncio.Protocol):
 
 
 async def _serve(host: str, port: int, delay_ms: float = 0.0) -> None:
-    _NullProtocol.delay_s = delay_ms / 1000.0
+    WORKER.delay_s = delay_ms / 1000.0
     loop = asyncio.get_running_loop()
     server = await loop.create_server(_NullProtocol, host, port, reuse_address=True, backlog=1024)
     print(f"null server listening on http://{host}:{port}", flush=True)

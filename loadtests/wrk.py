@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,15 +58,6 @@ def run_wrk(url: str, body: bytes, headers: dict[str, str], *, connections: int,
     script.write_text(lua_script(body, headers), encoding="utf-8")
     log = work_dir / f"wrk-c{connections}.log"
     log.unlink(missing_ok=True)
-    proc = ManagedProcess(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
-                          log, cpus=cpus, name="wrk").start()
-    try:
-        deadline = time.monotonic() + seconds + 30
-        assert proc.popen is not None
-        while proc.popen.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if proc.popen.poll() is None:
-            raise TimeoutError(f"wrk did not finish within {seconds + 30:g} s; log {log}")
-    finally:
-        proc.stop(timeout=5)
+    ManagedProcess(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
+                   log, cpus=cpus, name="wrk").run_to_end(timeout=seconds + 30)
     return parse(log.read_text(encoding="utf-8", errors="replace"), connections, seconds)

@@ -61,6 +61,23 @@ def _wait_for_traffic(pid: int, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def _measure_with_a_pause(server, measure, after: float, pause: float):
+    """`measure()` in a thread; once its load reaches the server, wait `after` s, then stop the server
+    (SIGSTOP) for `pause` s; returns what `measure` returned."""
+    done: dict = {}
+    worker = threading.Thread(target=lambda: done.setdefault("r", measure()))
+    worker.start()
+    try:
+        _wait_for_traffic(server.pid)
+        time.sleep(after)
+        os.killpg(server.pid, signal.SIGSTOP)
+        time.sleep(pause)
+    finally:
+        os.killpg(server.pid, signal.SIGCONT)
+    worker.join(timeout=60)
+    return done["r"]
+
+
 def _endpoint(port: int, server, cpus, path: str = "/v1/models/null:predict") -> Endpoint:
     return Endpoint(stack="null/none", server="null", protocol="rest", model="null", served_name="null",
                     target=f"http://127.0.0.1:{port}{path}", layout="NF", server_pids=[server.pid],
@@ -93,19 +110,9 @@ def test_open_loop_corrected_latency_exceeds_uncorrected_when_server_paused(null
     ep = _endpoint(port, server, cpus)
     settings = replace(SETTINGS, window=replace(SHORT, min_seconds=4.0, min_samples=100, warmup_seconds=0.5),
                        open_loop_connections=4)
-    done: dict = {}
-    worker = threading.Thread(target=lambda: done.setdefault("r", measure_endpoint(
-        ep, settings, payload=payload, twin=None, log_dir=tmp_path, modes=("open",), rates=[200.0])))
-    worker.start()
-    try:
-        _wait_for_traffic(server.pid)
-        time.sleep(1.0)  # past the 0.5 s warm-up: inside the 4 s window
-        os.killpg(server.pid, signal.SIGSTOP)
-        time.sleep(1.0)
-    finally:
-        os.killpg(server.pid, signal.SIGCONT)
-    worker.join(timeout=60)
-    res = done["r"]
+    res = _measure_with_a_pause(server, lambda: measure_endpoint(
+        ep, settings, payload=payload, twin=None, log_dir=tmp_path, modes=("open",), rates=[200.0]),
+        after=1.0, pause=1.0)  # past the 0.5 s warm-up: inside the 4 s window
     assert res.status == "ok", res.failure
     (point,) = res.open_points
     corrected, uncorrected = point.latency_ms.stats, point.uncorrected_ms.stats
@@ -119,19 +126,9 @@ def test_a_point_whose_sub_windows_disagree_is_measured_until_they_settle(null_s
     ep = _endpoint(port, server, cpus)
     settings = replace(SETTINGS, window=replace(SHORT, min_seconds=3.0, min_samples=100), windows_per_point=3,
                        settle_windows=3)
-    done: dict = {}
-    worker = threading.Thread(target=lambda: done.setdefault("r", measure_endpoint(
-        ep, settings, payload=payload, twin=None, log_dir=tmp_path, modes=("closed",), users=[1])))
-    worker.start()
-    try:
-        _wait_for_traffic(server.pid)
-        time.sleep(0.4)  # past the 0.2 s warm-up: inside the first 1 s sub-window
-        os.killpg(server.pid, signal.SIGSTOP)
-        time.sleep(0.6)
-    finally:
-        os.killpg(server.pid, signal.SIGCONT)
-    worker.join(timeout=60)
-    res = done["r"]
+    res = _measure_with_a_pause(server, lambda: measure_endpoint(
+        ep, settings, payload=payload, twin=None, log_dir=tmp_path, modes=("closed",), users=[1]),
+        after=0.4, pause=0.6)  # past the 0.2 s warm-up: inside the first 1 s sub-window
     assert res.status == "ok", res.failure
     (point,) = res.sweeps[0].points
     # the paused sub-window was followed by more until the last three agreed (or the limit of 3 more)
