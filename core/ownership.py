@@ -9,11 +9,12 @@ Two mechanisms read it:
 - the watchdog: the first tracked start also starts `python -m core.ownership watch <record>`, a tiny
   process in its own session holding the read end of a pipe whose write end only the owner holds. However
   the owner ends (SIGKILL included) the kernel closes the pipe, and the watchdog stops every group still
-  in the record (SIGTERM to the group, then SIGKILL) within seconds. It never imports the Docker SDK:
-  containers are found by their labels by the sweep in `serving.launchers.docker`.
+  in the record (SIGTERM to the group, then SIGKILL) within seconds, then removes its private folders. It
+  never imports the Docker SDK: containers are found by their labels by the sweep in
+  `serving.launchers.docker`.
 - the sweep (`sweep_orphans()`): the records of dead owners (e.g. the watchdog was killed too) are stopped
-  and removed, each with a line saying what was stopped and from which run. Commands that start
-  processes call it first, and `deploy-compare stop [RUN]` calls it on demand.
+  and removed (their private folders too), each with a line saying what was stopped and from which run.
+  Commands that start processes call it first, and `deploy-compare stop [RUN]` calls it on demand.
 """
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ class OwnerRecord:
     run: str = ""  # run folder the owner works on ("" until the command names it)
     groups: list[Group] = field(default_factory=list)
     containers: list[Container] = field(default_factory=list)
+    # private folders of the processes above (e.g. TorchServe's state, with its key file): removed once
+    # they are stopped
+    folders: list[str] = field(default_factory=list)
 
 
 def runtime_dir() -> Path:
@@ -145,7 +149,7 @@ class _Owner:
 
     def save(self) -> None:
         record = self.current()
-        if record.groups or record.containers:
+        if record.groups or record.containers or record.folders:
             self._ensure_watchdog()
             results.save(record, self.path)
         else:
@@ -236,6 +240,30 @@ def untrack_container(container_id: str) -> None:
         _OWNER.save()
 
 
+def track_folder(folder: Path) -> None:
+    with _OWNER.lock:
+        _OWNER.current().folders.append(str(folder))
+        _OWNER.save()
+
+
+def untrack_folder(folder: Path) -> None:
+    with _OWNER.lock:
+        record = _OWNER.current()
+        record.folders = [f for f in record.folders if f != str(folder)]
+        _OWNER.save()
+
+
+def remove_folders(record: OwnerRecord) -> list[str]:
+    """Remove the record's private folders (after its groups are stopped); returns the ones removed."""
+    import shutil
+
+    removed = [f for f in record.folders if Path(f).exists()]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    record.folders = []
+    return removed
+
+
 # --- finding what dead owners left ---------------------------------------------------------------------
 
 def records() -> list[tuple[Path, OwnerRecord]]:
@@ -268,6 +296,7 @@ def sweep_orphans(run: Path | None = None) -> list[str]:
             if terminate_group(group):
                 stopped.append(f"{group.name} (process group {group.pgid}, log {group.log}) left by "
                                f"{describe(record)}, which ended without stopping it")
+        stopped += [f"folder {f} left by {describe(record)}, removed" for f in remove_folders(record)]
         path.unlink(missing_ok=True)
     return stopped
 
@@ -290,6 +319,9 @@ def _watch(record_path: Path) -> int:
         if terminate_group(group):
             print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} watchdog: stopped {group.name} "
                   f"(process group {group.pgid}) left by {describe(record)}", file=sys.stderr, flush=True)
+    for folder in remove_folders(record):
+        print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} watchdog: removed {folder} left by "
+              f"{describe(record)}", file=sys.stderr, flush=True)
     if record.containers:  # removed by the next command's container sweep (by label)
         record.groups = []
         results.save(record, record_path)

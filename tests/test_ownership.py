@@ -27,6 +27,8 @@ from pathlib import Path
 from core import ownership
 from core.proc import ManagedProcess
 ownership.set_run(Path(sys.argv[1]))
+(Path(sys.argv[1]) / "private").mkdir()
+ownership.track_folder(Path(sys.argv[1]) / "private")
 p = ManagedProcess(["bash", "-c", "sleep 300 & sleep 300"], Path(sys.argv[1]) / "group.log", name="sleepers").start()
 print(p.pid, flush=True)
 time.sleep(300)
@@ -40,7 +42,7 @@ def _wait_gone(pgid: int, timeout: float) -> float:
     return time.monotonic() - t0
 
 
-def test_watchdog_stops_the_group_when_its_owner_is_sigkilled(tmp_path):
+def test_watchdog_stops_the_group_and_removes_its_folders_when_its_owner_is_sigkilled(tmp_path):
     owner = subprocess.Popen([sys.executable, "-c", OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
                              preexec_fn=proc.default_signals)
     try:
@@ -61,6 +63,7 @@ def test_watchdog_stops_the_group_when_its_owner_is_sigkilled(tmp_path):
     while record.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not record.exists()  # nothing left for the sweep either
+    assert not (tmp_path / "private").exists()  # e.g. TorchServe's state folder with its key file
 
 
 def test_stop_command_stops_what_a_dead_owner_left_and_names_its_run(tmp_path):
@@ -71,7 +74,9 @@ def test_stop_command_stops_what_a_dead_owner_left_and_names_its_run(tmp_path):
     record = ownership.OwnerRecord(pid=gone.pid, start_ticks=1, argv=["deploy-compare", "serve", str(tmp_path)],
                                    run=str(tmp_path.resolve()),
                                    groups=[ownership.Group(pgid=group.pid, name="torchserve", argv=["torchserve"],
-                                                           log="x.log", started=time.time() - 5)])
+                                                           log="x.log", started=time.time() - 5)],
+                                   folders=[str(tmp_path / "dc-torchserve-x")])
+    (tmp_path / "dc-torchserve-x").mkdir()
     path = ownership.runtime_dir() / f"{gone.pid}.json"
     from core import results
 
@@ -83,6 +88,8 @@ def test_stop_command_stops_what_a_dead_owner_left_and_names_its_run(tmp_path):
         out = subprocess.run([*CLI, "stop", str(tmp_path)], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert "torchserve (process group" in out.stderr and str(tmp_path.resolve()) in out.stderr
+        assert f"folder {tmp_path / 'dc-torchserve-x'} left by" in out.stderr
+        assert not (tmp_path / "dc-torchserve-x").exists()
         assert _wait_gone(group.pid, 5) < 5 and not path.exists()
     finally:
         path.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 
+from core import ownership
 from serving.base import SERVERS, LaunchSpec, Server
 from serving.catalog import CONTAINER_PATHS
 from serving.endpoint import Endpoint
@@ -41,13 +42,18 @@ class TorchServe(Server):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.state_dir = Path(tempfile.mkdtemp(prefix="dc-torchserve-"))  # private: holds the key file
-        os.chmod(self.state_dir, 0o700)
+        # private, holds the key file: made by `prepare`, removed by `stop` (or, if this process dies
+        # first, by its ownership watchdog); a server that is never started leaves nothing
+        self.state_dir: Path | None = None
         self.config: TorchServeConfig | None = None
         self.mars: dict[str, str] = {}  # served name -> sha256 of its .mar
 
     # --- configuration ---
     def prepare(self) -> LaunchSpec:
+        if self.state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="dc-torchserve-"))
+            os.chmod(self.state_dir, 0o700)
+            ownership.track_folder(self.state_dir)
         self.store, self.mars = prepare_store(list(self.models.values()), self.store, self.settings.threads,
                                               self.published_store)
         (self.state_dir / "tmp").mkdir(exist_ok=True)
@@ -80,7 +86,9 @@ class TorchServe(Server):
         try:
             super().stop()
         finally:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            if self.state_dir is not None:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+                ownership.untrack_folder(self.state_dir)
 
     # --- addresses and the token ---
     def url(self, role: str, path: str = "") -> str:
@@ -88,6 +96,8 @@ class TorchServe(Server):
 
     @property
     def key_file(self) -> Path:
+        if self.state_dir is None:
+            raise RuntimeError("TorchServe has no key file: it was not started (prepare() makes its state folder)")
         return self.state_dir / "key_file.json"
 
     def token(self, kind: str) -> str:
