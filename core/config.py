@@ -108,10 +108,14 @@ class LoadSettings:
     open_loop_connections: int = 64  # open loop: requests in flight at most; later sends wait for one
     drain_seconds: float = 10.0  # open loop: wait for outstanding requests after the last send
     workers: int = 0  # locust worker processes (0 = one generator process)
-    # open loop only (None: `workers`): with grpcio's gevent integration sharing the loop, gRPC sends of one
-    # process came late at 800-1,200 req/s while the generator used under half a core; two worker processes
-    # halved the late share (the raw gRPC sender has replaced grpcio since; the full profile keeps two)
+    # open loop only (None: `workers`). One process sends the full profile's rates: the raw senders keep
+    # 1,000-1,300 req/s at a quarter of a core, and two workers plus a master on one core came late more
+    # often (1.0-2.2% of sends over 1 ms against TorchServe's gRPC API at 1,150 req/s; one process:
+    # 0.5-0.9%, before real-time scheduling)
     open_loop_workers: int | None = None
+    # open loop: SCHED_FIFO priority of the sending processes while a point lasts, where the system allows
+    # it (0: the normal policy); see `core.realtime` and `loadtests.modes.open.send_slice` for the figures
+    open_loop_realtime_priority: int = 1
     # closed loop: each point's window as this many consecutive sub-windows, throughput = their median
     windows_per_point: int = 1
     # closed loop, with windows_per_point > 1: up to this many more sub-windows while the last
@@ -187,7 +191,7 @@ FULL = Profile(
     name=ProfileKind.FULL,
     floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), parallel_processes=2, try_theano=True,
                         exclude=("*/tflite/fp16", "*/tflite/int8-dynamic", "*/onnx-tf/*", "resnet/null")),
-    load=LoadSettings(twins=("mlp",), max_users=64, open_loop_fractions=(0.5, 0.9), open_loop_workers=2),
+    load=LoadSettings(twins=("mlp",), max_users=64, open_loop_fractions=(0.5, 0.9)),
     note="full profile: conventions' windows (>= 10 s and >= 500 samples per point, 3 repeats, 95% intervals); "
          "scope kept to about 36 minutes on 2 cores: in-process floor for mlp and resnet at 1 thread (the servers' "
          "setting; two measuring processes at a time on separate cores), fp32 artifacts without tf2onnx's, every "

@@ -38,7 +38,7 @@ def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> Measured
     error_rate = n_err / (ok + n_err) if ok + n_err else 1.0
     late = sum(1 for x in raw.lateness_ms if x > settings.late_send_ms)
     late_fraction = late / len(raw.lateness_ms) if raw.lateness_ms else 0.0
-    cpu = [GeneratorCpu(role=c.role, cpu_fraction=round(c.fraction, 4)) for c in raw.cpu]
+    cpu = [GeneratorCpu(role=c.role, cpu_fraction=round(c.fraction, 4), scheduling=c.scheduling) for c in raw.cpu]
     cpu_max = max((c.cpu_fraction for c in cpu), default=0.0)
     limits = limits_of(settings)
     reasons = invalid_reasons(generator_cpu_max=cpu_max, late_fraction=late_fraction, error_rate=error_rate,

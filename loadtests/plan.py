@@ -40,6 +40,7 @@ class Plan:
     seed: int = 4321  # open: seed of the Poisson schedule
     connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
     drain_seconds: float = 10.0  # open: how long to wait for outstanding requests after the last send
+    realtime_priority: int = 0  # open: SCHED_FIFO priority of the sending processes during a point (0: normal)
     requests: list[str] = field(default_factory=list, repr=False)  # base64 of the requests' wire bytes
 
     def set_requests(self, wire: list[bytes]) -> None:
@@ -56,6 +57,7 @@ class ProcessCpu:
     pid: int
     cpu_seconds: float  # user + system CPU time of the process during the window
     wall_seconds: float
+    scheduling: str = ""  # open loop: the sending threads' scheduling policy (`core.realtime`)
 
     @property
     def fraction(self) -> float:

@@ -88,10 +88,11 @@ class StreamReset(Exception):
 
 
 class _Stream:
-    __slots__ = ("id", "window", "ended", "received", "status", "grpc_status", "grpc_message", "reset")
+    __slots__ = ("id", "window", "rest", "ended", "received", "status", "grpc_status", "grpc_message", "reset")
 
     def __init__(self, stream_id: int, window: int) -> None:
         self.id, self.window = stream_id, window
+        self.rest: memoryview | None = None  # the part of the request message not sent yet
         self.ended = False
         self.received = 0
         self.status = self.grpc_status = None
@@ -128,32 +129,45 @@ class Http2:
 
     def call(self, block: bytes, message: bytes) -> tuple[int, BaseException | None]:
         """One unary call: (response message bytes, the call's error or None)."""
+        self.conn.sendall(self.start(block, message))
+        return self.finish()
+
+    def start(self, block: bytes, message: bytes) -> bytes:
+        """Open the call's stream: the bytes that start it (HEADERS and what flow control lets through of
+        the message; `finish` sends the rest as the server's windows open). Touches no socket, so the
+        open-loop scheduler thread can start a call and write it itself."""
         st = self.stream = _Stream(self.next_id, self.stream_window)
         self.next_id += 2
-        out = frame(HEADERS, END_HEADERS, st.id, block)
-        rest = memoryview(message)
-        while True:
-            n = min(len(rest), self.send_window, st.window, self.max_frame)
-            last = n == len(rest)
-            if n or last:
-                out += frame(DATA, END_STREAM if last else 0, st.id, bytes(rest[:n]))
-                rest = rest[n:]
-                self.send_window -= n
-                st.window -= n
-            if last:
-                break
-            self.conn.sendall(out)
-            out = b""
-            while (self.send_window <= 0 or st.window <= 0) and not st.ended:
-                self._frame()  # wait for the server's WINDOW_UPDATE
-            if st.ended:  # the server answered (an error) before taking the whole request
-                break
-        if out:
-            self.conn.sendall(out)
+        st.rest = memoryview(message)
+        return frame(HEADERS, END_HEADERS, st.id, block) + self._data(st)
+
+    def finish(self) -> tuple[int, BaseException | None]:
+        """Send what flow control held back, read the answer: (response message bytes, error or None)."""
+        st = self.stream
+        assert st is not None, "finish() without start()"
+        while st.rest is not None and not st.ended:
+            self._frame()  # the windows are shut: wait for the server's WINDOW_UPDATE
+            if out := self._data(st):
+                self.conn.sendall(out)
         while not st.ended:
             self._frame()
         self.stream = None
         return max(0, st.received - 5), self._outcome(st)
+
+    def _data(self, st: _Stream) -> bytes:
+        """DATA frames for as much of the message as the windows and the frame size allow (the last one
+        ends the stream; an empty message is one empty DATA frame)."""
+        out = b""
+        while st.rest is not None:
+            n = max(0, min(len(st.rest), self.send_window, st.window, self.max_frame))
+            last = n == len(st.rest)
+            if not n and not last:
+                break
+            out += frame(DATA, END_STREAM if last else 0, st.id, bytes(st.rest[:n]))
+            self.send_window -= n
+            st.window -= n
+            st.rest = None if last else st.rest[n:]
+        return out
 
     @staticmethod
     def _outcome(st: _Stream) -> BaseException | None:
@@ -244,18 +258,22 @@ class RawGrpcSender(RawSender):
     request_type = "grpc"
 
     def __init__(self, environment: Any, target: str, method: str, requests: list[bytes],
-                 metadata: list[tuple[str, str]], name: str, timeout: float = 30.0) -> None:
+                 metadata: list[tuple[str, str]], name: str, timeout: float = 30.0,
+                 max_connections: int | None = None) -> None:
         host, sep, port = target.rpartition(":")
         if not sep or not port.isdigit():
             raise ValueError(f"a gRPC target is host:port, got {target!r}")
         super().__init__(environment, (host.strip("[]"), int(port)), name,
-                         [grpc_message(r) for r in requests], timeout)
+                         [grpc_message(r) for r in requests], timeout, max_connections=max_connections)
         self.block = request_block(method, target, metadata, timeout)
 
     def _open(self, conn: Connection) -> None:
         conn.protocol = Http2(conn)
         conn.protocol.handshake()
 
-    def _exchange(self, conn: Connection, request: bytes) -> tuple[int, BaseException | None, bool]:
-        length, error = conn.protocol.call(self.block, request)
+    def _begin(self, conn: Connection, request: bytes) -> bytes:
+        return conn.protocol.start(self.block, request)
+
+    def _end(self, conn: Connection) -> tuple[int, BaseException | None, bool]:
+        length, error = conn.protocol.finish()
         return length, error, conn.protocol.reusable

@@ -20,6 +20,7 @@ share the loop) it is non-blocking and waits through gevent's `wait_read` / `wai
 from __future__ import annotations
 
 import _socket
+import collections
 import itertools
 import socket
 import time
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+import gevent.event
 from gevent.socket import wait_read, wait_write
 
 # the interpreter's C socket type, which gevent's monkey-patching of `socket` does not replace (and
@@ -152,6 +154,14 @@ class Connection:
             except BlockingIOError:
                 wait_read(self.fd, self.timeout)  # raises TimeoutError after `timeout`
 
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes now, without waiting (any thread; a non-exclusive connection):
+        the number of bytes written."""
+        try:
+            return self.sock.send(data)
+        except BlockingIOError:
+            return 0
+
     def sendall(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
@@ -168,44 +178,101 @@ class Connection:
 
 class RawSender:
     """Pre-built requests over plain kept-alive connections (`Connection`), one request in flight on
-    each: closed loop, one per user; open loop, a pool as deep as the requests in flight. A subclass
-    opens its protocol on a new connection (`_open`) and does one request / response on it
-    (`_exchange`); this class keeps the pool, the clock and locust's `request` event."""
+    each: closed loop, one per user; open loop, a pool of at most `max_connections` (the requests in
+    flight), shared by the event loop and the open-loop scheduler thread. A subclass opens its protocol
+    on a new connection (`_open`), starts a request (`_begin`: the bytes to write, no socket touched)
+    and ends it (`_end`: the rest of the exchange); this class keeps the pool, the clock and locust's
+    `request` event.
+
+    Two ways to send. `send` (a greenlet: closed-loop users, open-loop sends that find no idle
+    connection) takes a connection, waiting for one if the pool is full, and does the whole exchange.
+    `start_nowait` (any thread: the open-loop scheduler at each scheduled time) writes the request on an
+    idle connection at once or does nothing; `complete` (a greenlet) then reads the answer. The pool's
+    counts and waiters belong to the event loop; the scheduler thread only pops an idle connection
+    (atomic under the GIL) and only when no greenlet is waiting for one (first come, first served)."""
 
     request_type = ""
 
     def __init__(self, environment: Any, address: tuple[str, int], name: str, requests: list[bytes],
-                 timeout: float) -> None:
+                 timeout: float, max_connections: int | None = None) -> None:
         self.address = address
         self.requests = itertools.cycle(requests)
         self.events = environment.events
         self.name = name
         self.timeout = timeout
+        self.max_connections = max_connections  # None: one per concurrent sender, unbounded
         self.idle: list[Connection] = []
+        self.opened = 0  # connections open (idle or carrying a request)
+        self.waiters: collections.deque[gevent.event.AsyncResult] = collections.deque()
         self.exclusive = False  # set by send_exclusive
 
+    # --- the protocol
     def _open(self, conn: Connection) -> None:
         """Prepare a new connection for requests (a protocol's handshake); nothing for HTTP/1.1."""
 
-    def _exchange(self, conn: Connection, request: bytes) -> tuple[int, BaseException | None, bool]:
-        """Send `request` and read its answer: (response bytes, the request's error or None, reusable)."""
+    def _begin(self, conn: Connection, request: bytes) -> bytes:
+        """Start `request` on `conn` (protocol state only, no I/O): the bytes to write."""
+        return request
+
+    def _end(self, conn: Connection) -> tuple[int, BaseException | None, bool]:
+        """The rest of the exchange once `_begin`'s bytes are written: (response bytes, the request's error
+        or None, connection reusable)."""
         raise NotImplementedError
 
-    def _connection(self) -> Connection:
-        if self.idle:
-            return self.idle.pop()
-        # connect through gevent's socket (a slow connect must not stall the other greenlets), then keep
-        # the plain socket under it
-        made = socket.create_connection(self.address, timeout=self.timeout)
-        made.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(_PlainSocket(fileno=made.detach()), self.timeout)
+    # --- the pool
+    def _new_connection(self) -> Connection:
+        self.opened += 1
+        try:
+            # connect through gevent's socket (a slow connect must not stall the other greenlets), then
+            # keep the plain socket under it
+            made = socket.create_connection(self.address, timeout=self.timeout)
+            made.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(_PlainSocket(fileno=made.detach()), self.timeout)
+        except BaseException:
+            self.opened -= 1
+            raise
         try:
             self._open(conn)
         except BaseException:
-            conn.close()
+            self.release(conn, reusable=False)
             raise
         return conn
 
+    @property
+    def full(self) -> bool:
+        """Every connection the pool may open carries a request (a read any thread may make)."""
+        return self.max_connections is not None and self.opened >= self.max_connections and not self.idle
+
+    def acquire(self) -> Connection:
+        """An idle connection, else a new one, else (the pool is full) the next one released (a greenlet)."""
+        if self.idle:
+            return self.idle.pop()
+        if self.max_connections is None or self.opened < self.max_connections:
+            return self._new_connection()
+        waiter = gevent.event.AsyncResult()
+        self.waiters.append(waiter)
+        try:
+            conn = waiter.get(timeout=self.timeout)
+        except gevent.Timeout:
+            raise TimeoutError(f"no connection to {self.address[0]}:{self.address[1]} came free within "
+                               f"{self.timeout:g} s ({self.opened} open, all carrying requests)") from None
+        finally:
+            if waiter in self.waiters:
+                self.waiters.remove(waiter)
+        return conn if conn is not None else self._new_connection()  # None: a closed one's place
+
+    def release(self, conn: Connection, reusable: bool) -> None:
+        """Give a connection back after its exchange (the event loop): to the first waiter, else idle."""
+        if not reusable:
+            conn.close()
+            self.opened -= 1
+        handed: Connection | None = conn if reusable else None
+        if self.waiters:
+            self.waiters.popleft().set(handed)
+        elif handed is not None:
+            self.idle.append(handed)
+
+    # --- sending
     def send_exclusive(self, seconds: float) -> None:
         """Send back to back for `seconds` with kernel waits, then yield to the loop once. Only for the
         sole user of its locust process: no other greenlet runs until it yields."""
@@ -218,32 +285,67 @@ class RawSender:
             self.exclusive = False
         gevent.sleep(0)
 
-    def send(self, context: dict | None = None) -> None:
-        request = next(self.requests)
-        exc: BaseException | None = None
-        length = 0
+    def send(self, context: dict | None = None, conn: Connection | None = None) -> None:
+        """One request (a greenlet), on `conn` if given (from `acquire`), timed from before the connection
+        is taken (or from the call, given one)."""
         t0 = time.perf_counter()
-        conn = None
+        if conn is None:
+            try:
+                conn = self.acquire()
+            except Exception as err:  # counted by kind in the recorder (transport errors are results)
+                self.report(t0, 0, err, context)
+                return
+        conn.set_exclusive(self.exclusive)
         try:
-            conn = self._connection()
-            conn.set_exclusive(self.exclusive)
-            length, exc, reusable = self._exchange(conn, request)
-            if reusable:
-                self.idle.append(conn)
-            else:
-                conn.close()
-            conn = None
-        except Exception as err:  # counted by kind in the recorder (transport errors are results, not crashes)
+            pending: bytes | BaseException = self._begin(conn, next(self.requests))
+        except Exception as err:
+            pending = err
+        self.complete(conn, pending, t0, context)
+
+    def start_nowait(self) -> tuple[Connection, bytes | BaseException, float] | None:
+        """Write the next request on an idle connection without waiting (any thread): (connection, what
+        `complete` must still write or the error that ended the request, its start time), or None when no
+        connection is idle or a greenlet waits for one."""
+        if self.waiters:
+            return None
+        try:
+            conn = self.idle.pop()
+        except IndexError:
+            return None
+        try:
+            data = self._begin(conn, next(self.requests))
+            t0 = time.perf_counter()
+            return conn, data[conn.send_nowait(data):], t0
+        except Exception as err:
+            return conn, err, time.perf_counter()
+
+    def complete(self, conn: Connection, pending: bytes | BaseException, t0: float, context: dict | None) -> None:
+        """End a request begun on `conn` at `t0` (a greenlet): write `pending`, read the answer, fire the
+        request event, give the connection back."""
+        length, exc, reusable = 0, None, False
+        try:
+            if isinstance(pending, BaseException):
+                raise pending
+            if pending:
+                conn.sendall(pending)
+            length, exc, reusable = self._end(conn)
+        except Exception as err:  # a failed connection is never reused
             exc = err
-        elapsed_ms = (time.perf_counter() - t0) * 1000.0
-        if conn is not None:  # a failed connection is never reused
-            conn.close()
+        t_end = time.perf_counter()
+        self.release(conn, reusable)
+        self.report(t0, length, exc, context, t_end)
+
+    def report(self, t0: float, length: int, exc: BaseException | None, context: dict | None,
+               t_end: float | None = None) -> None:
+        """Fire locust's `request` event for a request started at `t0` (ended now, or at `t_end`)."""
+        elapsed_ms = ((t_end or time.perf_counter()) - t0) * 1000.0
         self.events.request.fire(request_type=self.request_type, name=self.name, response_time=elapsed_ms,
                                  response_length=length, exception=exc, context=context or {}, response=exc)
 
     def close(self) -> None:
         for conn in self.idle:
             conn.close()
+        self.opened -= len(self.idle)
         self.idle.clear()
 
 
@@ -253,15 +355,15 @@ class RawHttpSender(RawSender):
     request_type = "POST"
 
     def __init__(self, environment: Any, base_url: str, path: str, bodies: list[bytes], headers: dict[str, str],
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, max_connections: int | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"the raw sender speaks plain http only, got {base_url!r}")
         port = parts.port or 80
         super().__init__(environment, (parts.hostname, port), path,
-                         build_requests(parts.hostname, port, path, bodies, headers), timeout)
+                         build_requests(parts.hostname, port, path, bodies, headers), timeout,
+                         max_connections=max_connections)
 
-    def _exchange(self, conn: Connection, request: bytes) -> tuple[int, BaseException | None, bool]:
-        conn.sendall(request)
+    def _end(self, conn: Connection) -> tuple[int, BaseException | None, bool]:
         status, body, keep = conn.reader.read()
         return len(body), HttpStatusError(status, body) if status >= 400 else None, keep

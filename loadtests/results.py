@@ -22,6 +22,7 @@ class LatencySummary:
 class GeneratorCpu:
     role: str  # local | master | worker
     cpu_fraction: float  # CPU time / wall time of the window (1.0 = one core busy)
+    scheduling: str = ""  # open loop: the sending threads' scheduling policy (e.g. "SCHED_FIFO 1")
 
 
 @dataclass

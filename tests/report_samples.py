@@ -84,7 +84,7 @@ def full_results() -> ReportResults:
                for u, t, p in ((1, 450, 2.1), (2, 800, 2.4), (4, 1000, 3.9))]
     opened = [LoadPoint("torchserve/torchscript", "rest", "mlp", "open", None, 360, 355, lat(4.0, 1000, 2.0),
                         uncorrected=lat(3.2, 1000), late_fraction=0.002, server_cpus=[0], generator_cpus=[1],
-                        launcher="native"),
+                        launcher="native", scheduling="SCHED_FIFO 1"),
               LoadPoint("torchserve/torchscript", "grpc", "mlp", "open", None, 500, 470, lat(9.0, 1000, 3.0),
                         uncorrected=lat(3.0, 1000), late_fraction=0.04, valid=False,
                         invalid_reasons=["4% of sends > 1 ms late"], launcher="native")]

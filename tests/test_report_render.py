@@ -51,6 +51,7 @@ def test_invalid_points_are_marked_never_results(rendered):
     assert len(re.findall(r'<tr class="invalid">', page)) >= len(invalid) + 1  # + the failed artifact
     assert md.count("INVALID") >= len(invalid)
     assert "generator CPU 97% > 90%" in md and "4% of sends > 1 ms late" in md
+    assert "Open-loop sending threads scheduled as: SCHED_FIFO 1." in md  # a setting that changes lateness
     # the saturation figure ignores the invalid 16-user point (650 req/s)
     assert "saturates at 720 req/s (8 users)" in md
 

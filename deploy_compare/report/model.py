@@ -181,6 +181,7 @@ class LoadPoint:
     server_cpus: list[int] = field(default_factory=list)
     generator_cpus: list[int] = field(default_factory=list)
     launcher: str = ""  # native | docker (the endpoint's launcher)
+    scheduling: str = ""  # open loop: the sending threads' scheduling policy, as each process recorded it
     harness_mean_ms: float | None = None  # the generator's own mean latency at this concurrency (null endpoint)
     harness_p50_ms: float | None = None
     window_unix: tuple[float, float] | None = None  # the measurement window's wall-clock bounds

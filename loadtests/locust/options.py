@@ -54,14 +54,16 @@ class Config:
 
     def make_sender(self, environment: Any, concurrency: int = 1, session: Any = None) -> Any:
         if self.sender_kind == "rest" and session is None and self.host.startswith("http://"):
-            return RawHttpSender(environment, self.host, self.path, self.rest_bodies, self.headers)
+            return RawHttpSender(environment, self.host, self.path, self.rest_bodies, self.headers,
+                                 max_connections=concurrency)
         if self.sender_kind == "rest":
             return RestSender(environment, self.host, self.path, self.rest_bodies, self.headers,
                               concurrency=concurrency, session=session)
         method = TORCHSERVE_PREDICT if self.sender_kind == "grpc-torchserve" else TFSERVING_PREDICT
         metadata = [(k.lower(), v) for k, v in self.headers.items()]
         target = self.host.split("://", 1)[-1].rstrip("/")
-        return RawGrpcSender(environment, target, method, self.grpc_requests, metadata, name=method)
+        return RawGrpcSender(environment, target, method, self.grpc_requests, metadata, name=method,
+                             max_connections=concurrency)
 
 
 class _Process:

@@ -31,7 +31,7 @@ class PhaseBuf:
 
     __slots__ = ("phase", "lat", "unc", "late", "errors", "scheduled", "unfinished", "cpu0", "t0", "cpu_seconds",
                  "wall_seconds",
-                 "start_unix", "end_unix")
+                 "start_unix", "end_unix", "scheduling")
 
     def __init__(self, phase: int) -> None:
         self.phase = phase
@@ -49,6 +49,7 @@ class PhaseBuf:
         self.end_unix = self.start_unix
         self.cpu_seconds = 0.0
         self.wall_seconds = 0.0
+        self.scheduling = ""  # open loop: what `core.realtime` put in effect for the sending threads
 
     def close(self) -> PhaseBuf:
         self.cpu_seconds = cpu_seconds() - self.cpu0
@@ -58,7 +59,7 @@ class PhaseBuf:
 
     def part(self, role: str) -> RawPart:
         return RawPart(cpu=ProcessCpu(role=role, pid=os.getpid(), cpu_seconds=self.cpu_seconds,
-                                      wall_seconds=self.wall_seconds),
+                                      wall_seconds=self.wall_seconds, scheduling=self.scheduling),
                        latency_ms=self.lat.tolist(), uncorrected_ms=self.unc.tolist(), lateness_ms=self.late.tolist(),
                        errors=dict(self.errors), scheduled=self.scheduled, unfinished=self.unfinished,
                        start_unix=self.start_unix, end_unix=self.end_unix)

@@ -67,6 +67,7 @@ def _point(p, raw: dict, endpoint: dict, generator_cpus: list[int], repeats: int
         repeats=repeats,
         intervals=intervals.get((p.mode, p.load), {}), server_cpus=list(endpoint.get("server_cpus", [])),
         generator_cpus=list(generator_cpus), launcher=launcher_of(endpoint),
+        scheduling="; ".join(sorted({c.scheduling for c in p.generator_cpu if c.scheduling})),
         harness_mean_ms=harness.get("mean_ms"), harness_p50_ms=harness.get("p50_ms"),
         window_unix=(start, end) if start is not None and end is not None else None)
 
