@@ -307,6 +307,11 @@ def live_owners(run: Path | None = None) -> list[OwnerRecord]:
     return [r for _, r in records() if owner_alive(r) and r.pid != os.getpid() and (not wanted or r.run == wanted)]
 
 
+def _log(what: str) -> None:
+    """One line of the watchdog's log (its stderr): UTC time, then what it did."""
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} watchdog: {what}", file=sys.stderr, flush=True)
+
+
 def _watch(record_path: Path) -> int:
     """Block until the owner's pipe closes (the owner ended, however), then stop what its record still lists."""
     while sys.stdin.buffer.read(65536):
@@ -317,11 +322,9 @@ def _watch(record_path: Path) -> int:
         return 0
     for group in record.groups:
         if terminate_group(group):
-            print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} watchdog: stopped {group.name} "
-                  f"(process group {group.pgid}) left by {describe(record)}", file=sys.stderr, flush=True)
+            _log(f"stopped {group.name} (process group {group.pgid}) left by {describe(record)}")
     for folder in remove_folders(record):
-        print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} watchdog: removed {folder} left by "
-              f"{describe(record)}", file=sys.stderr, flush=True)
+        _log(f"removed {folder} left by {describe(record)}")
     if record.containers:  # removed by the next command's container sweep (by label)
         record.groups = []
         results.save(record, record_path)

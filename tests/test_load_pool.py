@@ -11,21 +11,17 @@ import pytest
 from core.realtime import realtime
 from loadtests.launch import free_port
 from loadtests.nullgrpc import start_null_grpc_server, torchserve_response
-from loadtests.nullserver import start_null_server
 from loadtests.rawgrpc import RawGrpcSender
 from loadtests.rawhttp import RawHttpSender
 from loadtests.senders import TORCHSERVE_PREDICT
 from tests.test_load_grpc import _Environment, grpcio_server  # noqa: F401  (fixture)
+from tests.test_load_null import null_server  # noqa: F401  (fixture)
 
 
 @pytest.fixture
-def null_rest(tmp_path):
-    port = free_port()
-    server = start_null_server(port, tmp_path / "null.log")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop(timeout=5)
+def null_rest(null_server):  # noqa: F811
+    _, port, _ = null_server
+    return f"http://127.0.0.1:{port}"
 
 
 def test_pool_is_bounded_and_hands_a_released_connection_to_the_first_waiter(null_rest):

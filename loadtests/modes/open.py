@@ -217,11 +217,11 @@ def send_slice(environment: Any, step: OpenStep, index: int, count: int) -> Phas
             group.join(timeout=step.drain)
     finally:
         sys.setswitchinterval(previous)
+        close = getattr(sender, "close", None)  # the raw senders' idle connections, on every exit path
+        if close is not None:
+            close()
     buf.unfinished = len(group)
     if buf.unfinished:
         buf.errors["unfinished"] += buf.unfinished
         group.kill(block=True, timeout=5)
-    close = getattr(sender, "close", None)
-    if close is not None:
-        close()
     return buf
