@@ -86,6 +86,9 @@ class ServeSettings:
     fixed_ports: bool = False  # True: the servers' default ports (fail clearly if taken); False: free ports
     twins: tuple[str, ...] = ()  # twins to serve (empty: every twin in the manifest)
     allow_public_bind: bool = False  # allow a server that cannot bind 127.0.0.1 only (native TF Serving)
+    # TorchServe's logging: "serving" (access log, startup, warnings and errors; no per-request debug lines,
+    # no gzip on the server's core: serving/torchserve/config.py) or "default" (TorchServe's own log4j2.xml)
+    server_logging: str = "serving"
 
 
 @dataclass(frozen=True)

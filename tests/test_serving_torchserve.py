@@ -158,6 +158,27 @@ def test_killed_worker_recovers_and_errors_are_counted(ts):
     assert ts.worker_status("mlp-torchscript") == "READY"
 
 
+def test_a_request_is_logged_once_in_the_access_log_and_nowhere_else(ts):
+    """TorchServe's default config writes about a dozen lines per request (serving/torchserve/config.py);
+    the serving config keeps one: the access log's."""
+    logs = [ts.log_path, *(ts.log_path.parent / ts.log_path.stem).glob("*.log")]
+
+    def lines() -> dict[str, int]:
+        return {p.name: p.read_bytes().count(b"\n") if p.exists() else 0 for p in logs}
+
+    ep = _rest(ts)
+    with make_client(ep) as client:
+        client.predict(np.zeros((1, 64), np.float32))  # any first-request lines are written before we count
+        time.sleep(0.5)
+        before = lines()
+        for _ in range(200):
+            client.predict(np.zeros((1, 64), np.float32))
+    time.sleep(0.5)
+    grown = {name: n - before[name] for name, n in lines().items()}
+    assert grown.pop("access_log.log") == 200, grown
+    assert sum(grown.values()) < 10, grown  # no per-request line in ts_log, model_log or the console log
+
+
 def test_no_token_in_logs_then_clean_shutdown(ts, spine_run):
     tokens = [ts.token("inference"), ts.token("management")]
     pids = ts.pids()

@@ -65,6 +65,45 @@ def test_torchserve_properties_have_safe_defaults_and_explicit_settings():
     assert props["load_models"] == "mlp-onnx.mar,mlp-torchscript.mar"
 
 
+def test_torchserve_serving_log_config_keeps_the_access_log_and_drops_per_request_lines():
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    import ts as ts_package
+
+    from serving.torchserve.config import SERVING_LOG4J2
+
+    ours = ET.fromstring(SERVING_LOG4J2)
+    jar = Path(ts_package.__file__).parent / "frontend" / "model-server.jar"
+    default = ET.fromstring(zipfile.ZipFile(jar).read("log4j2.xml"))
+    files = {a.get("name"): a for a in ours.iter("RollingFile")}
+    # the same appenders and file names as TorchServe's own config, so its log folder looks the same
+    assert set(files) == {a.get("name") for a in default.iter("RollingFile")}
+    assert {a.get("fileName") for a in files.values()} == {a.get("fileName") for a in default.iter("RollingFile")}
+    assert not any(a.get("filePattern").endswith(".gz") for a in files.values())  # no gzip on the server's core
+    levels = {lg.get("name"): lg.get("level") for lg in ours.iter("Logger")}
+    assert levels["ACCESS_LOG"] == "info" and levels["org.pytorch.serve"] == "info"
+    assert levels["MODEL_LOG"] == levels["org.pytorch.serve.wlm"] == "warn"  # the per-request lines
+    assert levels["org.pytorch.serve.wlm.ModelManager"] == "info"  # "Model ... loaded" stays
+
+
+@pytest.mark.parametrize("logging", ["serving", "default"])
+def test_torchserve_gets_the_serving_log_config_unless_asked_for_its_own(tmp_path, monkeypatch, logging):
+    import serving.torchserve.server as module
+
+    monkeypatch.setattr(module, "prepare_store", lambda models, store, threads, published: (store, {}))
+    server = TorchServe(NativeLauncher(), replace(ServeSettings(), server_logging=logging), [], tmp_path / "store",
+                        tmp_path / "logs" / "torchserve.log", dict(DEFAULT_PORTS["torchserve"]))
+    try:
+        spec = server.prepare()
+        assert ("--log-config" in spec.argv) == (logging == "serving")
+        assert server.record()["logging"] == logging
+        if logging == "serving":
+            assert Path(spec.argv[spec.argv.index("--log-config") + 1]).read_text().startswith("<?xml")
+    finally:
+        server.stop()
+
+
 def test_torchserve_allowed_urls_admit_only_this_run_store():
     store = "/runs/r-1.x/artifacts/torchserve"
     regex = parse_properties(_ts_config(store).render())["allowed_urls"]

@@ -11,6 +11,17 @@ exposes its per-request times (QueueTime, WorkerThreadTime, HandlerTime, Predict
 *gauges*, i.e. only the last request's value. Declared as histograms here, the metrics endpoint gives
 their `_sum` and `_count`, so a window's per-request mean is a difference of two scrapes, for gRPC too
 (TorchServe 0.12 does not time gRPC requests in its `ts_*_microseconds` counters).
+
+Logging (`log4j2.xml`, passed with `--log-config`): TorchServe's default config logs every request
+about a dozen times (frontend DEBUG and INFO lines to `ts_log.log`, twice, and to stdout; the worker's
+stdout to `model_log.log`; the access log to both files and stdout), each a synchronous write on the
+server's core, and gzips a log file on that core whenever it reaches 100 MB. Measured here (TorchServe
+0.12, mlp-onnx over REST, 1 connection, server pinned to one core): about 1 MB of log per second at
+1,400 req/s (a 35-minute run left a 1.4 GB stdout log), and each gzip of a rolled `ts_log` took 0.24-0.47 s
+of the server's core, halving throughput for 1-2 s at a time it does not choose. `SERVING_LOG4J2`
+keeps what a production server keeps (the access log, one line per request; startup, warnings and
+errors) and drops the per-request debug and progress lines; rolled files are renamed, not compressed.
+`ServeSettings.server_logging = "default"` runs TorchServe's own config instead, to measure what it costs.
 """
 from __future__ import annotations
 
@@ -117,6 +128,42 @@ model_metrics:
     - {name: HandlerTime, unit: ms, dimensions: [*model_name, *level]}
     - {name: PredictionTime, unit: ms, dimensions: [*model_name, *level]}
 """
+
+
+# TorchServe's appenders (frontend/server/src/main/resources/log4j2.xml of 0.12), each logger writing once
+# (additivity off where the default wrote a line twice); rolled files are renamed, not gzipped on the server's core
+_ROLLING = """\
+    <RollingFile name="{name}" fileName="${{env:{env}:-logs}}/{name}.log"
+                 filePattern="${{env:{env}:-logs}}/{name}.%i.log">
+      <PatternLayout pattern="{pattern}"/>
+      <Policies><SizeBasedTriggeringPolicy size="100 MB"/></Policies>
+      <DefaultRolloverStrategy max="5"/>
+    </RollingFile>"""
+_FULL, _SHORT = "%d{ISO8601} [%-5p] %t %c - %m%n", "%d{ISO8601} - %m%n"
+SERVING_LOG4J2 = "\n".join([
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    "<!-- written by deploy-compare: see serving/torchserve/config.py -->",
+    "<Configuration>", "  <Appenders>",
+    f'    <Console name="STDOUT" target="SYSTEM_OUT"><PatternLayout pattern="{_FULL}"/></Console>',
+    *(_ROLLING.format(name=name, env=env, pattern=pattern) for name, env, pattern in (
+        ("access_log", "LOG_LOCATION", _SHORT), ("model_log", "LOG_LOCATION", _FULL),
+        ("ts_log", "LOG_LOCATION", _FULL), ("model_metrics", "METRICS_LOCATION", _SHORT),
+        ("ts_metrics", "METRICS_LOCATION", _SHORT))),
+    "  </Appenders>", "  <Loggers>",
+    # one line per request, as a production server keeps it
+    '    <Logger name="ACCESS_LOG" level="info" additivity="false"><AppenderRef ref="access_log"/></Logger>',
+    # the worker's stdout: its per-request INFO lines dropped, its warnings and errors kept
+    '    <Logger name="MODEL_LOG" level="warn" additivity="false"><AppenderRef ref="model_log"/></Logger>',
+    '    <Logger name="MODEL_METRICS" level="all" additivity="false"><AppenderRef ref="model_metrics"/></Logger>',
+    '    <Logger name="TS_METRICS" level="all" additivity="false"><AppenderRef ref="ts_metrics"/></Logger>',
+    '    <Logger name="io.netty" level="error"/>',
+    '    <Logger name="org.apache" level="off"/>',
+    # startup, model loading, warnings and errors; the worker manager's per-request lines are INFO
+    '    <Logger name="org.pytorch.serve" level="info"/>',
+    '    <Logger name="org.pytorch.serve.wlm" level="warn"/>',
+    '    <Logger name="org.pytorch.serve.wlm.ModelManager" level="info"/>',
+    '    <Root level="info"><AppenderRef ref="STDOUT"/><AppenderRef ref="ts_log"/></Root>',
+    "  </Loggers>", "</Configuration>", ""])
 
 
 def _escape(value: str) -> str:

@@ -22,7 +22,7 @@ from serving.endpoint import Endpoint
 from serving.images import OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE
 from serving.metrics import parse_prometheus
 from serving.torchserve.archive import prepare_store
-from serving.torchserve.config import METRICS_YAML, TorchServeConfig
+from serving.torchserve.config import METRICS_YAML, SERVING_LOG4J2, TorchServeConfig
 
 VERSION = "0.12.0"
 
@@ -73,6 +73,10 @@ class TorchServe(Server):
         cfg = self.state_dir / "config.properties"
         cfg.write_text(self.config.render(), encoding="utf-8")
         args = ["--foreground", "--ncs", "--ts-config", seen(cfg), "--model-store", seen(self.store)]
+        if self.settings.server_logging == "serving":  # per-request lines off (see config.py); "default": TorchServe's
+            log_config = self.state_dir / "log4j2.xml"
+            log_config.write_text(SERVING_LOG4J2, encoding="utf-8")
+            args += ["--log-config", seen(log_config)]
         env = {"LOG_LOCATION": seen(ts_logs), "METRICS_LOCATION": seen(ts_logs),
                "TEMP": seen(self.state_dir / "tmp"), "TMPDIR": seen(self.state_dir / "tmp"),
                # the workers run the handler: one intra-op thread pool of the configured size
@@ -166,4 +170,5 @@ class TorchServe(Server):
         cfg = self.config.record() if self.config else {}
         return {"server": self.name, "version": VERSION, "launcher": self.launcher.name,
                 "ports": dict(self.ports), "cpus": sorted(self.cpus or ()), "threads": self.settings.threads,
-                "metrics_url": self.url("metrics", "/metrics"), "key_file": str(self.key_file), **cfg}
+                "metrics_url": self.url("metrics", "/metrics"), "key_file": str(self.key_file),
+                "logging": self.settings.server_logging, **cfg}
