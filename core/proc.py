@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -314,6 +315,36 @@ def peak_rss_bytes() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024  # kB
     raise RuntimeError("/proc/self/status has no VmHWM line: peak RSS cannot be read on this system")
+
+
+# JIT compiler threads, by the name the kernel shows (15 characters): HotSpot's C1/C2 (TorchServe's frontend)
+# and Graal's JVMCI compilers
+JIT_THREAD = re.compile(r"^(?:C1|C2|JVMCI) CompilerThre")
+
+
+def jit_cpu_seconds(pids: Sequence[int]) -> float | None:
+    """CPU time (user + system) so far of the JIT compiler threads of these processes; None when none of
+    them has such a thread (no JVM, or the processes are gone). A server whose compilers still run is
+    still changing speed: on a fresh TorchServe they used 20-40% of its core for ~14 s at 4 users here,
+    while throughput rose from ~600 to ~1,500 req/s, and stayed under 2% afterwards."""
+    ticks, found = 0, False
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii", errors="replace") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            if JIT_THREAD.match(comm):
+                fields = stat[stat.rindex(")") + 2:].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+                found = True
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
 
 
 def tree_memory(pids: Sequence[int]) -> dict[str, int]:

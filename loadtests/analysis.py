@@ -53,7 +53,7 @@ def to_point(raw: RawPoint, settings: LoadSettings, repeat: int = 0) -> Measured
         generator_cpu=cpu, valid=not reasons, invalid_reasons=reasons,
         error_flag=error_rate > settings.error_rate_threshold, warmup_count=raw.warmup_count,
         uncorrected_ms=latency_summary(raw.uncorrected_ms), lateness_ms=latency_summary(raw.lateness_ms),
-        late_fraction=late_fraction, scheduled=raw.scheduled,
+        late_fraction=late_fraction, scheduled=raw.scheduled, server_jit_cpu=raw.server_jit_cpu,
         window_start_unix=raw.window_start_unix, window_end_unix=raw.window_end_unix)
 
 

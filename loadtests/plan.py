@@ -37,6 +37,10 @@ class Plan:
     settle_windows: int = 0  # closed: up to this many more sub-windows until the last ones agree
     settle_tolerance: float = 0.10  # closed: ... within this fraction (max/min - 1) of throughput
     one_user_seconds: float = 0.0  # closed: the 1-user step's window lasts at least this long
+    # closed, with stable_windows: processes whose JIT compiler threads must also be quiet (at most
+    # jit_cpu_limit of a core in each of the stable windows) before the warm-up counts as stable
+    jit_pids: list[int] = field(default_factory=list)
+    jit_cpu_limit: float = 0.03
     seed: int = 4321  # open: seed of the Poisson schedule
     connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
     drain_seconds: float = 10.0  # open: how long to wait for outstanding requests after the last send
@@ -100,6 +104,7 @@ class RawPoint:
     # closed: sub-windows before the point's windows settled (not in its samples): their throughput, requests
     settling_rps: list[float] = field(default_factory=list)
     settling_count: int = 0
+    server_jit_cpu: float | None = None  # share of a core the server's JIT compilers used (None: not watched)
     window_start_unix: float | None = None  # earliest window start of any process (wall clock)
     window_end_unix: float | None = None  # latest window end of any process
 

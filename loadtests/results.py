@@ -67,6 +67,9 @@ class MeasuredPoint:
     # the generator's own latency at this point's concurrency, protocol and payload (null endpoint)
     harness: HarnessShare | None = None
     warnings: list[str] = field(default_factory=list)  # caveats that do not invalidate (e.g. headroom < 5x)
+    # share of a core the server's JIT compiler threads used during the window (server warm-up windows;
+    # None: not watched, or the server has none)
+    server_jit_cpu: float | None = None
     # wall-clock bounds of the measurement window (the server-side accounting of this point is read from
     # the metrics scrapes inside them)
     window_start_unix: float | None = None
@@ -116,12 +119,15 @@ class ServerWarmup:
     users: int
     window_seconds: float
     windows_rps: list[float]  # throughput of each warm-up window
-    stable: bool  # the last `stable_windows` windows were within `tolerance` of each other
+    stable: bool  # the last `stable_windows` windows were within `tolerance` of each other (and JIT-quiet)
     stable_windows: int
     tolerance: float
     seconds: float  # wall time the warm-up took (locust start included)
     max_seconds: float  # its bound
     excluded: bool = True
+    # share of a core the server's JIT compiler threads used in each window (None: the server has none)
+    windows_jit_cpu: list[float | None] = field(default_factory=list)
+    jit_cpu_limit: float | None = None  # the most they may use in each stable window (None: not watched)
 
 
 @dataclass

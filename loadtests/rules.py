@@ -2,6 +2,7 @@
 Pure functions, shared by the locust process (sweep control) and the orchestrator (validity)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -67,8 +68,16 @@ def stop_kind(reason: str, error: str | None = None) -> StopKind:
     raise ValueError(f"unknown sweep stop reason {reason!r}: expected one written by loadtests.rules")
 
 
-def stable_reason(windows: int, tolerance: float) -> str:
-    return f"{_PREFIXES[StopKind.STABLE]} {windows} windows in a row within {tolerance:.0%} of throughput"
+def stable_reason(windows: int, tolerance: float, jit_cpu_limit: float | None = None) -> str:
+    jit = f", the server's JIT compilers at most {jit_cpu_limit:.0%} of a core in each" if jit_cpu_limit else ""
+    return f"{_PREFIXES[StopKind.STABLE]} {windows} windows in a row within {tolerance:.0%} of throughput{jit}"
+
+
+def jit_quiet(jit_cpu: Sequence[float | None], windows: int, limit: float) -> bool:
+    """Whether the server's JIT compiler threads used at most `limit` of a core in each of the last
+    `windows` windows (None: not watched or no JIT in that window's server, which counts as quiet)."""
+    last = list(jit_cpu)[-windows:]
+    return len(last) >= windows and all(x is None or x <= limit for x in last)
 
 
 def stable(throughputs: list[float], windows: int = 3, tolerance: float = 0.10) -> bool:

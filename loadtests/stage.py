@@ -84,7 +84,8 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
         return result
     name = "-".join(x for x in (endpoint.stack.replace("/", "-"), endpoint.protocol, endpoint.launcher) if x)
     job = LoadJob(target=target, settings=settings, log_dir=log_dir, name=name, cpus=cpus, workers=n_workers,
-                  users=users, rates=rates, connections=settings.open_loop_connections, stop_rule=stop_rule)
+                  users=users, rates=rates, connections=settings.open_loop_connections, stop_rule=stop_rule,
+                  server_pids=list(endpoint.server_pids))
 
     def check(what: str, outcome_error: str | None) -> bool:
         if endpoint.server_pids and not server_alive(endpoint.server_pids):

@@ -2,8 +2,10 @@
 
 - `warm_until_stable(job)`: before an endpoint's first measured point, closed-loop load at
   `server_warmup_users` in short windows until `server_warmup_stable_windows` windows in a row agree
-  within `server_warmup_tolerance` of throughput (Triton perf_analyzer's stability rule), bounded by
-  `server_warmup_seconds`. Excluded from every figure; how long it took is recorded.
+  within `server_warmup_tolerance` of throughput (Triton perf_analyzer's stability rule) and, where the
+  server has JIT compiler threads (TorchServe's JVM), those used at most `server_warmup_jit_cpu_limit` of
+  a core in each of them; bounded by `server_warmup_seconds`. Excluded from every figure; how long it
+  took and the compilers' share per window are recorded.
 - `rotated(items, repeat)`: the order endpoints are measured in during one repeat. Repeat r starts
   at item r (mod n), so across n repeats each endpoint is measured first once; with one repeat the
   warm-up, not the order, keeps the first endpoint from paying its server's warm-up.
@@ -23,7 +25,7 @@ from core.kinds import LoadModeKind
 from core.stats import WindowPolicy
 from loadtests.modes import LoadJob, ModeOutcome, get_mode
 from loadtests.results import ServerWarmup
-from loadtests.rules import stable
+from loadtests.rules import jit_quiet, stable
 
 T = TypeVar("T")
 
@@ -72,9 +74,13 @@ def warm_until_stable(job: LoadJob) -> tuple[ServerWarmup, ModeOutcome]:
     t0 = time.perf_counter()
     outcome = get_mode(LoadModeKind.CLOSED).run(warm, repeat=0)
     rps = [round(p.throughput_rps, 1) for p in outcome.points]
+    jit = [p.server_jit_cpu for p in outcome.points]
+    watched = any(x is not None for x in jit)
     record = ServerWarmup(users=s.server_warmup_users, window_seconds=s.server_warmup_window_seconds,
-                          windows_rps=rps, stable=stable(rps, s.server_warmup_stable_windows,
-                                                         s.server_warmup_tolerance),
+                          windows_rps=rps, stable=stable(rps, s.server_warmup_stable_windows, s.server_warmup_tolerance)
+                          and jit_quiet(jit, s.server_warmup_stable_windows, s.server_warmup_jit_cpu_limit),
+                          windows_jit_cpu=jit if watched else [],
+                          jit_cpu_limit=s.server_warmup_jit_cpu_limit if watched else None,
                           stable_windows=s.server_warmup_stable_windows, tolerance=s.server_warmup_tolerance,
                           seconds=round(time.perf_counter() - t0, 2),
                           max_seconds=len(warm.users or []) * s.server_warmup_window_seconds)

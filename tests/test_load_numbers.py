@@ -21,6 +21,7 @@ from loadtests.results import EndpointLoad, LoadTestResults
 from loadtests.rules import (
     StepFigure,
     StopKind,
+    jit_quiet,
     last_step_reason,
     stable,
     stable_reason,
@@ -148,6 +149,48 @@ def test_warmup_stops_when_three_windows_agree_and_is_bounded():
     assert warm.users == [s.server_warmup_users] * int(s.server_warmup_seconds / s.server_warmup_window_seconds)
     assert warm.stable_windows == 3 and warm.stop_rule is False
     assert warm.settings.window.min_seconds == s.server_warmup_window_seconds
+
+
+def test_warmup_is_stable_only_once_the_servers_jit_compilers_are_quiet():
+    # a fresh TorchServe here: throughput held within 10% while its compilers still took 21-25% of the core
+    rps, jit = [1051, 1067, 1111], [0.21, 0.23, 0.23]
+    assert stable(rps) and not jit_quiet(jit, 3, 0.03)
+    assert jit_quiet([0.23, 0.02, 0.0, 0.01], 3, 0.03)
+    assert jit_quiet([None, None, None], 3, 0.03)  # no JIT in this server (TF Serving, the null server)
+    assert not jit_quiet([0.0, 0.0], 3, 0.03)  # too few windows
+    assert "JIT compilers at most 3% of a core" in stable_reason(3, 0.10, 0.03)
+    assert stop_kind(stable_reason(3, 0.10, 0.03)) == StopKind.STABLE
+    assert "JIT" not in stable_reason(3, 0.10)
+
+
+def test_jit_cpu_is_read_from_compiler_threads_by_name():
+    import os
+    import threading
+
+    from core.proc import jit_cpu_seconds
+
+    assert jit_cpu_seconds([os.getpid()]) is None  # no thread of that name yet
+    named, done = threading.Event(), threading.Event()
+
+    def compiler() -> None:  # the kernel's name of a HotSpot C2 thread, truncated to 15 characters
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as fh:
+            fh.write("C2 CompilerThread0")
+        named.set()
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.3:
+            pass
+        done.wait(10)
+
+    th = threading.Thread(target=compiler)
+    th.start()
+    try:
+        assert named.wait(10)
+        time.sleep(0.5)
+        seconds = jit_cpu_seconds([os.getpid(), 999_999_999])  # a gone pid is skipped
+        assert seconds is not None and 0.2 <= seconds <= 1.0
+    finally:
+        done.set()
+        th.join()
 
 
 def test_endpoint_order_rotates_across_repeats():

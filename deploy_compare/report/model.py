@@ -7,6 +7,7 @@ flat and already in display units (ms, MB, req/s) so the aggregate is readable o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.environment import Environment
 from core.results import StageTiming
@@ -208,6 +209,9 @@ class SaturationRow:
     stop_kinds: list[str] = field(default_factory=list)
     stop_reasons: list[str] = field(default_factory=list)
     interval: dict[str, float] | None = None  # across repeats
+    # the server warm-up before the endpoint's first point as the load stage stored it (loadtests.results.
+    # ServerWarmup; excluded from every figure)
+    warmup: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:

@@ -3,6 +3,8 @@ launcher), the saturation wording, and the native-vs-container pairs. Only saved
 figure is the stored one (saturation verdicts and headrooms are never re-derived here)."""
 from __future__ import annotations
 
+from typing import Any
+
 from deploy_compare.report import fmt
 from deploy_compare.report.model import LoadPoint, MemoryRow, ReportResults, SaturationRow, ScoreRow
 from deploy_compare.report.tax import floor_row
@@ -18,6 +20,21 @@ def saturation_text(s: SaturationRow | None) -> str:
         return f"saturates at {fmt.num(s.rps)} req/s" + (f" ({fmt.users(s.users)})" if s.users else "")
     by = f", not saturated by {fmt.users(s.max_users)}" if s.max_users else ", not saturated"
     return f"at least {fmt.num(s.rps)} req/s{by}"
+
+
+def warmup_text(w: dict[str, Any] | None) -> str:
+    """The stored server warm-up in a few words: how long, whether it settled, the JIT compilers' share."""
+    if not w:
+        return ""
+    rps = w.get("windows_rps") or []
+    text = (f"{w['seconds']:.1f} s, {len(rps)} x {w['window_seconds']:g} s at {w['users']} users, "
+            + ("stable" if w.get("stable") else f"**not stable** within {w['max_seconds']:g} s"))
+    if rps:
+        text += f" ({fmt.num(rps[0])} -> {fmt.num(rps[-1])} req/s)"
+    jit = [x for x in w.get("windows_jit_cpu") or [] if x is not None]
+    if jit:
+        text += f"; JIT compilers {max(jit):.0%} -> {jit[-1]:.0%} of a core (limit {w['jit_cpu_limit']:.0%})"
+    return text
 
 
 def stop_text(s: SaturationRow | None) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from deploy_compare.report import fmt
 from deploy_compare.report.document import Block, Figure, Note, Para, Table
 from deploy_compare.report.model import Headroom, ReportResults, ScoreRow, TaxBreakdown
-from deploy_compare.report.served import BOTH_COMMAND, launcher_pairs, point_at, saturation_text, stop_text
+from deploy_compare.report.served import BOTH_COMMAND, launcher_pairs, point_at, saturation_text, stop_text, warmup_text
 from deploy_compare.report.tax import COMPONENTS
 
 
@@ -165,11 +165,17 @@ def containers(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
 
 
 def saturation_table(res: ReportResults) -> Table:
-    return Table(headers=["stack", "twin", "saturation", "at users", "stop reason", "across repeats"],
+    return Table(headers=["stack", "twin", "saturation", "at users", "stop reason", "across repeats",
+                          "server warm-up before it (excluded)"],
                  rows=[[_stack(s), s.model, saturation_text(s), str(s.users) if s.users else fmt.NA, stop_text(s),
                         (f"{fmt.rate(s.interval.get('median'))} [{fmt.rate(s.interval.get('ci_lo'))}, "
-                         f"{fmt.rate(s.interval.get('ci_hi'))}]") if s.interval else "1 repeat"]
-                       for s in res.saturations])
+                         f"{fmt.rate(s.interval.get('ci_hi'))}]") if s.interval else "1 repeat",
+                        warmup_text(s.warmup) or fmt.NA]
+                       for s in res.saturations],
+                 footnotes=["Server warm-up: load at a fixed number of users in short windows until the last "
+                            "few agree on throughput (`server_warmup_*` in the recorded settings) and, where the "
+                            "server has JIT compiler threads (TorchServe's JVM), those used at most the limit of "
+                            "a core in each; its requests are in no figure."])
 
 
 def headroom_text(h: Headroom) -> str:

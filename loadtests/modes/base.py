@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -50,6 +50,7 @@ class LoadJob:
     stable_windows: int = 0  # closed: stop once this many steps in a row agree (server warm-up; 0 = off)
     stable_tolerance: float = 0.10
     connections: int = 64  # open: requests in flight at most
+    server_pids: list[int] = field(default_factory=list)  # the server's processes (its JIT threads are watched)
 
 
 @dataclass

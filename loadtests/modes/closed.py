@@ -52,7 +52,9 @@ class ClosedLoop(LoadMode):
                     plateau_gain=s.plateau_gain, slo_p99_ms=s.slo_p99_ms, stop_rule=job.stop_rule, seed=s.seed,
                     stable_windows=job.stable_windows, stable_tolerance=job.stable_tolerance,
                     windows_per_step=s.windows_per_point, settle_windows=s.settle_windows,
-                    settle_tolerance=s.point_tolerance, one_user_seconds=s.one_user_seconds)
+                    settle_tolerance=s.point_tolerance, one_user_seconds=s.one_user_seconds,
+                    jit_pids=list(job.server_pids) if job.stable_windows else [],
+                    jit_cpu_limit=s.server_warmup_jit_cpu_limit)
 
     def timeout(self, plan: Plan) -> float:
         n = max(1, plan.windows_per_step)
@@ -76,10 +78,12 @@ class ClosedLoop(LoadMode):
 
     # --- locust
     def drive(self, controller: Controller) -> str:
-        from loadtests.rules import StepFigure, last_step_reason, stable, stable_reason, sweep_stop_reason
+        from core.proc import jit_cpu_seconds
+        from loadtests.rules import StepFigure, jit_quiet, last_step_reason, stable, stable_reason, sweep_stop_reason
 
         plan, w, runner = controller.plan, controller.plan.window, controller.runner
         history: list[StepFigure] = []
+        jit: list[float | None] = []  # share of a core the server's JIT compilers used per step (warm-up)
         for k, users in enumerate(int(u) for u in plan.steps):
             runner.start(users, spawn_rate=min(100, users * 10))
             if not controller.wait_until(lambda: runner.user_count >= users, w.max_seconds):
@@ -95,6 +99,7 @@ class ClosedLoop(LoadMode):
             limit = n + plan.settle_windows if n > 1 else n
             min_seconds = max(w.min_seconds, plan.one_user_seconds) if users == 1 else w.min_seconds
             windows: list[tuple[list, float, float, bool]] = []  # (parts, throughput, seconds, complete)
+            jit0, tj = (jit_cpu_seconds(plan.jit_pids) if plan.jit_pids else None), time.perf_counter()
             while len(windows) < n or (len(windows) < limit and not stable(
                     [x[1] for x in windows], n, plan.settle_tolerance)):
                 phase = k * limit + len(windows)
@@ -121,6 +126,10 @@ class ClosedLoop(LoadMode):
             point.window_rps = [x[1] for x in kept] if n > 1 else []
             point.settling_rps = [x[1] for x in settling]
             point.settling_count = sum(len(p.latency_ms) for x in settling for p in x[0])
+            jit1 = jit_cpu_seconds(plan.jit_pids) if jit0 is not None else None
+            if jit0 is not None and jit1 is not None:
+                point.server_jit_cpu = round((jit1 - jit0) / max(time.perf_counter() - tj, 1e-9), 4)
+            jit.append(point.server_jit_cpu)
             controller.points.append(point)
             lat = sorted(point.latency_ms)
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None
@@ -131,6 +140,9 @@ class ClosedLoop(LoadMode):
                 if reason:
                     return reason
             if plan.stable_windows and stable([h.throughput for h in history], plan.stable_windows,
-                                              plan.stable_tolerance):
-                return stable_reason(plan.stable_windows, plan.stable_tolerance)
+                                              plan.stable_tolerance) and jit_quiet(jit, plan.stable_windows,
+                                                                                   plan.jit_cpu_limit):
+                watched = any(x is not None for x in jit)
+                return stable_reason(plan.stable_windows, plan.stable_tolerance,
+                                     plan.jit_cpu_limit if watched else None)
         return last_step_reason(int(plan.steps[-1]))

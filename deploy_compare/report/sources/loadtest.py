@@ -100,7 +100,7 @@ def saturation_row(ep, raw: dict) -> SaturationRow:
                         launcher=launcher_of(d), found=bool(kinds) and all(k in SATURATING for k in kinds),
                         rps=ep.saturation_rps, users=None, max_users=max(reached, default=None) or None,
                         stop_kinds=kinds, stop_reasons=[s.stop_reason for s in ep.sweeps],
-                        interval=ep.saturation_interval)
+                        interval=ep.saturation_interval, warmup=raw.get("server_warmup"))
     if stored:  # the load stage's own verdict wins: the report never re-derives it
         row.found, row.rps, row.users = bool(stored["found"]), stored.get("rps"), stored.get("users")
         row.max_users = stored.get("max_users", row.max_users)
