@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.kinds import FloorGrouping, ProfileKind
+from core.kinds import FloorGrouping, ProfileKind, ServerLogging
 from core.stats import WindowPolicy
 
 
@@ -86,9 +86,10 @@ class ServeSettings:
     fixed_ports: bool = False  # True: the servers' default ports (fail clearly if taken); False: free ports
     twins: tuple[str, ...] = ()  # twins to serve (empty: every twin in the manifest)
     allow_public_bind: bool = False  # allow a server that cannot bind 127.0.0.1 only (native TF Serving)
-    # TorchServe's logging: "serving" (access log, startup, warnings and errors; no per-request debug lines,
-    # no gzip on the server's core: serving/torchserve/config.py) or "default" (TorchServe's own log4j2.xml)
-    server_logging: str = "serving"
+    # TorchServe's logging (core.kinds.ServerLogging): "serving" (access log, startup, warnings and errors; no
+    # per-request debug lines, no gzip on the server's core: serving/torchserve/config.py) or "default"
+    # (TorchServe's own log4j2.xml)
+    server_logging: str = ServerLogging.SERVING
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ QUICK = Profile(
         window=WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=2.0, min_samples=200,
                             max_seconds=20.0),
         max_users=16, open_loop_fractions=(0.5,), repeats=1, twins=("mlp",), drain_seconds=5.0,
-        server_warmup_seconds=30.0, server_warmup_window_seconds=1.0, windows_per_point=3, settle_windows=3,
+        server_warmup_seconds=40.0, server_warmup_window_seconds=1.0, windows_per_point=3, settle_windows=3,
         one_user_seconds=6.0,
         headroom_window=WindowPolicy(warmup_seconds=0.3, warmup_samples=10, min_seconds=1.0, min_samples=200,
                                      max_seconds=20.0)),
@@ -199,7 +200,8 @@ FULL = Profile(
     name=ProfileKind.FULL,
     floor=FloorSettings(twins=("mlp", "resnet"), thread_counts=(1,), parallel_processes=2, try_theano=True,
                         exclude=("*/tflite/fp16", "*/tflite/int8-dynamic", "*/onnx-tf/*", "resnet/null")),
-    load=LoadSettings(twins=("mlp",), max_users=64, open_loop_fractions=(0.5, 0.9)),
+    # warm-ups up to 60 s: TorchServe's JVM compilers settled after 18-28 s at 4 users in runs j1-j3
+    load=LoadSettings(twins=("mlp",), max_users=64, open_loop_fractions=(0.5, 0.9), server_warmup_seconds=60.0),
     note="full profile: conventions' windows (>= 10 s and >= 500 samples per point, 3 repeats, 95% intervals); "
          "scope kept to about 36 minutes on 2 cores: in-process floor for mlp and resnet at 1 thread (the servers' "
          "setting; two measuring processes at a time on separate cores), fp32 artifacts without tf2onnx's, every "

@@ -44,6 +44,12 @@ class LauncherChoice(StrEnum):
     BOTH = "both"  # every stack natively and in a container, side by side
 
 
+class ServerLogging(StrEnum):
+    """How TorchServe logs (serving/torchserve/config.py)."""
+    SERVING = "serving"  # the access log, startup, warnings and errors; no per-request debug lines, no gzip
+    DEFAULT = "default"  # TorchServe's own log4j2.xml (about a dozen lines per request)
+
+
 class ProfileKind(StrEnum):
     QUICK = "quick"
     FULL = "full"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core import ownership
 from core.config import PROFILES, get_profile
-from core.kinds import LauncherChoice
+from core.kinds import LauncherChoice, ServerLogging
 from core.rundir import RunDir, session_folder
 
 
@@ -25,6 +25,9 @@ def add_launch_arguments(parser: argparse.ArgumentParser, launcher_default: str 
                              f"{launcher_default or 'the profile' + chr(39) + 's'})")
     parser.add_argument("--allow-public-bind", action="store_true",
                         help="let a server that cannot bind 127.0.0.1 only (native TF Serving) listen on 0.0.0.0")
+    parser.add_argument("--server-logging", default=None, choices=[c.value for c in ServerLogging],
+                        help="TorchServe's logging: serving (the access log, startup, warnings and errors) or "
+                             "default (TorchServe's own config: about a dozen lines per request); default: serving")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +63,8 @@ def main(args: argparse.Namespace) -> int:
     console.print(f"outputs of this command: {out}")
     settings = replace(get_profile(args.profile).serve, launcher=args.launcher, fixed_ports=args.fixed_ports,
                        twins=tuple(args.twins or ()), allow_public_bind=args.allow_public_bind)
+    if args.server_logging:
+        settings = replace(settings, server_logging=args.server_logging)
     import_servers()
     servers: list[Server] = []
     try:

@@ -3,8 +3,9 @@ default ports, 0.0.0.0 inside each container, container paths from `serving.cata
 
     python -m serving.compose RUN_DIR [--twins=mlp,cnn]    # what the compose `prepare` service runs
 
-writes `RUN_DIR/compose/torchserve/config.properties`, `RUN_DIR/compose/tfserving/*.config` (via the
-TF Serving store) and the model stores `RUN_DIR/artifacts/{torchserve,tfserving}`.
+writes `RUN_DIR/compose/torchserve/config.properties` (with its metrics.yaml and log4j2.xml),
+`RUN_DIR/compose/tfserving/*.config` (via the TF Serving store) and the model
+stores `RUN_DIR/artifacts/{torchserve,tfserving}`.
 """
 from __future__ import annotations
 
@@ -42,10 +43,12 @@ def render(run_dir: RunDir, settings: ServeSettings | None = None) -> dict[str, 
         try:
             server.prepare()
             state = getattr(server, "state_dir", None)
-            if state is not None:  # TorchServe: its config.properties and metrics.yaml (never its key file)
+            if state is not None:  # TorchServe: config.properties, metrics.yaml, log4j2.xml (never its key file)
                 dest = run_dir.path / TORCHSERVE_CONFIG
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(Path(state) / "metrics.yaml", dest.parent / "metrics.yaml")
+                for extra in ("metrics.yaml", "log4j2.xml"):  # log4j2.xml: docker-compose.yml's --log-config
+                    if (Path(state) / extra).exists():
+                        shutil.copyfile(Path(state) / extra, dest.parent / extra)
                 # the compose service mounts this folder, not the launcher's private state folder
                 cfg = (Path(state) / "config.properties").read_text(encoding="utf-8")
                 seen_state = server.config.metrics_config

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from serving.catalog import CONTAINER_PATHS, DEFAULT_PORTS
+from serving.compose import TORCHSERVE_CONFIG_MOUNT
 from serving.images import TOOLKIT_IMAGE, TORCHSERVE_IMAGE
 from serving.tfserving.server import TFServing
 from tests.conftest import free_port
@@ -58,6 +59,9 @@ def test_compose_file_agrees_with_the_code():
     ts = _mounts(services["torchserve"])
     assert ts["/res/r/artifacts/torchserve"] == CONTAINER_PATHS["torchserve"]["model_store"]
     assert services["torchserve"]["working_dir"] == CONTAINER_PATHS["torchserve"]["state"]
+    cmd = services["torchserve"]["command"]  # the serving log config `python -m serving.compose` writes
+    assert cmd[cmd.index("--log-config") + 1] == f"{TORCHSERVE_CONFIG_MOUNT}/log4j2.xml"
+    assert ts["/res/r/compose/torchserve"] == TORCHSERVE_CONFIG_MOUNT
     assert _mounts(services["tfserving"])["/res/r/artifacts/tfserving"] == CONTAINER_PATHS["tfserving"]["models"]
     assert services["tfserving"]["profiles"] == ["tfserving"]  # started only where its image can be had
     tfs_cmd = services["tfserving"]["command"]

@@ -104,6 +104,21 @@ def test_torchserve_gets_the_serving_log_config_unless_asked_for_its_own(tmp_pat
         server.stop()
 
 
+def test_server_logging_is_a_choice_of_serve_and_run():
+    import argparse
+
+    from deploy_compare.commands import run as run_command
+    from serving import cli
+
+    for configure, positional in ((cli.configure, ["results/r1"]), (run_command.configure, [])):
+        parser = argparse.ArgumentParser()
+        configure(parser)
+        assert parser.parse_args(positional).server_logging is None  # the profile's (serving)
+        assert parser.parse_args([*positional, "--server-logging", "default"]).server_logging == "default"
+        with pytest.raises(SystemExit):
+            parser.parse_args([*positional, "--server-logging", "verbose"])
+
+
 def test_torchserve_allowed_urls_admit_only_this_run_store():
     store = "/runs/r-1.x/artifacts/torchserve"
     regex = parse_properties(_ts_config(store).render())["allowed_urls"]
@@ -331,6 +346,10 @@ def test_compose_render_writes_configs_with_container_paths_and_default_ports(tm
     assert props["model_store"] == CONTAINER_PATHS["torchserve"]["model_store"]
     assert (run_dir.artifacts / "torchserve" / "mlp-torchscript.mar").is_file()
     assert not list(tmp_path.rglob("key_file.json"))
+    from serving.torchserve.config import SERVING_LOG4J2
+
+    # docker-compose.yml's `--log-config` reads it from the mounted config folder
+    assert (written["torchserve"].parent / "log4j2.xml").read_text() == SERVING_LOG4J2
 
 
 # --- readiness: bounded, log-scanning, notices a dead process ----------------------------------------

@@ -32,6 +32,8 @@ def main(args: argparse.Namespace) -> int:
         profile = replace(profile, serve=replace(profile.serve, launcher=args.launcher))
     if args.allow_public_bind:
         profile = replace(profile, serve=replace(profile.serve, allow_public_bind=True))
+    if args.server_logging:
+        profile = replace(profile, serve=replace(profile.serve, server_logging=args.server_logging))
     run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     config = RunConfig(profile=profile, run_id=run_id, results_root=args.results_dir.resolve(),
                        force=args.force, stages=tuple(args.stages or ()))

@@ -21,7 +21,8 @@ server's core, and gzips a log file on that core whenever it reaches 100 MB. Mea
 of the server's core, halving throughput for 1-2 s at a time it does not choose. `SERVING_LOG4J2`
 keeps what a production server keeps (the access log, one line per request; startup, warnings and
 errors) and drops the per-request debug and progress lines; rolled files are renamed, not compressed.
-`ServeSettings.server_logging = "default"` runs TorchServe's own config instead, to measure what it costs.
+`--server-logging default` (`ServeSettings.server_logging`) runs TorchServe's own config instead, to measure
+what it costs.
 """
 from __future__ import annotations
 

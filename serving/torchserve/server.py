@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 
 from core import ownership
+from core.kinds import ServerLogging
 from serving.base import SERVERS, LaunchSpec, Server
 from serving.catalog import CONTAINER_PATHS
 from serving.endpoint import Endpoint
@@ -73,7 +74,7 @@ class TorchServe(Server):
         cfg = self.state_dir / "config.properties"
         cfg.write_text(self.config.render(), encoding="utf-8")
         args = ["--foreground", "--ncs", "--ts-config", seen(cfg), "--model-store", seen(self.store)]
-        if self.settings.server_logging == "serving":  # per-request lines off (see config.py); "default": TorchServe's
+        if ServerLogging(self.settings.server_logging) == ServerLogging.SERVING:  # per-request lines off (config.py)
             log_config = self.state_dir / "log4j2.xml"
             log_config.write_text(SERVING_LOG4J2, encoding="utf-8")
             args += ["--log-config", seen(log_config)]
