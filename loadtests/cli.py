@@ -23,6 +23,13 @@ from core.kinds import LoadModeKind
 from loadtests.senders import API_PATHS
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, not {text}")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="REST predict URL, or a base URL (the path then comes from --server)")
@@ -46,6 +53,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-cpus", type=int, nargs="*", default=[],
                         help="cores the server uses: the generator is pinned to the others")
     parser.add_argument("--profile", choices=list(PROFILES), default="quick", help="window and repeat settings")
+    parser.add_argument("--server-warmup", type=_seconds, default=None, metavar="SECONDS",
+                        help="before the first point, load the server until stable for at most this long (excluded "
+                             "from every figure; 0 = none; default: the profile's)")
     parser.add_argument("--out", type=Path, default=Path("results/loadtest"), help="output folder")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback target")
 
@@ -92,6 +102,8 @@ def main(args: argparse.Namespace) -> int:
 
     profile = get_profile(args.profile)
     settings = profile.load
+    if args.server_warmup is not None:
+        settings = replace(settings, server_warmup_seconds=args.server_warmup)
     if args.workers < 0 or args.batch_size < 1:
         raise UserError("--workers must be >= 0 and --batch-size >= 1")
     modes = tuple(LoadModeKind) if args.mode == "both" else (LoadModeKind(args.mode),)

@@ -70,11 +70,13 @@ def test_cli_loadtest_grpc_with_token_file(torchserve_mlp, spine_run, tmp_path):
     cli = subprocess.run(
         [sys.executable, "-m", "deploy_compare.cli", "loadtest", "--grpc", ep.target, "--server", "torchserve",
          "--model-name", ep.served_name, "--payload", str(spine_run.path), "--twin", "mlp", "--layout", ep.layout,
-         "--mode", "open", "--rate", "100", "--token-file", str(tmp_path / "token"), "--out", str(tmp_path / "out")],
+         "--mode", "open", "--rate", "100", "--token-file", str(tmp_path / "token"), "--out", str(tmp_path / "out"),
+         "--server-warmup", "0"],  # the CLI and the token are tested here, not the warm-up
         capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert token not in cli.stdout + cli.stderr
     saved = load(LoadTestResults, tmp_path / "out" / "loadtest.json")
+    assert saved.endpoints[0].server_warmup is None  # --server-warmup 0: none
     (point,) = saved.endpoints[0].open_points
     assert point.target_rate == 100 and point.count > 0 and not point.errors
     assert token not in (tmp_path / "out" / "loadtest.json").read_text()

@@ -135,6 +135,21 @@ def test_cli_refuses_non_loopback_target(tmp_path):
     assert out.returncode == 2 and "not loopback" in out.stderr
 
 
+def test_cli_server_warmup_is_seconds_and_not_negative():
+    import argparse
+
+    from loadtests import cli
+
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    base = ["--null", "--payload", "x.npy"]
+    assert parser.parse_args(base).server_warmup is None  # the profile's
+    assert parser.parse_args([*base, "--server-warmup", "0"]).server_warmup == 0.0
+    for bad in ("-1", "nan", "soon"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, "--server-warmup", bad])
+
+
 def test_repeats_give_median_and_95_interval():
     from loadtests.analysis import repeat_summaries
 

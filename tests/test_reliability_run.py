@@ -240,7 +240,8 @@ def test_finished_run_is_read_only_and_a_sigkilled_serve_leaves_no_server(spine_
     artifact = next(run / r.path for r in load_manifest(RunDir(run)).artifacts if r.format == "torchscript")
     assert subprocess.run([*CLI, "inspect", str(artifact)], capture_output=True, timeout=120).returncode == 0
     load = subprocess.run([*CLI, "loadtest", "--null", "--payload", str(run), "--twin", "mlp", "--users", "1",
-                           "--no-stop-rule", "--out", str(tmp_path / "lt")], capture_output=True, text=True,
+                           "--no-stop-rule", "--server-warmup", "0", "--out", str(tmp_path / "lt")],
+                          capture_output=True, text=True,
                           timeout=300, preexec_fn=proc.default_signals)
     assert load.returncode == 0, load.stderr[-3000:]
 
