@@ -80,6 +80,16 @@ def jit_quiet(jit_cpu: Sequence[float | None], windows: int, limit: float) -> bo
     return len(last) >= windows and all(x is None or x <= limit for x in last)
 
 
+def warmed_reason(throughputs: list[float], jit_cpu: Sequence[float | None], windows: int, tolerance: float,
+                  jit_cpu_limit: float) -> str | None:
+    """The server warm-up's stop reason once it is settled (throughput `stable` and the JIT compilers
+    quiet), else None: the one decision behind both the sweep's stop and the stored `ServerWarmup.stable`."""
+    if not (stable(throughputs, windows, tolerance) and jit_quiet(jit_cpu, windows, jit_cpu_limit)):
+        return None
+    watched = any(x is not None for x in jit_cpu)
+    return stable_reason(windows, tolerance, jit_cpu_limit if watched else None)
+
+
 def stable(throughputs: list[float], windows: int = 3, tolerance: float = 0.10) -> bool:
     """Whether the last `windows` throughputs are within `tolerance` of each other (max/min - 1), the
     stability rule of Triton's perf_analyzer. At a fixed number of closed-loop users, throughput =

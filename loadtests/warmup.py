@@ -25,7 +25,7 @@ from core.kinds import LoadModeKind
 from core.stats import WindowPolicy
 from loadtests.modes import LoadJob, ModeOutcome, get_mode
 from loadtests.results import ServerWarmup
-from loadtests.rules import jit_quiet, stable
+from loadtests.rules import warmed_reason
 
 T = TypeVar("T")
 
@@ -77,8 +77,9 @@ def warm_until_stable(job: LoadJob) -> tuple[ServerWarmup, ModeOutcome]:
     jit = [p.server_jit_cpu for p in outcome.points]
     watched = any(x is not None for x in jit)
     record = ServerWarmup(users=s.server_warmup_users, window_seconds=s.server_warmup_window_seconds,
-                          windows_rps=rps, stable=stable(rps, s.server_warmup_stable_windows, s.server_warmup_tolerance)
-                          and jit_quiet(jit, s.server_warmup_stable_windows, s.server_warmup_jit_cpu_limit),
+                          windows_rps=rps, stable=warmed_reason(rps, jit, s.server_warmup_stable_windows,
+                                                                s.server_warmup_tolerance,
+                                                                s.server_warmup_jit_cpu_limit) is not None,
                           windows_jit_cpu=jit if watched else [],
                           jit_cpu_limit=s.server_warmup_jit_cpu_limit if watched else None,
                           stable_windows=s.server_warmup_stable_windows, tolerance=s.server_warmup_tolerance,

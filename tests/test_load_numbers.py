@@ -27,6 +27,7 @@ from loadtests.rules import (
     stable_reason,
     stop_kind,
     sweep_stop_reason,
+    warmed_reason,
 )
 from loadtests.warmup import rotated, visits, warmup_job
 
@@ -161,6 +162,11 @@ def test_warmup_is_stable_only_once_the_servers_jit_compilers_are_quiet():
     assert "JIT compilers at most 3% of a core" in stable_reason(3, 0.10, 0.03)
     assert stop_kind(stable_reason(3, 0.10, 0.03)) == StopKind.STABLE
     assert "JIT" not in stable_reason(3, 0.10)
+    # one decision for the sweep's stop and the stored record
+    assert warmed_reason(rps, jit, 3, 0.10, 0.03) is None
+    assert warmed_reason(rps, [0.0, 0.01, 0.0], 3, 0.10, 0.03) == stable_reason(3, 0.10, 0.03)
+    assert warmed_reason(rps, [None, None, None], 3, 0.10, 0.03) == stable_reason(3, 0.10)
+    assert warmed_reason([100, 200, 210], [None] * 3, 3, 0.10, 0.03) is None
 
 
 def test_jit_cpu_is_read_from_compiler_threads_by_name():

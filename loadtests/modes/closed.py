@@ -79,7 +79,7 @@ class ClosedLoop(LoadMode):
     # --- locust
     def drive(self, controller: Controller) -> str:
         from core.proc import jit_cpu_seconds
-        from loadtests.rules import StepFigure, jit_quiet, last_step_reason, stable, stable_reason, sweep_stop_reason
+        from loadtests.rules import StepFigure, last_step_reason, stable, sweep_stop_reason, warmed_reason
 
         plan, w, runner = controller.plan, controller.plan.window, controller.runner
         history: list[StepFigure] = []
@@ -139,10 +139,9 @@ class ClosedLoop(LoadMode):
                 reason = sweep_stop_reason(history, plan.plateau_gain, plan.slo_p99_ms)
                 if reason:
                     return reason
-            if plan.stable_windows and stable([h.throughput for h in history], plan.stable_windows,
-                                              plan.stable_tolerance) and jit_quiet(jit, plan.stable_windows,
-                                                                                   plan.jit_cpu_limit):
-                watched = any(x is not None for x in jit)
-                return stable_reason(plan.stable_windows, plan.stable_tolerance,
-                                     plan.jit_cpu_limit if watched else None)
+            if plan.stable_windows:
+                reason = warmed_reason([h.throughput for h in history], jit, plan.stable_windows,
+                                       plan.stable_tolerance, plan.jit_cpu_limit)
+                if reason:
+                    return reason
         return last_step_reason(int(plan.steps[-1]))
