@@ -70,13 +70,21 @@ def runtime_dir() -> Path:
     return folder
 
 
-def start_ticks(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), None if there is no such process."""
+def read_stat(path: str | Path) -> tuple[str, list[str]] | None:
+    """A /proc `stat` file (a process's or a thread's): its name (`comm`, which may hold spaces and
+    parentheses) and the fields after it, so field N of proc(5) is `fields[N - 3]`; None if it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(path).read_text(encoding="ascii", errors="replace")
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    head, _, tail = stat.rpartition(")")
+    return head.partition("(")[2], tail.split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), None if there is no such process."""
+    stat = read_stat(f"/proc/{pid}/stat")
+    return int(stat[1][19]) if stat else None
 
 
 def owner_alive(record: OwnerRecord) -> bool:

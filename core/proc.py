@@ -334,15 +334,9 @@ def jit_cpu_seconds(pids: Sequence[int]) -> float | None:
         except OSError:
             continue
         for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii", errors="replace") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            comm = stat[stat.index("(") + 1:stat.rindex(")")]
-            if JIT_THREAD.match(comm):
-                fields = stat[stat.rindex(")") + 2:].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+            stat = ownership.read_stat(f"/proc/{pid}/task/{tid}/stat")
+            if stat and JIT_THREAD.match(stat[0]):
+                ticks += int(stat[1][11]) + int(stat[1][12])  # utime, stime (fields 14 and 15 of stat)
                 found = True
     return ticks / os.sysconf("SC_CLK_TCK") if found else None
 
