@@ -42,13 +42,21 @@ def _wait_gone(pgid: int, timeout: float) -> float:
     return time.monotonic() - t0
 
 
+def _wait_members(pgid: int, count: int, timeout: float) -> list[int]:
+    """The group's members once it has `count` (bash forks its sleepers a moment after it started)."""
+    t0 = time.monotonic()
+    while len(members := proc.group_members(pgid)) != count and time.monotonic() - t0 < timeout:
+        time.sleep(0.05)
+    return members
+
+
 def test_watchdog_stops_the_group_and_removes_its_folders_when_its_owner_is_sigkilled(tmp_path):
     owner = subprocess.Popen([sys.executable, "-c", OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
                              preexec_fn=proc.default_signals)
     try:
         pgid = int(owner.stdout.readline())
         record = ownership.runtime_dir() / f"{owner.pid}.json"
-        assert len(proc.group_members(pgid)) == 3 and record.exists()
+        assert len(_wait_members(pgid, 3, timeout=10)) == 3 and record.exists()
         assert json.loads(record.read_text())["run"] == str(tmp_path.resolve())
         owner.kill()
         owner.wait(timeout=10)
