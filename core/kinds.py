@@ -50,6 +50,12 @@ class ServerLogging(StrEnum):
     DEFAULT = "default"  # TorchServe's own log4j2.xml (about a dozen lines per request)
 
 
+class CpuIdle(StrEnum):
+    """What idle CPUs do while load is measured (core/cpuidle.py)."""
+    POLL = "poll"  # hold /dev/cpu_dma_latency at 0: idle CPUs poll, no halt/wake-up cost per request
+    DEFAULT = "default"  # the kernel's choice (on a VM: halt, and a wake-up through the hypervisor)
+
+
 class ProfileKind(StrEnum):
     QUICK = "quick"
     FULL = "full"

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core import cpuidle
 from core.config import PROFILES, get_profile
 from core.kinds import LoadModeKind
 from loadtests.senders import API_PATHS
@@ -56,6 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-warmup", type=_seconds, default=None, metavar="SECONDS",
                         help="before the first point, load the server until stable for at most this long (excluded "
                              "from every figure; 0 = none; default: the profile's)")
+    cpuidle.add_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("results/loadtest"), help="output folder")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback target")
 
@@ -104,6 +106,8 @@ def main(args: argparse.Namespace) -> int:
     settings = profile.load
     if args.server_warmup is not None:
         settings = replace(settings, server_warmup_seconds=args.server_warmup)
+    if args.cpu_idle:
+        settings = replace(settings, cpu_idle=args.cpu_idle)
     if args.workers < 0 or args.batch_size < 1:
         raise UserError("--workers must be >= 0 and --batch-size >= 1")
     modes = tuple(LoadModeKind) if args.mode == "both" else (LoadModeKind(args.mode),)
@@ -143,14 +147,16 @@ def main(args: argparse.Namespace) -> int:
         extra = ["--token-file", str(Path(args.token_file).resolve())] if args.token_file else []
         if args.null:
             settings = replace(settings, twins=())
-        measured = measure_endpoint(endpoint, settings, payload=args.payload, twin=args.twin, log_dir=log_dir,
-                                    modes=modes, users=args.users, rates=args.rate, workers=args.workers,
-                                    extra_options=extra, stop_rule=not args.no_stop_rule)
+        with cpuidle.hold(settings.cpu_idle) as idle:
+            print(idle.summary())
+            measured = measure_endpoint(endpoint, settings, payload=args.payload, twin=args.twin, log_dir=log_dir,
+                                        modes=modes, users=args.users, rates=args.rate, workers=args.workers,
+                                        extra_options=extra, stop_rule=not args.no_stop_rule)
     finally:
         if null_server is not None:
             null_server.stop(timeout=5)
     results = LoadTestResults(profile=profile.name, label=label_of(profile), settings=settings_data(settings),
-                              locust_version=_locust_version(), endpoints=[measured])
+                              locust_version=_locust_version(), endpoints=[measured], cpu_idle=idle)
     path = save(results, out / "loadtest.json")
     _print_summary(measured)
     print(f"results: {path}\nlogs: {log_dir}")

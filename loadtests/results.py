@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.cpuidle import CpuIdleRecord
 from core.results import NotRun
 
 
@@ -190,3 +191,4 @@ class LoadTestResults:
     not_run: list[NotRun] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the load stage (headroom + every endpoint)
     order: list[list[str]] = field(default_factory=list)  # per repeat: the endpoints' order of measurement
+    cpu_idle: CpuIdleRecord | None = None  # what idle CPUs did during the stage (core/cpuidle.py)

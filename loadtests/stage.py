@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from core import cpuidle
 from core.config import LoadSettings, Profile
 from core.kinds import LoadModeKind
 from core.results import NotRun, save, to_json_data
@@ -150,11 +151,9 @@ def settings_data(settings: LoadSettings) -> dict[str, Any]:
 
 def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -> LoadTestResults:
     """The pipeline's load stage (see the module doc). Returns what it saved to `loadtest.json`."""
-    t0 = time.perf_counter()
     profile: Profile = ctx.config.profile
     settings = profile.load
     run_dir = ctx.run_dir
-    log_dir = run_dir.logs / "load"
     results = LoadTestResults(profile=profile.name, label=label_of(profile), settings=settings_data(settings),
                               locust_version=_locust_version())
     chosen, skipped = [], []
@@ -167,6 +166,23 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
     if not chosen:
         save(results, run_dir.loadtest)
         return results
+    with cpuidle.hold(settings.cpu_idle) as idle:  # the headrooms and every endpoint, under one policy
+        results.cpu_idle = idle
+        ctx.console.print(idle.summary())
+        _measure(ctx, chosen, results, around)
+    save(results, run_dir.loadtest)  # with the idle time each state took over the stage
+    ctx.console.print(idle.summary())
+    for h in results.headrooms:
+        ctx.console.print(headroom_line(h))
+    ctx.console.print(f"load stage: {results.seconds:.0f} s ({results.label.split(':')[0]})")
+    return results
+
+
+def _measure(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, around: Around | None) -> None:
+    """The headrooms, then every visit of `visits` (see the module doc); `results` saved after each."""
+    settings: LoadSettings = ctx.config.profile.load
+    run_dir, t0 = ctx.run_dir, time.perf_counter()
+    log_dir = run_dir.logs / "load"
     results.headrooms, failed = measure_headrooms(chosen, settings, str(run_dir.path), log_dir)
     results.not_run += failed
     save(results, run_dir.loadtest)
@@ -204,11 +220,7 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
         if v.modes:
             ctx.console.print("  " + summary_line(m))
     apply_headrooms(results)
-    save(results, run_dir.loadtest)
-    for h in results.headrooms:
-        ctx.console.print(headroom_line(h))
-    ctx.console.print(f"load stage: {results.seconds:.0f} s ({results.label.split(':')[0]})")
-    return results
+    results.seconds = time.perf_counter() - t0
 
 
 def run_stage(ctx: Any) -> None:

@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from core import ownership
+from core import cpuidle, ownership
 from core.config import PROFILES, get_profile
 from core.kinds import LauncherChoice, ServerLogging
 from core.rundir import RunDir, session_folder
@@ -28,6 +28,7 @@ def add_launch_arguments(parser: argparse.ArgumentParser, launcher_default: str 
     parser.add_argument("--server-logging", default=None, choices=[c.value for c in ServerLogging],
                         help="TorchServe's logging: serving (the access log, startup, warnings and errors) or "
                              "default (TorchServe's own config: about a dozen lines per request); default: serving")
+    cpuidle.add_argument(parser)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -101,12 +102,15 @@ def main(args: argparse.Namespace) -> int:
                 console.print(f"  metrics: {server.record()['metrics_url']}")
         if not servers:
             raise UserError("no server could start here (see the reasons above)")
-        console.print("serving until Ctrl-C ...")
-        while True:
-            time.sleep(args.check_every)
-            dead = [s.name for s in servers if s.handle is not None and not s.handle.alive()]
-            if dead:
-                raise ServerError(f"{', '.join(dead)} stopped unexpectedly; see the logs in {run_dir.logs}")
+        # the same idle policy as the load stage, so load pointed at these servers meets the run's conditions
+        with cpuidle.hold(args.cpu_idle or get_profile(args.profile).load.cpu_idle) as idle:
+            console.print(idle.summary())
+            console.print("serving until Ctrl-C ...")
+            while True:
+                time.sleep(args.check_every)
+                dead = [s.name for s in servers if s.handle is not None and not s.handle.alive()]
+                if dead:
+                    raise ServerError(f"{', '.join(dead)} stopped unexpectedly; see the logs in {run_dir.logs}")
     finally:
         for server in servers:
             server.stop()

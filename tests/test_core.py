@@ -5,6 +5,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,70 @@ def test_cli_stops_only_what_the_command_started(tmp_path):
 def test_median_items_picks_the_median_member_of_each_group():
     items = [("a", 5), ("b", 1), ("a", 1), ("a", 3), ("b", 9)]
     assert stats.median_items(items, key=lambda i: i[0], rank=lambda i: i[1]) == [("a", 3), ("b", 1)]
+
+
+def _fake_sysfs(root, states):
+    """cpu0/cpuidle/state<i>/{name,time} like /sys/devices/system/cpu (time in us)."""
+    (root / "cpuidle").mkdir(parents=True)
+    (root / "cpuidle" / "current_driver").write_text("haltpoll\n")
+    (root / "cpuidle" / "current_governor_ro").write_text("haltpoll\n")
+    for i, (name, usec) in enumerate(states):
+        d = root / "cpu0" / "cpuidle" / f"state{i}"
+        d.mkdir(parents=True)
+        (d / "name").write_text(name + "\n")
+        (d / "time").write_text(f"{usec}\n")
+
+
+def test_cpu_idle_hold_writes_zero_and_measures_each_state(tmp_path):
+    import struct
+
+    from core import cpuidle
+    from loadtests.results import LoadTestResults
+
+    root, device = tmp_path / "cpu", tmp_path / "cpu_dma_latency"
+    _fake_sysfs(root, [("POLL", 1_000_000), ("haltpoll idle", 5_000_000)])
+    device.write_bytes(b"")
+    with cpuidle.hold("poll", device=device, root=root) as rec:
+        assert rec.held and rec.driver == "haltpoll" and device.read_bytes() == struct.pack("i", 0)
+        (root / "cpu0/cpuidle/state0/time").write_text("4000000\n")  # 3 s polled, 1 s halted in the body
+        (root / "cpu0/cpuidle/state1/time").write_text("6000000\n")
+    assert rec.idle_seconds == {"POLL": 3.0, "haltpoll idle": 1.0}
+    assert rec.polled_fraction == 0.75 and "75.0% of idle time polled" in rec.summary()
+    back = results.from_json_data(LoadTestResults, results.to_json_data(
+        LoadTestResults(profile="quick", label="", settings={}, locust_version="x", cpu_idle=rec)))
+    assert back.cpu_idle == rec
+
+
+def test_cpu_idle_hold_says_why_it_did_nothing(tmp_path):
+    from core import cpuidle
+
+    root = tmp_path / "cpu"
+    _fake_sysfs(root, [("POLL", 0), ("haltpoll idle", 0)])
+    with cpuidle.hold("poll", device=tmp_path / "absent", root=root) as rec:  # as when not root: cannot open
+        pass
+    assert not rec.held and "could not hold" in rec.note and "--cpu-idle default" in rec.note
+    no_poll = tmp_path / "other"
+    _fake_sysfs(no_poll, [("C1", 0)])
+    with cpuidle.hold("poll", device=tmp_path / "absent", root=no_poll) as rec:
+        pass
+    assert not rec.held and "no cpuidle POLL state" in rec.note
+    with cpuidle.hold("default", root=root) as rec:
+        pass
+    assert not rec.held and "--cpu-idle default" in rec.note and rec.polled_fraction is None
+    with pytest.raises(ValueError):
+        with cpuidle.hold("spin", root=root):
+            pass
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not any(
+    p.read_text().strip() == "POLL" for p in Path("/sys/devices/system/cpu").glob("cpu0/cpuidle/state*/name")),
+    reason="needs root and a cpuidle POLL state")
+def test_cpu_idle_hold_makes_idle_cpus_poll_here():
+    import time
+
+    from core import cpuidle
+
+    with cpuidle.hold("poll") as rec:
+        time.sleep(0.5)
+    assert rec.held and rec.polled_fraction is not None and rec.polled_fraction > 0.9
+

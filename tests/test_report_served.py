@@ -304,3 +304,20 @@ def test_real_torchserve_accounts_each_request_over_rest_and_grpc(torchserve_mlp
         assert 0 < w.derived["mean_prediction_ms"] < w.derived.get("mean_inference_ms", 1e9)
         assert w.derived["mean_worker_thread_ms"] >= 0
         assert ("mean_inference_ms" in w.derived) == (ep.protocol == "rest")
+
+
+def test_cpu_idle_policy_is_shown_as_stored_or_said_missing(tmp_path):
+    run_dir = copy_fixture(tmp_path)
+    data = json.loads(run_dir.loadtest.read_text(encoding="utf-8"))
+    data.pop("cpu_idle", None)
+    run_dir.loadtest.write_text(json.dumps(data), encoding="utf-8")
+    rendered, _ = render_quietly(run_dir)
+    assert "CPU idle policy: not recorded" in rendered.markdown.read_text(encoding="utf-8")
+    data["cpu_idle"] = {"policy": "poll", "held": False, "driver": "haltpoll", "governor": "haltpoll",
+                        "note": "could not hold /dev/cpu_dma_latency at 0 us (Permission denied)",
+                        "idle_seconds": {"POLL": 1.0, "haltpoll idle": 3.0}}
+    run_dir.loadtest.write_text(json.dumps(data), encoding="utf-8")
+    rendered, _ = render_quietly(run_dir)
+    md = rendered.markdown.read_text(encoding="utf-8")
+    assert "CPU idle: poll, not held (could not hold /dev/cpu_dma_latency at 0 us (Permission denied)); " \
+           "25.0% of idle time polled." in md

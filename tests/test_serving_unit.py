@@ -104,19 +104,28 @@ def test_torchserve_gets_the_serving_log_config_unless_asked_for_its_own(tmp_pat
         server.stop()
 
 
-def test_server_logging_is_a_choice_of_serve_and_run():
+@pytest.mark.parametrize("option, good, commands", [
+    ("--server-logging", "default", ("serve", "run")),
+    ("--cpu-idle", "default", ("serve", "run", "loadtest")),
+])
+def test_measurement_choices_are_options_of_their_commands(option, good, commands):
     import argparse
 
     from deploy_compare.commands import run as run_command
+    from loadtests import cli as load_cli
     from serving import cli
 
-    for configure, positional in ((cli.configure, ["results/r1"]), (run_command.configure, [])):
+    parsers = {"serve": (cli.configure, ["results/r1"]), "run": (run_command.configure, []),
+               "loadtest": (load_cli.configure, ["--null", "--payload", "x"])}
+    dest = option.lstrip("-").replace("-", "_")
+    for name in commands:
+        configure, positional = parsers[name]
         parser = argparse.ArgumentParser()
         configure(parser)
-        assert parser.parse_args(positional).server_logging is None  # the profile's (serving)
-        assert parser.parse_args([*positional, "--server-logging", "default"]).server_logging == "default"
+        assert getattr(parser.parse_args(positional), dest) is None  # None: the profile's setting
+        assert getattr(parser.parse_args([*positional, option, good]), dest) == good
         with pytest.raises(SystemExit):
-            parser.parse_args([*positional, "--server-logging", "verbose"])
+            parser.parse_args([*positional, option, "verbose"])
 
 
 def test_torchserve_allowed_urls_admit_only_this_run_store():

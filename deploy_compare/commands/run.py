@@ -34,6 +34,8 @@ def main(args: argparse.Namespace) -> int:
         profile = replace(profile, serve=replace(profile.serve, allow_public_bind=True))
     if args.server_logging:
         profile = replace(profile, serve=replace(profile.serve, server_logging=args.server_logging))
+    if args.cpu_idle:
+        profile = replace(profile, load=replace(profile.load, cpu_idle=args.cpu_idle))
     run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     config = RunConfig(profile=profile, run_id=run_id, results_root=args.results_dir.resolve(),
                        force=args.force, stages=tuple(args.stages or ()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.cpuidle import CpuIdleRecord
 from core.environment import Environment
 from core.results import StageTiming
 from models.floor import GraphRatio  # the floor's own row: eager vs graph per framework, twin and threads
@@ -358,6 +359,7 @@ class ReportResults:
     load_points: list[LoadPoint] = field(default_factory=list)
     memory: list[MemoryRow] = field(default_factory=list)
     headrooms: list[Headroom] = field(default_factory=list)  # one per protocol when the load stage stored them
+    cpu_idle: CpuIdleRecord | None = None  # what idle CPUs did during the load stage (None: not recorded)
     saturations: list[SaturationRow] = field(default_factory=list)
     tax: list[TaxBreakdown] = field(default_factory=list)
     scorecard: list[ScoreRow] = field(default_factory=list)

@@ -156,4 +156,5 @@ def loadtest(path: Path, res: ReportResults) -> list[results.NotRun]:
         if ep.sweeps:
             res.saturations.append(saturation_row(ep, raw_ep))
     res.headrooms = headrooms(lt, raw)
+    res.cpu_idle = lt.cpu_idle
     return [*lt.not_run, *failed]
