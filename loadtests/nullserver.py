@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 _BODY = b'{"predictions": [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]]}'
-_OK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(_BODY)) + _BODY
+OK_ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(_BODY)) + _BODY
 _ERR_BODY = b'{"error": "null server: path asked for an error"}'
 _ERR = (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
         % len(_ERR_BODY)) + _ERR_BODY
@@ -88,9 +88,9 @@ class _NullProtocol(asyncio.Protocol):
             elif b"error" in request_line:
                 self.transport.write(_ERR)
             elif WORKER.delay_s > 0:
-                WORKER.later(self._answer, _OK)
+                WORKER.later(self._answer, OK_ANSWER)
             else:
-                self.transport.write(_OK)
+                self.transport.write(OK_ANSWER)
 
     def _answer(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

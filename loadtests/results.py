@@ -11,6 +11,7 @@ from typing import Any
 
 from core.cpuidle import CpuIdleRecord
 from core.results import NotRun
+from loadtests.reference import MachineReference
 
 
 @dataclass
@@ -192,3 +193,5 @@ class LoadTestResults:
     seconds: float = 0.0  # wall time of the load stage (headroom + every endpoint)
     order: list[list[str]] = field(default_factory=list)  # per repeat: the endpoints' order of measurement
     cpu_idle: CpuIdleRecord | None = None  # what idle CPUs did during the stage (core/cpuidle.py)
+    # the machine's own speed before each endpoint's points and at the end (loadtests/reference.py)
+    reference: MachineReference | None = None

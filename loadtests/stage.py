@@ -30,9 +30,16 @@ from core.config import LoadSettings, Profile
 from core.kinds import LoadModeKind
 from core.results import NotRun, save, to_json_data
 from loadtests.analysis import repeat_summaries
-from loadtests.headroom import apply_headrooms, generator_cpus, headroom_line, measure_headrooms
+from loadtests.headroom import (
+    apply_headrooms,
+    generator_cpus,
+    headroom_line,
+    measure_headrooms,
+    server_core_for_null,
+)
 from loadtests.launch import LocustTarget
 from loadtests.modes import LoadJob, get_mode
+from loadtests.reference import ReferenceProbe, reference_line
 from loadtests.results import EndpointLoad, LoadTestResults
 from loadtests.warmup import visits, warm_until_stable
 from serving.endpoint import Endpoint
@@ -186,6 +193,26 @@ def _measure(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, around:
     results.headrooms, failed = measure_headrooms(chosen, settings, str(run_dir.path), log_dir)
     results.not_run += failed
     save(results, run_dir.loadtest)
+    server_cpus = set(chosen[0].server_cpus) or server_core_for_null()
+    with ReferenceProbe(server_cpus, generator_cpus(server_cpus), log_dir).running() as reference:
+        results.reference = reference.record
+        _visit_all(ctx, chosen, results, around, reference, t0)
+        _sample(ctx, reference, "the end of the load stage")
+    apply_headrooms(results)
+    results.seconds = time.perf_counter() - t0
+
+
+def _sample(ctx: Any, reference: ReferenceProbe, before: str) -> None:
+    s = reference.sample(before)
+    if s is not None:
+        ctx.console.print(reference_line(s))
+
+
+def _visit_all(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, around: Around | None,
+               reference: ReferenceProbe, t0: float) -> None:
+    settings: LoadSettings = ctx.config.profile.load
+    run_dir = ctx.run_dir
+    log_dir = run_dir.logs / "load"
     measured: dict[int, EndpointLoad] = {}
     schedule = visits(len(chosen), settings.repeats)
     results.order = [[_label(chosen[v.index]) for v in schedule if v.repeat in (r, -1) and LoadModeKind.CLOSED
@@ -195,6 +222,8 @@ def _measure(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, around:
         what = (", ".join(v.modes) or "warm-up") + (f" repeat {v.repeat}" if v.repeat >= 0 else "")
         ctx.console.print(f"load: {ep.stack} {ep.protocol} ({ep.model}" + (f", {ep.launcher}" if ep.launcher else "")
                           + f"): {what}")
+        if v.modes:
+            _sample(ctx, reference, _label(ep))
         # the server's metrics windows cover measured load only, never the warm-up
         scope = around(ep) if around is not None and v.modes else contextlib.nullcontext()
         once = replace(settings, repeats=1) if v.repeat >= 0 else settings
@@ -219,8 +248,6 @@ def _measure(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, around:
         save(results, run_dir.loadtest)
         if v.modes:
             ctx.console.print("  " + summary_line(m))
-    apply_headrooms(results)
-    results.seconds = time.perf_counter() - t0
 
 
 def run_stage(ctx: Any) -> None:

@@ -232,3 +232,22 @@ def test_generator_headroom_per_protocol_is_measured_at_saturation(payload, tmp_
     assert h.capacity_rps == best.throughput_rps and h.capacity_users == best.users  # measured, not extrapolated
     assert not any(p.errors for p in h.points)
     assert h.capacity_rps >= 2000  # a modest floor for a busy CI machine
+
+
+def test_machine_reference_samples_a_real_null_endpoint_and_survives_its_death(tmp_path):
+    from core import results
+    from loadtests.reference import ReferenceProbe
+    from loadtests.results import LoadTestResults
+
+    with ReferenceProbe({0}, {1} if os.cpu_count() and os.cpu_count() > 1 else None, tmp_path).running() as probe:
+        first, second = probe.sample("a"), probe.sample("b")
+        assert first and second and first.count > 500 and 0 < first.p50_ms < 5
+        assert probe.record.spread is not None and probe.record.spread >= 0
+        probe._server.stop(timeout=5)  # the null endpoint is gone: recorded, never raised
+        assert probe.sample("c") is None and "reference sample before c failed" in probe.record.failure
+        assert probe.sample("d") is None  # no more tries once it failed
+    rec = probe.record
+    assert [s.before for s in rec.samples] == ["a", "b"] and probe._server is None
+    back = results.from_json_data(LoadTestResults, results.to_json_data(
+        LoadTestResults(profile="quick", label="", settings={}, locust_version="x", reference=rec)))
+    assert back.reference == rec

@@ -306,13 +306,18 @@ def test_real_torchserve_accounts_each_request_over_rest_and_grpc(torchserve_mlp
         assert ("mean_inference_ms" in w.derived) == (ep.protocol == "rest")
 
 
-def test_cpu_idle_policy_is_shown_as_stored_or_said_missing(tmp_path):
+def test_cpu_idle_and_machine_reference_are_shown_as_stored_or_said_missing(tmp_path):
     run_dir = copy_fixture(tmp_path)
     data = json.loads(run_dir.loadtest.read_text(encoding="utf-8"))
     data.pop("cpu_idle", None)
+    data.pop("reference", None)
     run_dir.loadtest.write_text(json.dumps(data), encoding="utf-8")
     rendered, _ = render_quietly(run_dir)
-    assert "CPU idle policy: not recorded" in rendered.markdown.read_text(encoding="utf-8")
+    md = rendered.markdown.read_text(encoding="utf-8")
+    assert "CPU idle policy: not recorded" in md and "Machine reference: not recorded" in md
+    data["reference"] = {"loop": "the loop", "server_cpus": [0], "generator_cpus": [1], "failure": None,
+                         "samples": [{"before": b, "unix": 1.0, "count": n, "seconds": 1.0, "rps": float(n),
+                                      "p50_ms": 0.1} for b, n in (("x rest", 8000), ("the end", 10000))]}
     data["cpu_idle"] = {"policy": "poll", "held": False, "driver": "haltpoll", "governor": "haltpoll",
                         "note": "could not hold /dev/cpu_dma_latency at 0 us (Permission denied)",
                         "idle_seconds": {"POLL": 1.0, "haltpoll idle": 3.0}}
@@ -321,3 +326,5 @@ def test_cpu_idle_policy_is_shown_as_stored_or_said_missing(tmp_path):
     md = rendered.markdown.read_text(encoding="utf-8")
     assert "CPU idle: poll, not held (could not hold /dev/cpu_dma_latency at 0 us (Permission denied)); " \
            "25.0% of idle time polled." in md
+    assert "Machine reference (the loop): before x rest: 8,000/s (p50 0.1 ms); before the end: 10,000/s" in md
+    assert "It moved **25%** (max/min) during this stage" in md

@@ -12,6 +12,7 @@ from typing import Any
 from core.cpuidle import CpuIdleRecord
 from core.environment import Environment
 from core.results import StageTiming
+from loadtests.reference import MachineReference
 from models.floor import GraphRatio  # the floor's own row: eager vs graph per framework, twin and threads
 from serving.metrics import CounterSample
 
@@ -360,6 +361,7 @@ class ReportResults:
     memory: list[MemoryRow] = field(default_factory=list)
     headrooms: list[Headroom] = field(default_factory=list)  # one per protocol when the load stage stored them
     cpu_idle: CpuIdleRecord | None = None  # what idle CPUs did during the load stage (None: not recorded)
+    reference: MachineReference | None = None  # the machine's own speed over the load stage (None: not recorded)
     saturations: list[SaturationRow] = field(default_factory=list)
     tax: list[TaxBreakdown] = field(default_factory=list)
     scorecard: list[ScoreRow] = field(default_factory=list)

@@ -325,6 +325,7 @@ def latency(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
             + "."))
     blocks.append(Para((res.cpu_idle.summary() if res.cpu_idle else "CPU idle policy: not recorded (a load "
                         "stage before core/cpuidle.py)") + "."))
+    blocks.append(Para(served_sections.reference_text(res.reference)))
     scheduling = sorted({p.scheduling for p in pts if p.mode == "open" and p.scheduling})
     if scheduling:  # real-time where permitted: a foreign burst on the generator's core waits, not the sends
         blocks.append(Para("Open-loop sending threads scheduled as: " + "; ".join(scheduling) + "."))

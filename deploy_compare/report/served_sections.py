@@ -8,6 +8,7 @@ from deploy_compare.report.document import Block, Figure, Note, Para, Table
 from deploy_compare.report.model import Headroom, ReportResults, ScoreRow, TaxBreakdown
 from deploy_compare.report.served import BOTH_COMMAND, launcher_pairs, point_at, saturation_text, stop_text, warmup_text
 from deploy_compare.report.tax import COMPONENTS
+from loadtests.reference import MachineReference
 
 
 def _link(text: str, anchor: str) -> str:
@@ -176,6 +177,21 @@ def saturation_table(res: ReportResults) -> Table:
                             "few agree on throughput (`server_warmup_*` in the recorded settings) and, where the "
                             "server has JIT compiler threads (TorchServe's JVM), those used at most the limit of "
                             "a core in each; its requests are in no figure."])
+
+
+def reference_text(ref: MachineReference | None) -> str:
+    """The machine's reference over the load stage, as stored (loadtests/reference.py)."""
+    if ref is None:
+        return "Machine reference: not recorded (a load stage before loadtests/reference.py)."
+    parts = [f"before {s.before}: {fmt.rate(s.rps)} (p50 {fmt.num(s.p50_ms)} ms)" for s in ref.samples]
+    text = f"Machine reference ({ref.loop}): " + ("; ".join(parts) or "no sample") + "."
+    if ref.spread is not None:
+        text += (f" It moved **{ref.spread:.0%}** (max/min) during this stage: the machine's own speed for one "
+                 "fixed loop, not any server's. No figure is corrected by it; two runs of the same server, or "
+                 "two endpoints, that differ by less than this may differ by the machine alone.")
+    if ref.failure:
+        text += f" Sampling stopped: {ref.failure}."
+    return text
 
 
 def headroom_text(h: Headroom) -> str:

@@ -157,4 +157,5 @@ def loadtest(path: Path, res: ReportResults) -> list[results.NotRun]:
             res.saturations.append(saturation_row(ep, raw_ep))
     res.headrooms = headrooms(lt, raw)
     res.cpu_idle = lt.cpu_idle
+    res.reference = lt.reference
     return [*lt.not_run, *failed]
