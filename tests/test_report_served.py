@@ -328,3 +328,5 @@ def test_cpu_idle_and_machine_reference_are_shown_as_stored_or_said_missing(tmp_
            "25.0% of idle time polled." in md
     assert "Machine reference (the loop): before x rest: 8,000/s (p50 0.1 ms); before the end: 10,000/s" in md
     assert "It moved **25%** (max/min) during this stage" in md
+    assert "The machine's reference loop moved 25% during the load stage" in md  # under the scorecard too
+    assert "Load measured with idle CPUs as the kernel chose" in md

@@ -42,10 +42,24 @@ def scorecard(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
                        "saturation", "cold start", "server memory"], rows=rows,
               footnotes=["Saturation: *saturates at* only when every sweep stopped on a throughput plateau or "
                          "the SLO; otherwise the highest valid throughput is a lower bound (stop reasons in "
-                         "[latency vs throughput](#curves))."])]
+                         "[latency vs throughput](#curves)).", *_conditions(res)])]
     if "scorecard" in figures:
         blocks.append(figures["scorecard"])
     return blocks
+
+
+def _conditions(res: ReportResults) -> list[str]:
+    """The machine's conditions under the served figures, as stored (both under [latency](#latency))."""
+    out = []
+    if res.cpu_idle is not None:
+        out.append(f"Load measured with idle CPUs {'polling' if res.cpu_idle.held else 'as the kernel chose'} "
+                   f"([latency](#latency)).")
+    spread = res.reference.spread if res.reference else None
+    if spread is not None:
+        out.append(f"The machine's reference loop moved {spread:.0%} during the load stage "
+                   "([latency](#latency)): differences between rows, or from another run, smaller than that "
+                   "may be the machine's own.")
+    return out
 
 
 def _component_cells(t: TaxBreakdown, names: list[str]) -> list[str]:
