@@ -22,6 +22,7 @@ class WrkResult:
     p50_ms: float
     rps: float
     seconds: float
+    mean_ms: float | None = None  # "Latency Avg" of wrk's thread stats
 
 
 def available() -> bool:
@@ -43,8 +44,10 @@ def parse(output: str, connections: int, seconds: float) -> WrkResult:
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
     if not p50 or not rps:
         raise ValueError(f"wrk output without a p50 or a rate (was --latency given?):\n{output[-1500:]}")
+    mean = re.search(r"^\s*Latency\s+([\d.]+)(us|ms|s)\s", output, re.M)
     return WrkResult(connections=connections, p50_ms=float(p50.group(1)) * _UNITS_MS[p50.group(2)],
-                     rps=float(rps.group(1)), seconds=seconds)
+                     rps=float(rps.group(1)), seconds=seconds,
+                     mean_ms=float(mean.group(1)) * _UNITS_MS[mean.group(2)] if mean else None)
 
 
 def run_wrk(url: str, body: bytes, headers: dict[str, str], *, connections: int, seconds: float, work_dir: Path,
