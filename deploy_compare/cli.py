@@ -28,6 +28,7 @@ for _name, _module, _help in (
     ("serve", "serving.cli", "start the servers for a run folder and keep them up until Ctrl-C"),
     ("loadtest", "loadtests.cli", "load-test an endpoint (yours or a run's) with locust, closed or open loop"),
     ("report", "deploy_compare.report", "render report.md / report.html from a run folder's saved results"),
+    ("compare", "deploy_compare.commands.compare", "do two runs agree? saturation and p50 at 1 user per endpoint"),
     ("stop", "deploy_compare.commands.stop", "stop servers and containers left by a deploy-compare that died"),
 ):
     COMMANDS.register(_name)((_module, _help))
