@@ -330,3 +330,20 @@ def test_cpu_idle_and_machine_reference_are_shown_as_stored_or_said_missing(tmp_
     assert "It moved **25%** (max/min) during this stage" in md
     assert "The machine's reference loop moved 25% during the load stage" in md  # under the scorecard too
     assert "Load measured with idle CPUs as the kernel chose" in md
+
+
+def test_floor_repeats_that_disagree_are_named_with_their_cv(tmp_path):
+    run_dir = copy_fixture(tmp_path)
+    path = run_dir.path / "floor.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    interval = {"repeats": 3.0, "median": 0.0176, "mean": 0.02, "ci_lo": 0.01, "ci_hi": 0.03, "log_scale": 1.0}
+    data["spread"] = [  # as the full profile's floor stores it; run full4 had CVs up to 31% this way
+        {"twin": "mlp", "runtime": "torchscript", "variant": "fp32", "artifact": "mlp/torchscript/fp32", "threads": 1,
+         "p50_ms": [0.0176, 0.0173, 0.0260], "interval": interval},
+        {"twin": "mlp", "runtime": "onnxruntime", "variant": "fp32", "artifact": "mlp/onnx-torch/fp32", "threads": 1,
+         "p50_ms": [0.0067, 0.0068, 0.0068], "interval": {**interval, "median": 0.0068}}]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    rendered, _ = render_quietly(run_dir)
+    md = rendered.markdown.read_text(encoding="utf-8")
+    assert "(3x, CV 24.3%)" in md and "(3x, CV 0.9%)" in md
+    assert "Repeats disagree (batch-1 p50 CV above 5%): mlp torchscript CV 24.3%." in md

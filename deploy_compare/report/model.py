@@ -111,6 +111,7 @@ class FloorRow:
     repeats: int = 1  # repeats behind the spread columns
     p50_median_ms: float | None = None  # batch-1 p50 across repeats (median and 95% interval of the mean)
     p50_ci_ms: tuple[float, float] | None = None
+    p50_cv: float | None = None  # batch-1 p50 across repeats: sample standard deviation / mean
     shared_process: bool = False  # measured after other points in the same process (peak RSS not clean)
     error: str = ""  # the point failed: shown as invalid
 

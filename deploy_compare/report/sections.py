@@ -175,7 +175,20 @@ def _spread(f: FloorRow) -> str:
     if f.batch != 1 or f.p50_median_ms is None:
         return fmt.NA
     ci = f" [{fmt.num(f.p50_ci_ms[0])}, {fmt.num(f.p50_ci_ms[1])}]" if f.p50_ci_ms else ""
-    return f"{fmt.num(f.p50_median_ms)}{ci} ({f.repeats}x)"
+    cv = f", CV {f.p50_cv:.1%}" if f.p50_cv is not None else ""
+    return f"{fmt.num(f.p50_median_ms)}{ci} ({f.repeats}x{cv})"
+
+
+FLOOR_CV_LIMIT = 0.05  # repeats of a batch-1 p50 further apart than this are named under the floor table
+
+
+def _disagreeing_repeats(firsts: list[FloorRow]) -> list[str]:
+    bad = [f for f in firsts if f.p50_cv is not None and f.p50_cv > FLOOR_CV_LIMIT]
+    if not bad:
+        return []
+    return [f"Repeats disagree (batch-1 p50 CV above {FLOOR_CV_LIMIT:.0%}): " + "; ".join(
+        f"{f.twin} {f.label} CV {f.p50_cv:.1%}" for f in bad) + ". The machine's speed moved during the floor "
+        "stage: the median is shown and the interval says how far; compare these rows with care, or rerun."]
 
 
 @section("floor", "In-process floor")
@@ -205,7 +218,7 @@ def floor(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
                        "Peak RSS marked *shared process* is the process's peak after the points measured before it "
                        "in the same process (quick profile grouping), not this runtime's alone.",
                        *[f"{f.twin} {f.label} ({f.threads} thread): failed: {f.error}" for f in res.floor
-                         if f.error and f.batch == 1]]))
+                         if f.error and f.batch == 1], *_disagreeing_repeats(firsts)]))
         if "floor" in figures:
             blocks.append(figures["floor"])
     elif not res.missing_for("floor"):

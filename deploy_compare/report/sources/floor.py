@@ -1,6 +1,7 @@
 """The in-process floor: floor.json (runtime benchmarks, eager vs graph, the Theano/PyTensor row)."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from core import results
@@ -52,7 +53,9 @@ def floor(path: Path, res: ReportResults) -> list[results.NotRun]:
                     shared_process=p.group_size > 1, error="" if p.ok else (p.error or "failed"))
         if sp is not None:
             base.update(repeats=len(sp.p50_ms), p50_median_ms=sp.interval.get("median"),
-                        p50_ci_ms=(sp.interval["ci_lo"], sp.interval["ci_hi"]) if len(sp.p50_ms) > 1 else None)
+                        p50_ci_ms=(sp.interval["ci_lo"], sp.interval["ci_hi"]) if len(sp.p50_ms) > 1 else None,
+                        p50_cv=statistics.stdev(sp.p50_ms) / statistics.mean(sp.p50_ms)
+                        if len(sp.p50_ms) > 1 and statistics.mean(sp.p50_ms) > 0 else None)
         rows = [FloorRow(batch=b.batch, latency=latency_stats(b.latency, b.backed_percentiles),
                          throughput=b.throughput, **base) for b in p.batches] or [
                 FloorRow(batch=1, latency=None, throughput=None, **base)]
