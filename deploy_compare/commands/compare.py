@@ -13,7 +13,6 @@ Differences are max/min - 1, the same measure as the sweeps' stability rules.
 from __future__ import annotations
 
 import argparse
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,12 +79,15 @@ def _label(endpoint: dict) -> str:
 
 
 def _figures(ep) -> tuple[float | None, bool | None, float | None]:
-    """(saturation or its lower bound, whether it was found, median over repeats of the 1-user p50)."""
+    """(saturation or its lower bound, whether it was found, p50 at 1 user): the report's figures, the 1-user
+    p50 being that of the median repeat by throughput (`median_repeats`), as in the scorecard."""
+    from deploy_compare.report.sources.loadtest import median_repeats
+
     sat = ep.saturation.rps if ep.saturation else ep.saturation_rps
     found = ep.saturation.found if ep.saturation else None
-    p50s = [p.latency_ms.stats["p50"] for s in ep.sweeps for p in s.points
-            if p.users == 1 and p.valid and p.latency_ms is not None]
-    return sat, found, statistics.median(p50s) if p50s else None
+    one = next((p for p in median_repeats([p for s in ep.sweeps for p in s.points])
+                if p.users == 1 and p.valid and p.latency_ms is not None), None)
+    return sat, found, one.latency_ms.stats["p50"] if one is not None else None
 
 
 def _load(run: Path):
