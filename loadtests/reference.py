@@ -20,10 +20,10 @@ import socket
 import statistics
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtests.nullserver import OK_ANSWER
+from loadtests.results import MachineReference, ReferenceSample
 
 REFERENCE_SECONDS = 1.0
 WARMUP_SECONDS = 0.2
@@ -31,31 +31,6 @@ REQUEST = (b"POST /predictions/reference HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-
            b"Content-Length: 27\r\n\r\n{\"instances\": [[0.0, 1.0]]}")
 LOOP = ("the null endpoint (loadtests.nullserver) on the server's core, a blocking-socket client on the "
         f"generator's cores, one request at a time, {REFERENCE_SECONDS:g} s after a {WARMUP_SECONDS:g} s warm-up")
-
-
-@dataclass
-class ReferenceSample:
-    before: str  # what was measured next (an endpoint's label), or "end of the load stage"
-    unix: float  # when the sample started
-    count: int
-    seconds: float
-    rps: float
-    p50_ms: float
-
-
-@dataclass
-class MachineReference:
-    loop: str  # what was measured (the same every time)
-    server_cpus: list[int]
-    generator_cpus: list[int]
-    samples: list[ReferenceSample] = field(default_factory=list)
-    failure: str | None = None  # why sampling stopped (the stage goes on without it)
-
-    @property
-    def spread(self) -> float | None:
-        """How far the machine moved over the stage: max / min - 1 of the samples' throughput."""
-        rates = [s.rps for s in self.samples if s.rps > 0]
-        return max(rates) / min(rates) - 1 if len(rates) >= 2 else None
 
 
 def _read_answer(sock: socket.socket, buf: bytearray) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 from core.cpuidle import CpuIdleRecord
 from core.results import NotRun
-from loadtests.reference import MachineReference
 
 
 @dataclass
@@ -179,6 +178,32 @@ class GeneratorHeadroom:
     fastest_endpoint: str | None = None
     ratio: float | None = None  # capacity_rps / fastest_rps
     min_ratio: float = 5.0  # below it every point of this protocol carries a warning
+
+
+@dataclass
+class ReferenceSample:
+    """One sample of the machine reference (`loadtests/reference.py`): its fixed loop for 1 s."""
+    before: str  # what was measured next (an endpoint's label), or "end of the load stage"
+    unix: float  # when the sample started
+    count: int
+    seconds: float
+    rps: float
+    p50_ms: float
+
+
+@dataclass
+class MachineReference:
+    loop: str  # what was measured (the same every time)
+    server_cpus: list[int]
+    generator_cpus: list[int]
+    samples: list[ReferenceSample] = field(default_factory=list)
+    failure: str | None = None  # why sampling stopped (the stage goes on without it)
+
+    @property
+    def spread(self) -> float | None:
+        """How far the machine moved over the stage: max / min - 1 of the samples' throughput."""
+        rates = [s.rps for s in self.samples if s.rps > 0]
+        return max(rates) / min(rates) - 1 if len(rates) >= 2 else None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 from core.cpuidle import CpuIdleRecord
 from core.environment import Environment
 from core.results import StageTiming
-from loadtests.reference import MachineReference
+from loadtests.results import MachineReference
 from models.floor import GraphRatio  # the floor's own row: eager vs graph per framework, twin and threads
 from serving.metrics import CounterSample
 

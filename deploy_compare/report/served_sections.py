@@ -8,7 +8,7 @@ from deploy_compare.report.document import Block, Figure, Note, Para, Table
 from deploy_compare.report.model import Headroom, ReportResults, ScoreRow, TaxBreakdown
 from deploy_compare.report.served import BOTH_COMMAND, launcher_pairs, point_at, saturation_text, stop_text, warmup_text
 from deploy_compare.report.tax import COMPONENTS
-from loadtests.reference import MachineReference
+from loadtests.results import MachineReference
 
 
 def _link(text: str, anchor: str) -> str:
