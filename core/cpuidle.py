@@ -74,10 +74,6 @@ def idle_state_times(root: Path = SYS_CPU) -> dict[str, float]:
     return out
 
 
-def _has_poll_state(root: Path) -> bool:
-    return any(_read(s / "name") == "POLL" for s in root.glob("cpu[0-9]*/cpuidle/state[0-9]*"))
-
-
 @contextlib.contextmanager
 def hold(policy: str, *, device: Path = QOS_DEVICE, root: Path = SYS_CPU) -> Iterator[CpuIdleRecord]:
     """Hold the idle policy for the body; the record's `idle_seconds` is filled when the body ends."""
@@ -85,9 +81,10 @@ def hold(policy: str, *, device: Path = QOS_DEVICE, root: Path = SYS_CPU) -> Ite
                            governor=_read(root / "cpuidle/current_governor_ro") or _read(
                                root / "cpuidle/current_governor"), note="")
     fd = None
+    before = idle_state_times(root)  # also which idle states there are
     if record.policy == CpuIdle.DEFAULT:
         record.note = "idle states as the kernel chooses them (--cpu-idle default)"
-    elif not _has_poll_state(root):
+    elif "POLL" not in before:
         record.note = (f"no cpuidle POLL state under {root} (driver {record.driver or 'none'}): idle CPUs "
                        "halt as the kernel chooses; nothing to hold")
     else:
@@ -103,7 +100,6 @@ def hold(policy: str, *, device: Path = QOS_DEVICE, root: Path = SYS_CPU) -> Ite
         else:
             record.held = True
             record.note = f"{device} held at 0 us: idle CPUs poll instead of halting"
-    before = idle_state_times(root)
     try:
         yield record
     finally:
