@@ -196,7 +196,7 @@ def _measure(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, around:
     server_cpus = set(chosen[0].server_cpus) or server_core_for_null()
     with ReferenceProbe(server_cpus, generator_cpus(server_cpus), log_dir).running() as reference:
         results.reference = reference.record
-        _visit_all(ctx, chosen, results, around, reference, t0)
+        _visit_all(ctx, chosen, results, around, reference, log_dir, t0)
         _sample(ctx, reference, "the end of the load stage")
     apply_headrooms(results)
     results.seconds = time.perf_counter() - t0
@@ -209,10 +209,10 @@ def _sample(ctx: Any, reference: ReferenceProbe, before: str) -> None:
 
 
 def _visit_all(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, around: Around | None,
-               reference: ReferenceProbe, t0: float) -> None:
+               reference: ReferenceProbe, log_dir: Path, t0: float) -> None:
+    """Every visit of `visits` in order, the reference sampled before each measured one."""
     settings: LoadSettings = ctx.config.profile.load
     run_dir = ctx.run_dir
-    log_dir = run_dir.logs / "load"
     measured: dict[int, EndpointLoad] = {}
     schedule = visits(len(chosen), settings.repeats)
     results.order = [[_label(chosen[v.index]) for v in schedule if v.repeat in (r, -1) and LoadModeKind.CLOSED
