@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.registry import Registry
-from deploy_compare.report import fmt, served_sections
-from deploy_compare.report.claims import UNMEASURABLE
-from deploy_compare.report.document import Block, Bullets, Document, Figure, Note, Para, Section, Table
-from deploy_compare.report.model import FRAMEWORKS, FloorRow, LatencyStats, LoadPoint, ReportResults
+from deploy_compare.app.report import fmt, served_sections
+from deploy_compare.app.report.claims import UNMEASURABLE, graph_verdict
+from deploy_compare.app.report.document import Block, Bullets, Document, Figure, Note, Para, Section, Table
+from deploy_compare.app.report.model import FRAMEWORKS, FloorRow, LatencyStats, LoadPoint, ReportResults
+from deploy_compare.core.registry import Registry
+from deploy_compare.serving import maintenance
+
+LATENCY_COLUMNS = ("p50", "p90", "p95", "p99", "p99.9")  # the percentiles every latency table shows
 
 Builder = Callable[[ReportResults, dict[str, Figure]], list[Block]]
 SECTIONS: Registry[tuple[str, Builder]] = Registry("report section")
@@ -30,7 +33,9 @@ def build_document(res: ReportResults, figures: dict[str, Figure]) -> Document:
     subtitle = f"Run `{res.run_id}`, profile **{profile}**"
     if res.environment:
         subtitle += f", git `{res.environment.git_commit[:12]}`" + (" (dirty)" if res.environment.git_dirty else "")
-    doc = Document(title="deploy-compare: TensorFlow/Keras vs PyTorch deployment", subtitle=subtitle)
+    model = res.settings.model if res.settings else ""
+    title = f"deploy-compare: {model}, deployed" if model else "deploy-compare: TensorFlow/Keras vs PyTorch deployment"
+    doc = Document(title=title, subtitle=subtitle)
     for anchor, (title, build) in SECTIONS.items():
         blocks: list[Block] = [
             Note(m.note, "missing")
@@ -45,12 +50,17 @@ def _quick_note(res: ReportResults) -> list[Block]:
         return []
     note = res.settings.profile_note.removeprefix(f"{res.settings.profile} profile: ")
     stats = [f.latency for f in res.floor if f.latency] + [p.latency for p in res.load_points if p.latency.n]
-    unbacked = [f"{name} in {sum(name not in s.backed for s in stats)} of {len(stats)}"
-                for name in ("p90", "p99", "p99.9") if any(name not in s.backed for s in stats)]
+    def unbacked_in(name: str) -> list[LatencyStats]:
+        return [s for s in stats if name not in s.backed and (name != "p95" or s.p95 is not None)]
+
+    unbacked = [f"{name} in {len(unbacked_in(name))} of {len(stats)}" for name in LATENCY_COLUMNS[1:]
+                if unbacked_in(name)]
     counted = (f" In this run the sample counts cannot back {', '.join(unbacked)} latency rows (starred)."
                if unbacked else "")
-    return [Note(f"**{res.settings.profile} profile** — {note}. Single repeats carry no interval across "
-                 f"repeats.{counted}", "warn")]
+    repeats = ("Single repeats carry no interval across repeats." if not res.paired_rounds else
+               f"Load points are {res.paired_rounds} paired rounds (their intervals are across rounds); the floor's "
+               "single repeat carries no interval across repeats.")
+    return [Note(f"**{res.settings.profile} profile** — {note}. {repeats}{counted}", "warn")]
 
 
 def _empty(res: ReportResults, anchor: str, text: str) -> list[Block]:
@@ -64,7 +74,7 @@ def _lead(text: str, figures: dict[str, Figure], plot: str) -> list[Block]:
 
 
 def _latency_cells(stats: LatencyStats | None) -> list[str]:
-    return [fmt.percentile(stats, name) for name in ("p50", "p90", "p99", "p99.9")]
+    return [fmt.percentile(stats, name) for name in LATENCY_COLUMNS]
 
 
 # ------------------------------------------------------------------------------------------- sections
@@ -100,6 +110,10 @@ def comparison(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
              "**claimed** (our wording). The *Computational graph* and *Deployment* rows are backed by this run's "
              "figures, each linking to its section; the other rows no run can measure, so they stay claims."),
         Table(headers=["Feature", *FRAMEWORKS], rows=rows, footnotes=[f"Not measurable by a run: {reasons}."]),
+        Para(f"Each serving stack's maintenance status ({maintenance.LABEL}; the same table is in "
+             "docs/servers.md). Cited, not measured: no figure of this run depends on it, and the run's figures "
+             "support no recommendation of a server by its status."),
+        Table(headers=maintenance.HEADERS, rows=maintenance.rows(links=False)),
     ]
 
 
@@ -156,7 +170,9 @@ def models(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
 def artifacts(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     if not res.artifacts:
         return _empty(res, "artifacts", "No artifacts recorded.")
-    rows = [[a.twin, a.format, a.variant, a.framework, fmt.size(a.bytes), fmt.seconds(a.export_seconds),
+    rows = [[a.twin, a.format, a.variant, f"{a.framework} via {a.converter}" if a.converter else a.framework,
+             fmt.size(a.bytes), fmt.seconds(a.export_seconds)
+             + (f" (compile {fmt.seconds(a.compile_seconds)})" if a.compile_seconds is not None else ""),
              fmt.sci(a.max_abs_error), fmt.sci(a.max_rel_error), fmt.pct(a.top1_agreement), fmt.pct(a.accuracy),
              f"{a.parity}: {a.parity_note}" if a.parity_note else a.parity] for a in res.artifacts]
     blocks: list[Block] = [
@@ -169,6 +185,44 @@ def artifacts(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     if "artifact_sizes" in figures:
         blocks.append(figures["artifact_sizes"])
     return blocks
+
+
+# exporter -> (from, to): every path from one framework's model to another framework's (or a neutral) format
+CROSS_PATHS: dict[str, tuple[str, str]] = {
+    "onnx-torch": ("PyTorch", "ONNX"),
+    "onnx-tf": ("TensorFlow (Keras)", "ONNX"),
+    "litert-torch": ("PyTorch", "TFLite"),
+    "onnx2tf-savedmodel": ("PyTorch → ONNX", "TF SavedModel"),
+    "onnx2tf-tflite": ("PyTorch → ONNX", "TFLite"),
+}
+
+
+def _cross_row(res: ReportResults, exporter: str, twin: str) -> list[str] | None:
+    src, dst = CROSS_PATHS[exporter]
+    art = next((a for a in res.artifacts if a.exporter == exporter and a.twin == twin and a.variant == "fp32"), None)
+    if art is None:
+        reason = next((n.reason for n in res.not_run if n.what == f"{twin}/{exporter}"), None)
+        return None if reason is None else [f"{src} → {dst}", exporter, twin, f"not run: {reason}", fmt.NA, fmt.NA,
+                                            fmt.NA]
+    pts = [f for f in res.floor if f.artifact == art.key and f.batch == 1 and f.latency is not None and not f.error]
+    p50 = (f"{fmt.ms(min(pts, key=lambda f: f.threads).latency.p50)} "
+           f"({min(f.threads for f in pts)} thread)") if pts else fmt.NA
+    parity = f"{art.parity}: {art.parity_note}" if art.parity_note else art.parity
+    return [f"{src} → {dst}", art.converter or exporter, twin, "exported", parity, fmt.sci(art.max_abs_error), p50]
+
+
+@section("cross-framework", "Cross-framework paths")
+def cross_framework(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    twins = list(dict.fromkeys(a.twin for a in res.artifacts))
+    rows = [row for exporter in CROSS_PATHS for twin in twins if (row := _cross_row(res, exporter, twin))]
+    if not rows:
+        return _empty(res, "artifacts", "No cross-framework path was tried in this run.")
+    return [Para("A model of one framework run in another framework's format (or in ONNX): which paths this run "
+                 "took, whether the result computes the reference function (the same parity gate as every artifact, "
+                 "fp32) and its in-process batch-1 p50 (the [floor](#floor)). The converters whose dependencies "
+                 "conflict with the project's lock (litert-torch, onnx2tf) run in venvs of their own."),
+            Table(headers=["path", "converter", "twin", "status", "parity", "max abs err", "in-process p50"],
+                  rows=rows, invalid_rows={i for i, r in enumerate(rows) if r[4].startswith("fail")})]
 
 
 def _spread(f: FloorRow) -> str:
@@ -205,7 +259,7 @@ def floor(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
             points.setdefault((f.twin, f.label, f.framework, f.threads), []).append(f)
         firsts = [min(rows, key=lambda f: f.batch) for rows in points.values()]
         blocks.append(Table(
-            headers=["twin", "runtime", "from", "threads", "load", "first call", "p50", "p90", "p99", "p99.9", "n",
+            headers=["twin", "runtime", "from", "threads", "load", "first call", *LATENCY_COLUMNS, "n",
                      "throughput", "p50 across repeats", "peak RSS"],
             rows=[[f.twin, f.label, f.framework, str(f.threads), fmt.seconds(f.load_seconds),
                    fmt.seconds(f.first_seconds), *_latency_cells(f.latency),
@@ -233,14 +287,17 @@ def floor(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
                            "graph p50 at batch 1, throughput ratio = graph / eager samples/s at the larger batch; "
                            "above 1 the graph is faster."))
         blocks.append(Table(headers=["framework", "twin", "threads", "eager", "graph", "eager p50", "graph p50",
-                                     "latency ratio", "throughput ratio"],
+                                     "latency ratio", "paired rounds (99%)", "throughput ratio"],
                             rows=[[g.framework, g.twin, str(g.threads), g.eager, g.graph, fmt.ms(g.eager_p50_ms),
-                                   fmt.ms(g.graph_p50_ms), f"{g.latency_ratio:.2f}x",
+                                   fmt.ms(g.graph_p50_ms), f"{g.latency_ratio:.2f}x", graph_verdict(g),
                                    f"{g.throughput_ratio:.2f}x at batch {g.batch}" if g.throughput_ratio else fmt.NA]
-                                  for g in res.graph_ratios]))
+                                  for g in res.graph_ratios],
+                            footnotes=["Paired rounds: eager and graph batch-1 windows alternating in one process "
+                                       "(balanced order); the ranking is stated only where the 99% sign-test "
+                                       "interval of the per-round ratio excludes 1."]))
     t = res.theano
     if t is not None:
-        text = (f"**Theano row.** Theano itself does not run here ([why](#not-run)); its maintained successor "
+        text = (f"**Theano row.** Theano itself: {t.outcome} ([details](#not-run)); its maintained successor "
                 f"{t.successor} stands in. Theano has no export format and no server, so its deployment cells are "
                 "*none*. ")
         if t.measured:
@@ -271,7 +328,8 @@ def serving(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
         blocks.append(Para("Served parity: each endpoint answered the held-out batch before it was timed."))
         blocks.append(Table(headers=["stack", "protocol", "model", "max abs err", "top-1 agreement", "parity"],
                             rows=[[p.stack, p.protocol, p.model, fmt.sci(p.max_abs_error), fmt.pct(p.top1_agreement),
-                                   "pass" if p.passed else "FAIL (not timed)"] for p in res.served_parity],
+                                   ("pass" if p.passed else "FAIL (not timed)") if p.gated
+                                   else "reported (quantized variant, not gated)"] for p in res.served_parity],
                             invalid_rows={i for i, p in enumerate(res.served_parity) if not p.passed}))
     servers_not_run = [n for n in res.not_run if n.source == "serving.json"]
     if servers_not_run:
@@ -326,7 +384,7 @@ def latency(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
              fmt.num(p.harness_p50_ms), fmt.pct(p.error_rate), fmt.pct(p.generator_cpu), _across_repeats(p)]
             for p in pts]
     blocks.append(Table(
-        headers=["stack", "model", "loop", "load", "throughput", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "n",
+        headers=["stack", "model", "loop", "load", "throughput", *[f"{c} ms" for c in LATENCY_COLUMNS], "n",
                  "generator p50 ms (null endpoint)", "errors", "generator CPU", "across repeats: median [95% CI]"],
         rows=rows, invalid_rows={i for i, p in enumerate(pts) if not p.valid},
         footnotes=[fmt.UNBACKED_NOTE, "Open-loop latency is measured from the scheduled send time "
@@ -381,9 +439,19 @@ def openloop(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     return blocks
 
 
+@section("paired", "Side by side: paired comparisons")
+def paired(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    return served_sections.paired_section(res)
+
+
 @section("serving-tax", "The serving tax, broken down")
 def serving_tax(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     return served_sections.serving_tax(res, figures)
+
+
+@section("runtimes", "Same server, each runtime")
+def runtimes(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
+    return served_sections.runtimes(res)
 
 
 @section("containers", "Native vs container")
@@ -400,7 +468,18 @@ def memory(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
                  "whatever ran before them in that process. Server rows sum the per-process peaks (VmHWM) of the "
                  "server's whole process tree (frontend and every worker), sampled when ready and after the load."),
             Table(headers=["what", "kind", "peak RSS"],
-                  rows=[[m.what, m.kind, fmt.size(m.peak_rss_bytes)] for m in res.memory])]
+                  rows=[[m.what, m.kind, fmt.size(m.peak_rss_bytes)] for m in res.memory])] + _worker_memory(res)
+
+
+def _worker_memory(res: ReportResults) -> list[Block]:
+    """Each served model's own worker process: what its framework costs inside the server."""
+    if not res.workers:
+        return []
+    return [Para("Each served model's worker process on its own (TorchServe runs one Python process per model; every "
+                 "worker imports torch, and its model's own framework on top): current and peak RSS at each sample."),
+            Table(headers=["server", "served model", "stack", "twin", "phase", "RSS", "peak RSS"],
+                  rows=[[w.server + (f" ({w.launcher})" if len(res.launchers) > 1 else ""), w.served_name, w.stack,
+                         w.model, w.phase, fmt.size(w.rss_bytes), fmt.size(w.peak_rss_bytes)] for w in res.workers])]
 
 
 @section("not-run", "What did not run, and why")

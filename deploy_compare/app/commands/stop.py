@@ -2,7 +2,7 @@
 command started and did not stop because it died (SIGKILL, a crash, a closed CI job). Every command that
 starts processes does the same first; this command does it on demand, for every run or only for `RUN`.
 
-Process groups come from the per-user ownership records (`core.ownership`), containers from their labels
+Process groups come from the per-user ownership records (`deploy_compare.core.ownership`), containers from their labels
 (`deploy-compare.owner-pid`, `deploy-compare.run`); only those whose owning command is dead are touched."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import ownership
+from deploy_compare.core import ownership
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def stop_orphans(run: Path | None, header: str) -> list[str]:
     """Stop the process groups and containers of dead owners (of `run`, if given); print what was stopped
     under `header` and return those lines."""
-    from serving.launchers.docker import sweep_orphan_containers
+    from deploy_compare.serving.launchers.docker import sweep_orphan_containers
 
     stopped = ownership.sweep_orphans(run) + sweep_orphan_containers(run)
     if stopped:

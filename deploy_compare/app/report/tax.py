@@ -1,7 +1,7 @@
 """The serving tax broken down, per served stack and per point (1 user, and the point nearest 50% of
 saturation), from the client's mean and the server's own per-request accounting over that point's window.
 
-Nesting (TorchServe; what each figure measures is in `serving.metrics.SERVER_COUNTERS`):
+Nesting (TorchServe; what each figure measures is in `deploy_compare.serving.metrics.SERVER_COUNTERS`):
 
     client mean = generator (the harness with the null endpoint's own round trip, same concurrency: an upper
                   bound on the harness's share; measured with C clients on this machine, the Python gRPC
@@ -20,9 +20,16 @@ component is 0 and the excess is reported as overlap, so the components then exc
 """
 from __future__ import annotations
 
-from deploy_compare.report import fmt
-from deploy_compare.report.model import FloorRow, LoadPoint, ReportResults, SaturationRow, TaxBreakdown, TaxComponent
-from serving.catalog import SERVED_FORMATS
+from deploy_compare.app.report import fmt
+from deploy_compare.app.report.model import (
+    FloorRow,
+    LoadPoint,
+    ReportResults,
+    SaturationRow,
+    TaxBreakdown,
+    TaxComponent,
+)
+from deploy_compare.serving.catalog import served_format
 
 FLOOR_SOURCE = "in-process floor p50, same artifact, 1 thread, batch 1 (floor.json)"
 # display order, outermost first
@@ -31,12 +38,14 @@ COMPONENTS = ("generator", "outside the server", "queue", "frontend thread", "wo
 
 
 def floor_row(res: ReportResults, stack: str, model: str) -> FloorRow | None:
-    """The in-process floor of the artifact a served stack runs: same twin, format and source framework,
-    fp32, batch 1, fewest threads (the servers' workers run 1 thread)."""
-    server, _, fmt = stack.partition("/")
-    frameworks = {fw for f, fw in SERVED_FORMATS.get(server, ()) if f == fmt}
-    rows = [f for f in res.floor if f.twin == model and f.format == fmt and f.variant == "fp32" and f.batch == 1
-            and f.latency is not None and not f.error and (not frameworks or f.framework in frameworks)]
+    """The in-process floor of the artifact a served stack runs: same twin, format, source framework and
+    variant, batch 1, fewest threads (the servers' workers run 1 thread). A stack the catalog does not list
+    (an older run's `torchserve/onnx`) is matched by format alone."""
+    found = served_format(stack)
+    fmt, variant, framework = ((found[0].format, found[1], found[0].framework) if found
+                               else (stack.partition("/")[2], "fp32", None))
+    rows = [f for f in res.floor if f.twin == model and f.format == fmt and f.variant == variant and f.batch == 1
+            and f.latency is not None and not f.error and framework in (None, f.framework)]
     return min(rows, key=lambda f: f.threads) if rows else None
 
 
@@ -124,6 +133,8 @@ def breakdown(p: LoadPoint, label: str, floor: FloorRow | None) -> TaxBreakdown:
                          "worker IPC stay inside *outside the server*")
     if not inside:
         notes.append("no server-side figure for this point's window (see the notes under the table)")
+    elif p.server_note:
+        notes.append(p.server_note)
     b.add("outside the server", m - (p.harness_mean_ms or 0.0) - server_ms, outside)
     for name, value, source in sorted(inside, key=lambda c: COMPONENTS.index(c[0])):
         b.add(name, value, source)

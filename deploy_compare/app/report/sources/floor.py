@@ -4,15 +4,15 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from core import results
-from core.stats import median_items
-from deploy_compare.report.model import FloorRow, LatencyStats, ReportResults, TheanoRow
-from deploy_compare.report.sources import source
+from deploy_compare.app.report.model import FloorRow, LatencyStats, ReportResults, TheanoRow
+from deploy_compare.app.report.sources import source
+from deploy_compare.core import results
+from deploy_compare.core.stats import median_items
 
 
 def latency_stats(m: results.Measurement, backed: list[str] | None = None) -> LatencyStats:
     """A `Measurement` in ms -> the report's latency row (percentiles as computed from the raw samples)."""
-    from core.stats import backed_percentiles
+    from deploy_compare.core.stats import backed_percentiles
 
     if m.unit not in ("ms", "s"):
         raise ValueError(f"latency measurement {m.name!r} has unit {m.unit!r}; expected ms or s")
@@ -21,7 +21,8 @@ def latency_stats(m: results.Measurement, backed: list[str] | None = None) -> La
     n = int(st.get("n", len(m.samples)))
     return LatencyStats(n=n, p50=st["p50"] * scale, p90=st["p90"] * scale, p99=st["p99"] * scale,
                         p999=st["p99.9"] * scale, mean=st["mean"] * scale,
-                        backed=list(backed) if backed is not None else backed_percentiles(n))
+                        backed=list(backed) if backed is not None else backed_percentiles(n),
+                        p95=st["p95"] * scale if "p95" in st else None)
 
 
 def _p50(point) -> float:
@@ -38,7 +39,7 @@ def median_repeats(points: list) -> list:
 
 @source("floor.json", "floor", "floor")
 def floor(path: Path, res: ReportResults) -> list[results.NotRun]:
-    from models.floor import FloorResults
+    from deploy_compare.models.floor import FloorResults, theano
 
     fl = results.load(FloorResults, path)
     framework_of = {a.key: a.framework for a in res.artifacts}
@@ -50,7 +51,9 @@ def floor(path: Path, res: ReportResults) -> list[results.NotRun]:
                     framework=framework_of.get(spec.artifact or "", spec.framework),
                     format=spec.format, variant=spec.variant, threads=p.threads, load_seconds=p.load_seconds,
                     first_seconds=p.first_inference_seconds, peak_rss_bytes=p.peak_rss_bytes,
-                    shared_process=p.group_size > 1, error="" if p.ok else (p.error or "failed"))
+                    shared_process=p.group_size > 1, error="" if p.ok else (p.error or "failed"),
+                    artifact=spec.artifact or "", converter=spec.converter,
+                    point=spec.label)
         if sp is not None:
             base.update(repeats=len(sp.p50_ms), p50_median_ms=sp.interval.get("median"),
                         p50_ci_ms=(sp.interval["ci_lo"], sp.interval["ci_hi"]) if len(sp.p50_ms) > 1 else None,
@@ -61,8 +64,10 @@ def floor(path: Path, res: ReportResults) -> list[results.NotRun]:
                 FloorRow(batch=1, latency=None, throughput=None, **base)]
         (res.harness_overhead if spec.runtime == "null" else res.floor).extend(rows)
     res.graph_ratios = list(fl.graph_ratios)
+    res.floor_cpu_idle = fl.cpu_idle
+    res.floor_comparisons = list(fl.comparisons)
     t = fl.theano
-    res.theano = TheanoRow(theano_reason=t.theano.reason, successor=t.successor,
+    res.theano = TheanoRow(theano_reason=t.theano.reason, outcome=theano.outcome(t.attempt), successor=t.successor,
                            compile_seconds=dict(t.graph_compile_seconds), p50_ms=dict(t.p50_ms),
                            deployment=dict(t.deployment))
     return [*fl.not_run, t.theano]

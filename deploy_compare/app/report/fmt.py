@@ -5,12 +5,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from deploy_compare.report.model import LatencyStats
+from deploy_compare.app.report.model import LatencyStats
 
 NA = "–"
 UNBACKED = "*"
 UNBACKED_NOTE = ("`*` = percentile not backed at 99% confidence by this point's sample count "
-                 "(needs >= 44 samples for p90, 459 for p99, 4603 for p99.9)")
+                 "(needs >= 44 samples for p90, 90 for p95, 459 for p99, 4603 for p99.9); `–` for p95 = "
+                 "not recorded (a results file written before p95 was)")
 
 
 def na_if_none(render: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -71,5 +72,7 @@ def percentile(stats: LatencyStats | None, name: str) -> str:
     """A latency percentile in ms, starred when the sample count cannot back it."""
     if stats is None:
         return NA
-    value = {"p50": stats.p50, "p90": stats.p90, "p99": stats.p99, "p99.9": stats.p999}[name]
+    value = {"p50": stats.p50, "p90": stats.p90, "p95": stats.p95, "p99": stats.p99, "p99.9": stats.p999}[name]
+    if value is None:
+        return NA
     return num(value) + ("" if name in stats.backed else UNBACKED)

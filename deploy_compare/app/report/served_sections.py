@@ -3,12 +3,27 @@ table and the headroom sentence. `sections` registers them in reading order; eac
 section holding its evidence."""
 from __future__ import annotations
 
-from deploy_compare.report import fmt
-from deploy_compare.report.document import Block, Figure, Note, Para, Table
-from deploy_compare.report.model import Headroom, ReportResults, ScoreRow, TaxBreakdown
-from deploy_compare.report.served import BOTH_COMMAND, launcher_pairs, point_at, saturation_text, stop_text, warmup_text
-from deploy_compare.report.tax import COMPONENTS
-from loadtests.results import MachineReference
+from deploy_compare.app.report import fmt
+from deploy_compare.app.report.claims import (
+    SERVER_NAMES,
+    difference_text,
+    endpoint_name,
+    paired,
+    paired_at_top,
+    subtraction_conditions,
+)
+from deploy_compare.app.report.document import Block, Figure, Note, Para, Table
+from deploy_compare.app.report.model import Headroom, ReportResults, ScoreRow, TaxBreakdown
+from deploy_compare.app.report.served import (
+    BOTH_COMMAND,
+    launcher_pairs,
+    point_at,
+    saturation_text,
+    stop_text,
+    warmup_text,
+)
+from deploy_compare.app.report.tax import COMPONENTS
+from deploy_compare.loadtests.results import MachineReference
 
 
 def _link(text: str, anchor: str) -> str:
@@ -17,6 +32,18 @@ def _link(text: str, anchor: str) -> str:
 
 def _stack(r) -> str:
     return f"{r.stack} {r.protocol}" + (f" ({r.launcher})" if r.launcher else "")
+
+
+COLUMNS = {"tensorflow": "TensorFlow/Keras", "pytorch": "PyTorch"}
+# how each server runs a model: its own process running the artifact's own runtime
+MODEL_PROCESS = {"torchserve": "worker", "rayserve": "replica (a Ray actor process)"}
+HELD_FIXED = {"torchserve": "same config, pinning, token and limits"}  # others: no token
+
+
+def column_of(r: ScoreRow) -> str:
+    """"TensorFlow/Keras, served by TorchServe": the artifact's column and the server that served it."""
+    server = SERVER_NAMES.get(r.stack.partition("/")[0], r.stack.partition("/")[0])
+    return f"{COLUMNS.get(r.framework, r.framework or fmt.NA)}, served by {server}"
 
 
 def _cold(r: ScoreRow) -> str:
@@ -29,17 +56,22 @@ def _cold(r: ScoreRow) -> str:
 def scorecard(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
     if not res.scorecard:
         return [] if res.missing_for("scorecard") else [Para("No served stack was load-tested in this run.")]
-    rows = [[_stack(r), r.model, _link(fmt.size(r.artifact_bytes), "artifacts"), _link(fmt.ms(r.floor_p50_ms), "floor"),
-             _link(fmt.ms(r.served_p50_ms), "latency"), _link(fmt.ms(r.tax_ms), "serving-tax"),
-             _link(saturation_text(r.saturation), "curves"), _link(_cold(r), "serving"),
+    rows = [[_stack(r), column_of(r), r.model, _link(fmt.size(r.artifact_bytes), "artifacts"),
+             _link(fmt.ms(r.floor_p50_ms), "floor"), _link(fmt.ms(r.served_p50_ms), "latency"),
+             _link(fmt.ms(r.tax_ms), "serving-tax"), _link(saturation_text(r.saturation), "curves"),
+             _link(_cold(r), "serving"), _link(fmt.size(r.worker_bytes), "memory"),
              _link(fmt.size(r.memory_bytes), "memory") + (f" ({r.memory_source})" if r.memory_bytes else "")]
             for r in res.scorecard]
     blocks: list[Block] = [
         Para("One row per served stack (server/format, protocol, twin, launcher); every cell is a stored figure of "
-             "this run and links to the section with its evidence. *Serving tax* = served p50 at 1 user - "
-             "in-process p50 of the same artifact; where it goes is broken down in [the serving tax](#serving-tax)."),
-        Table(headers=["stack", "twin", "artifact size", "in-process p50", "served p50, 1 user", "serving tax",
-                       "saturation", "cold start", "server memory"], rows=rows,
+             "this run and links to the section with its evidence. *Artifact of* names the column the artifact "
+             "belongs to and the server that served it: the TensorFlow/Keras rows are served by TorchServe (the "
+             "same server as the PyTorch rows, a worker running the artifact's own runtime), not by TF Serving. "
+             "*Serving tax* = served p50 at 1 user - in-process p50 of the same artifact; where it goes is broken "
+             "down in [the serving tax](#serving-tax). *Worker memory* is the peak RSS of the model's own worker "
+             "process, *server memory* that of the whole server."),
+        Table(headers=["stack", "artifact of", "twin", "artifact size", "in-process p50", "served p50, 1 user",
+                       "serving tax", "saturation", "cold start", "worker memory", "server memory"], rows=rows,
               footnotes=["Saturation: *saturates at* only when every sweep stopped on a throughput plateau or "
                          "the SLO; otherwise the highest valid throughput is a lower bound (stop reasons in "
                          "[latency vs throughput](#curves)).", *_conditions(res)])]
@@ -54,6 +86,7 @@ def _conditions(res: ReportResults) -> list[str]:
     if res.cpu_idle is not None:
         out.append(f"Load measured with idle CPUs {'polling' if res.cpu_idle.held else 'as the kernel chose'} "
                    f"([latency](#latency)).")
+    out += [subtraction_conditions(res)]
     spread = res.reference.spread if res.reference else None
     if spread is not None:
         out.append(f"The machine's reference loop moved {spread:.0%} during the load stage "
@@ -148,6 +181,11 @@ def _pair_rows(res: ReportResults, users: int = 1) -> list[list[str]]:
             ("server memory", lambda r: r.memory_bytes, _none, fmt.size, "memory")]
         name = f"{native.stack} {native.protocol} ({native.model})"
         rows.append([name, "served parity", parity.get("native", fmt.NA), parity.get("docker", fmt.NA), ""])
+        # the load figures' tax is the paired ratio container / native, stated only where its 99% interval
+        # excludes no difference; figures measured once each (cold start, memory) are a plain difference
+        nd, dk = endpoint_name(native), endpoint_name(docker)
+        paired_tax = {f"p50 at {fmt.users(users)}": paired(res, dk, nd, "p50_ms", f"{users} users"),
+                      "saturation (or its lower bound)": paired_at_top(res, dk, nd, "throughput_rps")}
         for label, value, interval, render, anchor in figures:
             a, b = value(native), value(docker)
             if render is fmt.rate:  # saturation: the wording says whether it is a lower bound
@@ -155,9 +193,49 @@ def _pair_rows(res: ReportResults, users: int = 1) -> list[list[str]]:
             else:
                 cells = [fmt.NA if v is None else render(v) + _interval(interval(r), render)
                          for v, r in ((a, native), (b, docker))]
-            rows.append([name, label, *(_link(c, anchor) for c in cells),
-                         _signed(render)(b - a) if a is not None and b is not None else fmt.NA])
+            if res.paired_rounds and anchor in ("latency", "curves"):
+                tax = difference_text(paired_tax.get(label))
+            else:
+                tax = _signed(render)(b - a) if a is not None and b is not None else fmt.NA
+                if anchor in ("latency", "curves") and tax != fmt.NA:
+                    tax += " (measured one after another: no interval, not a finding)"
+            rows.append([name, label, *(_link(c, anchor) for c in cells), tax])
     return rows
+
+
+def paired_section(res: ReportResults) -> list[Block]:
+    """Every two endpoints of one model measured side by side: the per-round ratio, its intervals, and what
+    the 99% interval lets the report say."""
+    if not res.comparisons:
+        return [Para("The endpoints of this run were measured one after another (no paired rounds), so it states "
+                     "no ranking between them: on a machine that drifts by tens of percent within minutes, a "
+                     "difference between two sequential figures is partly a difference between two minutes.")]
+    rows = [[c.a, c.b, f"{c.metric.split('_')[0]} at {c.load}", f"{c.ratio:.3f}",
+             f"[{fmt.num(c.ci95_lo)}, {fmt.num(c.ci95_hi)}]" if c.ci95_lo is not None else "unbounded",
+             f"[{fmt.num(c.ci99_lo)}, {fmt.num(c.ci99_hi)}]" if c.ci99_lo is not None else "unbounded",
+             f"{c.sign_p:.3g}", _verdict(c)] for c in res.comparisons]
+    return [Para(f"Endpoints of one model measured side by side: at every closed-loop step, one short window of every "
+                 f"endpoint still sweeping, in a balanced rotating order (ABBA BAAB ...), for {res.paired_rounds} "
+                 "rounds on the same warm servers; servers not being measured idle during a window. A comparison "
+                 "is the ratio A / B of the two windows of each round; shown: its median over the rounds and "
+                 "exact sign-test intervals of that median (order statistics of the per-round ratios). A ranking "
+                 "is stated only when the 99% interval excludes 1 (a report states many comparisons); otherwise "
+                 "the interval says how large a difference the rounds leave open."),
+            Table(headers=["A", "B", "figure", "A / B (median of rounds)", "95% interval", "99% interval",
+                           "sign test p", "what it supports (99%)"], rows=rows,
+                  footnotes=["p50: lower is better; throughput: higher is better. With n rounds the smallest "
+                             "two-sided sign-test p is 2^(1-n): 8 rounds can reach p < 0.01 only when every round "
+                             "agrees."])]
+
+
+def _verdict(c) -> str:
+    win = c.winner()
+    if win is None:
+        w = c.within()
+        return "no difference found" + (f" (within ±{w:.0%})" if w is not None else " (too few rounds)")
+    better = "lower" if not c.higher_is_better else "higher"
+    r = c.ratio if win == c.a else 1 / c.ratio
+    return f"**{win}** {better} by {abs(r - 1):.0%}"
 
 
 def containers(res: ReportResults, figures: dict[str, Figure]) -> list[Block]:
@@ -221,3 +299,67 @@ def headroom_text(h: Headroom) -> str:
     if h.note:
         text += f"; {h.note}"
     return text + "."
+
+
+def _by_protocol(rows: list[ScoreRow], value, render) -> str:
+    """`REST x / gRPC y` over a stack's rows (one per protocol)."""
+    parts = [f"{r.protocol} {render(value(r))}" for r in sorted(rows, key=lambda r: r.protocol != "rest")]
+    return " / ".join(parts) or fmt.NA
+
+
+def conditions_text(res: ReportResults) -> list[str]:
+    """How the in-process and the served figures were measured, and how the conditions differ (rule 16)."""
+    floor_threads = sorted({r.threads for r in res.floor if r.batch == 1 and r.latency is not None}) or [1]
+    idle = ("idle CPUs polling" if res.cpu_idle.held else "idle CPUs as the kernel chose") if res.cpu_idle else \
+        "idle policy not recorded"
+    one = [p for p in res.load_points if p.mode == "closed" and p.users == 1]
+    cores = sorted({c for p in one for c in p.server_cpus})
+    differ = ["idle policy (in-process: the kernel's choice, the floor holds none; served: "
+              f"{idle})"] if res.cpu_idle is not None and res.cpu_idle.held else []
+    differ.append("payload (in-process: a numpy array handed to the runtime; served: the same batch-1 sample as JSON "
+                  "over REST or as bytes over gRPC, plus the client)")
+    return [f"In-process p50: the [floor](#floor), batch 1, {min(floor_threads)} thread (a process pinned to one core "
+            "at 1 thread), the runtime called directly, idle CPUs as the kernel chose. Served p50: the "
+            f"[closed loop at 1 user](#latency), one worker per model with 1 intra-op thread, the server pinned to "
+            f"core(s) {cores or fmt.NA}, {idle}. Same runtime, same thread count and a pinned core on both sides; "
+            "they differ in " + "; and ".join(differ) + ". *Served - in-process* is therefore the server and "
+            "protocol's share plus whatever those differences add, not the server's alone.",
+            "No ranking: not measured side by side. The formats were load-tested one after another on the shared "
+            "machine, not interleaved on the same warm server, so no interval supports a 'faster' between rows "
+            "(conventions rule 15)."]
+
+
+def runtimes(res: ReportResults) -> list[Block]:
+    """The server held fixed, the runtime varied: per server, per served format its in-process floor beside what
+    the server made of it (one table per server: TorchServe, and Ray Serve where it ran)."""
+    groups: dict[str, dict[tuple[str, str, str], list[ScoreRow]]] = {}
+    for r in res.scorecard:
+        groups.setdefault(r.stack.partition("/")[0], {}).setdefault((r.stack, r.model, r.launcher), []).append(r)
+    if not groups:
+        return [Para("No served stack was load-tested in this run.")]
+    blocks: list[Block] = []
+    for server, stacks in groups.items():
+        blocks += _runtimes_of(res, server, stacks)
+    return blocks
+
+
+def _runtimes_of(res: ReportResults, server: str, groups: dict[tuple[str, str, str], list[ScoreRow]]) -> list[Block]:
+    rows = []
+    for (stack, model, launcher), rs in groups.items():
+        first = rs[0]
+        rows.append([stack + (f" ({launcher})" if launcher and len(res.launchers) > 1 else ""), column_of(first),
+                     first.runtime or fmt.NA, model, _link(fmt.ms(first.floor_p50_ms), "floor"),
+                     _by_protocol(rs, lambda r: r.served_p50_ms, fmt.ms),
+                     _by_protocol(rs, lambda r: r.tax_ms, fmt.ms),
+                     _by_protocol(rs, lambda r: r.saturation, saturation_text),
+                     _link(fmt.size(first.worker_bytes), "memory")])
+    name, process = SERVER_NAMES.get(server, server), MODEL_PROCESS.get(server, "worker")
+    held = HELD_FIXED.get(server, "same config, pinning and limits")
+    return [Para(f"The same server ({name}, {held}) serving each format, each "
+                 f"model in its own {process} running the artifact's own runtime: the in-process p50 of that runtime "
+                 "beside the served p50 at 1 user and the saturation, per protocol. It separates *which server* "
+                 "from *which runtime*: where served - in-process is nearly the whole served figure, the number is "
+                 "the server's, not the runtime's."),
+            Table(headers=["stack", "artifact of", f"runtime in the {process.split()[0]}", "twin", "in-process p50",
+                           "served p50, 1 user", "served - in-process", "saturation", f"{process.split()[0]} memory"],
+                  rows=rows, footnotes=conditions_text(res))]

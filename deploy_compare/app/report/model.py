@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.cpuidle import CpuIdleRecord
-from core.environment import Environment
-from core.results import StageTiming
-from loadtests.results import MachineReference
-from models.floor import GraphRatio  # the floor's own row: eager vs graph per framework, twin and threads
-from serving.metrics import CounterSample
+from deploy_compare.core.cpuidle import CpuIdleRecord
+from deploy_compare.core.environment import Environment
+from deploy_compare.core.results import StageTiming
+from deploy_compare.core.stats import PairedRatio
+from deploy_compare.loadtests.results import MachineReference
+from deploy_compare.models.floor import (
+    GraphRatio,  # the floor's own row: eager vs graph per framework, twin and threads
+)
+from deploy_compare.serving.metrics import CounterSample
 
 FRAMEWORKS = ("TensorFlow", "Keras", "Theano", "PyTorch")
 
@@ -50,6 +53,7 @@ class SettingsView:
     floor_window: str
     load_window: str
     serve: dict[str, str]  # launcher, workers, batching, CPU placement... (served settings as recorded)
+    model: str = ""  # a user's model (`run --model`): its name, the report's title
 
 
 @dataclass
@@ -62,6 +66,7 @@ class ModelRow:
     train_seconds: float | None
     epochs: int | None
     note: str = ""
+    flops: int | None = None  # per inference at batch 1 (models.json)
 
 
 @dataclass
@@ -79,6 +84,12 @@ class ArtifactRow:
     accuracy: float | None = None
     parity: str = "not checked"  # pass | fail | reported (quantized) | not checked
     parity_note: str = ""  # the failing figure or the runtime error
+    converter: str = ""  # cross-framework conversion: the converter and its version; "" = the framework's own
+    compile_seconds: float | None = None  # ahead-of-time compile (AOTInductor)
+
+    @property
+    def exporter(self) -> str:
+        return self.key.split("/")[1]
 
 
 @dataclass
@@ -92,6 +103,7 @@ class LatencyStats:
     p999: float
     mean: float
     backed: list[str] = field(default_factory=list)
+    p95: float | None = None  # None: the results file was written before p95 was recorded
 
 
 @dataclass
@@ -114,17 +126,22 @@ class FloorRow:
     p50_cv: float | None = None  # batch-1 p50 across repeats: sample standard deviation / mean
     shared_process: bool = False  # measured after other points in the same process (peak RSS not clean)
     error: str = ""  # the point failed: shown as invalid
+    artifact: str = ""  # manifest key of the artifact run ("" for a trained twin's runtime)
+    converter: str = ""  # the artifact is a cross-framework conversion by this converter
+    point: str = ""  # the floor's point label (twin/exporter/variant or twin/runtime): its paired comparisons' name
 
     @property
     def label(self) -> str:
-        return self.runtime if self.variant == "fp32" else f"{self.runtime} {self.variant}"
+        runtime = f"{self.runtime} ({self.converter.split()[0]})" if self.converter else self.runtime
+        return runtime if self.variant == "fp32" else f"{runtime} {self.variant}"
 
 
 @dataclass
 class TheanoRow:
-    """The Theano row: Theano itself (why it cannot run) and its successor measured in its place."""
+    """The Theano row: Theano itself (what this run's attempt did) and its successor measured in its place."""
 
     theano_reason: str
+    outcome: str  # the stored attempt in one phrase: not tried / imported / the failure (models.floor.theano)
     successor: str  # e.g. pytensor
     compile_seconds: dict[str, float] = field(default_factory=dict)  # twin -> graph compile seconds
     p50_ms: dict[str, float] = field(default_factory=dict)  # twin -> batch-1 p50
@@ -158,6 +175,21 @@ class ServedParityRow:
     top1_agreement: float
     passed: bool
     launcher: str = ""
+    gated: bool = True  # False: a quantized variant, its figures reported, never gated
+
+
+@dataclass
+class WorkerMemoryRow:
+    """One served model's worker process (TorchServe: the Python process running its handler)."""
+
+    server: str
+    launcher: str
+    served_name: str
+    stack: str
+    model: str  # twin
+    phase: str  # ready | after <stage>
+    rss_bytes: int
+    peak_rss_bytes: int
 
 
 @dataclass
@@ -191,6 +223,9 @@ class LoadPoint:
     window_unix: tuple[float, float] | None = None  # the measurement window's wall-clock bounds
     server: dict[str, float] = field(default_factory=dict)  # the server's per-request means over this window
     server_requests: float | None = None  # requests the server counted between the samples used
+    # how the server figures were taken when not from two samples inside the window (a paired window shorter
+    # than two sampling periods: the scrapes just before and after it, its warm-up included)
+    server_note: str = ""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -270,6 +305,7 @@ class ServerWindow:
     error: str = ""
     launcher: str = ""
     series: list[CounterSample] = field(default_factory=list)  # the counters sampled during the window
+    sample_interval_s: float | None = None  # the sampler's period (None: not recorded)
 
 
 @dataclass
@@ -300,6 +336,9 @@ class ScoreRow:
     first_request_ms: float | None
     memory_bytes: int | None  # server peak RSS (or the container's cgroup figure)
     memory_source: str = ""
+    framework: str = ""  # the artifact's source framework (tensorflow | pytorch), whichever server serves it
+    runtime: str = ""  # the in-process runtime that runs the same artifact (the worker runs it the same way)
+    worker_bytes: int | None = None  # this model's own worker process: peak RSS over the sampled phases
 
 
 @dataclass
@@ -354,16 +393,22 @@ class ReportResults:
     floor: list[FloorRow] = field(default_factory=list)
     harness_overhead: list[FloorRow] = field(default_factory=list)  # the null runtime
     graph_ratios: list[GraphRatio] = field(default_factory=list)
+    floor_comparisons: list[PairedRatio] = field(default_factory=list)  # floor points side by side (paired rounds)
     theano: TheanoRow | None = None
     cold_start: list[ColdStartRow] = field(default_factory=list)
     served_parity: list[ServedParityRow] = field(default_factory=list)
     server_windows: list[ServerWindow] = field(default_factory=list)
     load_points: list[LoadPoint] = field(default_factory=list)
     memory: list[MemoryRow] = field(default_factory=list)
+    workers: list[WorkerMemoryRow] = field(default_factory=list)  # per served model's worker process
     headrooms: list[Headroom] = field(default_factory=list)  # one per protocol when the load stage stored them
     cpu_idle: CpuIdleRecord | None = None  # what idle CPUs did during the load stage (None: not recorded)
+    floor_cpu_idle: CpuIdleRecord | None = None  # ... during the floor (None: not recorded, an older run)
     reference: MachineReference | None = None  # the machine's own speed over the load stage (None: not recorded)
     saturations: list[SaturationRow] = field(default_factory=list)
+    # endpoints measured side by side (paired rounds): per-round ratios with their intervals, and the rounds
+    comparisons: list[PairedRatio] = field(default_factory=list)
+    paired_rounds: int = 0
     tax: list[TaxBreakdown] = field(default_factory=list)
     scorecard: list[ScoreRow] = field(default_factory=list)
     launchers: list[str] = field(default_factory=list)  # launchers the servers ran under in this run

@@ -133,7 +133,7 @@ def to_html(doc: Document, run_dir: Path) -> str:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("deploy_compare.report", "templates"),
+        loader=jinja2.PackageLoader("deploy_compare.app.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["inline"] = lambda text: jinja2.utils.markupsafe.Markup(inline_html(text))

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core import results
-from deploy_compare.report.model import ColdStartRow, MemoryRow, ReportResults, ServedParityRow, ServerWindow
-from deploy_compare.report.sources import source
+from deploy_compare.app.report.model import (
+    ColdStartRow,
+    MemoryRow,
+    ReportResults,
+    ServedParityRow,
+    ServerWindow,
+    WorkerMemoryRow,
+)
+from deploy_compare.app.report.sources import source
+from deploy_compare.core import results
 
 
 def _ms(m: results.Measurement, stat: str) -> float | None:
@@ -27,12 +34,12 @@ def _window(server: str, launcher: str, w, twin: str) -> ServerWindow:
         error = f"{server} counted {requests:.0f} {w.protocol} requests in the window but recorded no time for them"
     return ServerWindow(server=server, stack=w.stack, protocol=w.protocol, model=twin, seconds=w.seconds,
                         requests=requests, total_ms=total, queue_ms=queue, error=error, launcher=launcher,
-                        series=list(getattr(w, "series", [])))
+                        series=list(getattr(w, "series", [])), sample_interval_s=getattr(w, "sample_interval_s", None))
 
 
 @source("serving.json", "serve", "serving", "serving-tax", "scorecard", "containers")
 def serving(path: Path, res: ReportResults) -> list[results.NotRun]:
-    from serving.results import ServingResults
+    from deploy_compare.serving.results import ServingResults
 
     sv = results.load(ServingResults, path)
     failures: list[results.NotRun] = []
@@ -63,7 +70,15 @@ def serving(path: Path, res: ReportResults) -> list[results.NotRun]:
             f = sp.figures
             res.served_parity.append(ServedParityRow(
                 stack=sp.stack, protocol=sp.protocol, model=sp.twin, max_abs_error=f.max_abs_err if f else float("nan"),
-                top1_agreement=f.top1_agreement if f else float("nan"), passed=sp.ok, launcher=run.launcher))
+                top1_agreement=f.top1_agreement if f else float("nan"), passed=sp.ok, launcher=run.launcher,
+                gated=f.gated if f else True))
+        stack_by_name = {e.get("served_name"): e.get("stack", "") for e in run.endpoints}
+        for m in run.memory:
+            for name, w in getattr(m, "workers", {}).items():
+                res.workers.append(WorkerMemoryRow(
+                    server=run.server, launcher=run.launcher, served_name=name, stack=stack_by_name.get(name, ""),
+                    model=twin_of.get(name) or name, phase=m.phase, rss_bytes=w.rss_bytes,
+                    peak_rss_bytes=w.peak_rss_bytes))
         for m in run.memory:
             cgroup = getattr(m, "cgroup_working_set_bytes", None) or getattr(m, "cgroup_usage_bytes", None)
             what = (f"{run.server} ({run.launcher}), {m.phase}: {m.processes} processes (frontend + workers), "

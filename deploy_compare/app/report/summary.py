@@ -6,10 +6,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from deploy_compare.report import fmt
-from deploy_compare.report.claims import cold_start_by_server
-from deploy_compare.report.model import ReportResults
-from deploy_compare.report.served import saturation_text
+from deploy_compare.app.report import fmt
+from deploy_compare.app.report.claims import cold_start_by_server, fastest_text, graph_verdict
+from deploy_compare.app.report.model import ReportResults
+from deploy_compare.app.report.served import saturation_text
 
 
 def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
@@ -22,10 +22,12 @@ def headline_rows(res: ReportResults) -> list[tuple[str, str]]:
                if f.twin == twin and f.batch == 1 and f.variant == "fp32" and f.latency is not None]
         if pts:
             best = min(pts, key=lambda f: f.latency.p50)
-            rows.append((f"fastest in-process, {twin} batch 1", f"{best.runtime} {fmt.ms(best.latency.p50)} p50"))
+            rows.append((f"lowest in-process p50, {twin} batch 1", f"{best.runtime} {fmt.ms(best.latency.p50)} p50 ("
+                         f"{fastest_text(res.floor_comparisons, best.point + ' (', twin)})"))
     pairs: dict[tuple[str, str, str], list[str]] = {}
     for g in res.graph_ratios:
-        pairs.setdefault((g.framework, g.eager, g.graph), []).append(f"{g.twin} {g.latency_ratio:.2f}x")
+        pairs.setdefault((g.framework, g.eager, g.graph), []).append(
+            f"{g.twin} {g.latency_ratio:.2f}x ({graph_verdict(g)})")
     for (framework, eager, graph), ratios in pairs.items():
         rows.append((f"eager/graph p50, {framework} ({eager} / {graph})", ", ".join(ratios)))
     for server, text in cold_start_by_server(res).items():

@@ -1,6 +1,6 @@
 """Report sources: one per results file of the run folder, registered in pipeline order.
 
-A `Source` loads its file with the dataclass of the stage that wrote it (`core.results.load`),
+A `Source` loads its file with the dataclass of the stage that wrote it (`deploy_compare.core.results.load`),
 flattens it into the report's rows (`ReportResults`) and returns the file's `NotRun` records. Stage
 modules are imported lazily inside each fill function, so rendering a report never imports TensorFlow
 or PyTorch.
@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import results
-from core.registry import Registry
-from deploy_compare.report.model import ReportResults
+from deploy_compare.app.report.model import ReportResults
+from deploy_compare.core import results
+from deploy_compare.core.registry import Registry
 
 Fill = Callable[[Path, ReportResults], list[results.NotRun]]
 
@@ -40,9 +40,9 @@ def source(filename: str, stage: str, *sections: str) -> Callable[[Fill], Fill]:
 # registration order = pipeline order (later sources read rows earlier ones filled, e.g. floor <- artifacts);
 # one import per line so that no import sorter can reorder them
 # isort: off
-from deploy_compare.report.sources import core  # noqa: E402,F401
-from deploy_compare.report.sources import spine  # noqa: E402,F401
-from deploy_compare.report.sources import floor  # noqa: E402,F401
-from deploy_compare.report.sources import serving  # noqa: E402,F401
-from deploy_compare.report.sources import loadtest  # noqa: E402,F401
+from deploy_compare.app.report.sources import core  # noqa: E402,F401
+from deploy_compare.app.report.sources import spine  # noqa: E402,F401
+from deploy_compare.app.report.sources import floor  # noqa: E402,F401
+from deploy_compare.app.report.sources import serving  # noqa: E402,F401
+from deploy_compare.app.report.sources import loadtest  # noqa: E402,F401
 # isort: on

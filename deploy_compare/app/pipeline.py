@@ -10,24 +10,32 @@ import importlib
 import time
 from collections.abc import Callable
 
-from core import proc, results
-from core.config import RunConfig
-from core.context import RunContext
-from core.registry import Registry
+from deploy_compare.core import proc, results
+from deploy_compare.core.config import RunConfig
+from deploy_compare.core.context import RunContext
+from deploy_compare.core.registry import Registry
 
 # name -> "module:function"; the order of registration is the order of execution.
 STAGES: Registry[str] = Registry("stage")
 for _name, _target in (
-    ("train", "models.training:run_stage"),         # twins trained, weights transplanted
-    ("export", "models.exporters.stage:run_stage"),  # SavedModel, TFLite, TorchScript, ONNX + manifest
-    ("parity", "models.parity:run_stage"),           # every artifact vs the reference on the held-out batch
-    ("inspect", "models.inspect:run_stage"),         # graph summary per artifact (op counts, opset)
-    ("floor", "models.floor:run_stage"),       # in-process runtime benchmarks
-    ("serve", "serving.stage:run_stage"),      # servers up (a session) + served parity + cold start + probe
-    ("load", "loadtests.stage:run_stage"),     # closed/open-loop load on the session's endpoints
-    ("report", "deploy_compare.report:run_stage"),  # report.md / report.html / results.json
+    ("train", "deploy_compare.models.training:run_stage"),         # twins trained, weights transplanted
+    ("export", "deploy_compare.models.exporters.stage:run_stage"),  # SavedModel, TFLite, TorchScript, ONNX + manifest
+    ("parity", "deploy_compare.models.parity:run_stage"),  # every artifact vs the reference on the held-out batch
+    ("inspect", "deploy_compare.models.inspect:run_stage"),         # graph summary per artifact (op counts, opset)
+    ("floor", "deploy_compare.models.floor:run_stage"),       # in-process runtime benchmarks
+    ("serve", "deploy_compare.serving.stage:run_stage"),  # servers up (a session) + served parity + cold start + probe
+    ("load", "deploy_compare.loadtests.stage:run_stage"),     # closed/open-loop load on the session's endpoints
+    ("report", "deploy_compare.app.report:run_stage"),  # report.md / report.html / results.json
 ):
     STAGES.register(_name)(_target)
+
+
+# `run --model`: the stages that take another function for a user's model (no training, no twins)
+MODEL_STAGES: dict[str, str] = {"train": "deploy_compare.models.subjects.stage:run_stage"}
+
+
+def target_of(name: str, config: RunConfig) -> str:
+    return (config.model is not None and MODEL_STAGES.get(name)) or STAGES.get(name)
 
 
 def resolve(target: str) -> Callable[[RunContext], None]:
@@ -63,7 +71,7 @@ def run_pipeline(ctx: RunContext) -> None:
             ctx.upcoming = tuple(names[i + 1:])
             t0 = time.perf_counter()
             try:
-                resolve(STAGES.get(name))(ctx)
+                resolve(target_of(name, ctx.config))(ctx)
                 stop = proc.received_stop()
                 if stop is not None:  # a library swallowed the interrupt and the stage went on: stop here
                     raise stop

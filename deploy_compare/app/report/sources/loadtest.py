@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core import results
-from core.stats import median_items
-from deploy_compare.report.model import Headroom, LatencyStats, LoadPoint, ReportResults, SaturationRow
-from deploy_compare.report.sources import source
+from deploy_compare.app.report.model import Headroom, LatencyStats, LoadPoint, ReportResults, SaturationRow
+from deploy_compare.app.report.sources import source
+from deploy_compare.core import results
+from deploy_compare.core.stats import median_items
 
-SATURATING = ("plateau", "slo")  # stop kinds that mean a saturation was seen (loadtests.rules.StopKind)
+SATURATING = ("plateau", "slo")  # stop kinds that mean a saturation was seen (deploy_compare.loadtests.rules.StopKind)
 _KIND_PREFIXES = {"throughput plateau": "plateau", "p99 ": "slo", "reached the last step": "last_step",
                   "no successful request": "no_success"}
 
@@ -28,7 +28,7 @@ def _latency(summary) -> LatencyStats | None:
         return None
     st = summary.stats
     return LatencyStats(n=int(st["n"]), p50=st["p50"], p90=st["p90"], p99=st["p99"], p999=st["p99.9"],
-                        mean=st["mean"], backed=list(summary.backed))
+                        mean=st["mean"], backed=list(summary.backed), p95=st.get("p95"))
 
 
 def newer(typed: Any, raw: dict, name: str) -> Any:
@@ -134,7 +134,7 @@ def headrooms(lt, raw: dict) -> list[Headroom]:
 
 @source("loadtest.json", "load", "latency", "curves", "openloop", "serving-tax", "scorecard")
 def loadtest(path: Path, res: ReportResults) -> list[results.NotRun]:
-    from loadtests.results import LoadTestResults
+    from deploy_compare.loadtests.results import LoadTestResults
 
     lt = results.load(LoadTestResults, path)
     raw = json.loads(path.read_text(encoding="utf-8"))
@@ -158,4 +158,5 @@ def loadtest(path: Path, res: ReportResults) -> list[results.NotRun]:
     res.headrooms = headrooms(lt, raw)
     res.cpu_idle = lt.cpu_idle
     res.reference = lt.reference
+    res.comparisons, res.paired_rounds = list(lt.comparisons), lt.paired_rounds
     return [*lt.not_run, *failed]

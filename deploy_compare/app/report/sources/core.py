@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core import results
-from core.config import RunConfig
-from core.environment import Environment
-from core.stats import WindowPolicy
-from deploy_compare.report.model import ReportResults, SettingsView
-from deploy_compare.report.sources import source
+from deploy_compare.app.report.model import ReportResults, SettingsView
+from deploy_compare.app.report.sources import source
+from deploy_compare.core import results
+from deploy_compare.core.config import RunConfig
+from deploy_compare.core.environment import Environment
+from deploy_compare.core.stats import WindowPolicy
 
 
 def window_text(w: WindowPolicy) -> str:
@@ -25,7 +25,7 @@ def config(path: Path, res: ReportResults) -> list[results.NotRun]:
         run_id=cfg.run_id, profile=p.name, profile_note=p.note, repeats_floor=p.floor.repeats,
         repeats_load=p.load.repeats, floor_threads=list(p.floor.thread_counts),
         floor_batches=list(p.floor.batch_sizes), floor_window=window_text(p.floor.window),
-        load_window=window_text(p.load.window),
+        load_window=window_text(p.load.window), model=cfg.model.name if cfg.model else "",
         serve={"launcher (requested)": p.serve.launcher, "workers": str(p.serve.workers),
                "batch size": str(p.serve.batch_size), "max batch delay": f"{p.serve.max_batch_delay_ms} ms"})
     return []

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy_compare.report import fmt
-from deploy_compare.report.model import LoadPoint, MemoryRow, ReportResults, SaturationRow, ScoreRow
-from deploy_compare.report.tax import floor_row
+from deploy_compare.app.report import fmt
+from deploy_compare.app.report.model import (
+    ArtifactRow,
+    LoadPoint,
+    MemoryRow,
+    ReportResults,
+    SaturationRow,
+    ScoreRow,
+)
+from deploy_compare.app.report.tax import floor_row
+from deploy_compare.serving.catalog import served_format
 
 BOTH_COMMAND = 'make deploy-compare ARGS="--launcher both"'
 
@@ -56,25 +64,42 @@ def server_memory(res: ReportResults, server: str, launcher: str) -> tuple[int |
     return (max(peaks), "peak RSS of the process tree") if peaks else (None, "")
 
 
+def worker_memory(res: ReportResults, server: str, launcher: str, stack: str, model: str) -> int | None:
+    """The peak RSS of the worker process serving `stack` for `model`, the largest over the sampled phases."""
+    peaks = [w.peak_rss_bytes for w in res.workers if (w.server, w.launcher, w.stack, w.model)
+             == (server, launcher, stack, model)]
+    return max(peaks) if peaks else None
+
+
 def _one_user(points: list[LoadPoint]) -> LoadPoint | None:
     return next((p for p in points if p.mode == "closed" and p.users == 1 and p.valid and p.latency.n), None)
+
+
+def artifact_of(res: ReportResults, stack: str, model: str) -> ArtifactRow | None:
+    """The artifact a served stack runs (by the catalog's exporter and variant; an older run's stack by format)."""
+    found = served_format(stack)
+    if found is not None:
+        key = f"{model}/{found[0].exporter}/{found[1]}"
+        return next((a for a in res.artifacts if a.key == key), None)
+    fmt_name = stack.partition("/")[2]
+    return next((a for a in res.artifacts if a.twin == model and a.format == fmt_name and a.variant == "fp32"), None)
 
 
 def derive_scorecard(res: ReportResults) -> None:
     sat = {s.key: s for s in res.saturations}
     for key in dict.fromkeys(p.key for p in res.load_points):
         stack, protocol, model, launcher = key
-        server, _, fmt_name = stack.partition("/")
+        server = stack.partition("/")[0]
         points = [p for p in res.load_points if p.key == key]
         one = _one_user(points)
         floor = floor_row(res, stack, model)
-        art = next((a for a in res.artifacts if a.twin == model and a.format == fmt_name and a.variant == "fp32"
-                    and (floor is None or a.framework == floor.framework)), None)
+        art = artifact_of(res, stack, model)
         cold = next((c for c in res.cold_start if c.server == server and c.launcher == launcher
                      and c.stack == f"{stack} {protocol}" and c.model == model), None)
         memory, memory_source = server_memory(res, server, launcher)
         floor_p50 = floor.latency.p50 if floor is not None and floor.latency is not None else None
         served = one.latency.p50 if one is not None else None
+        found = served_format(stack)
         res.scorecard.append(ScoreRow(
             stack=stack, protocol=protocol, model=model, launcher=launcher,
             artifact_bytes=art.bytes if art is not None else None, floor_p50_ms=floor_p50, served_p50_ms=served,
@@ -82,7 +107,8 @@ def derive_scorecard(res: ReportResults) -> None:
             saturation=sat.get(key), ready_s=cold.start_to_ready_s if cold else None,
             model_load_s=cold.model_load_s if cold else None,
             first_request_ms=cold.first_request_ms if cold else None, memory_bytes=memory,
-            memory_source=memory_source))
+            memory_source=memory_source, framework=found[0].framework if found else "",
+            runtime=found[0].runtime if found else "", worker_bytes=worker_memory(res, server, launcher, stack, model)))
 
 
 def launcher_pairs(res: ReportResults) -> list[tuple[ScoreRow, ScoreRow]]:

@@ -6,7 +6,8 @@
 
 Flow: `collect` loads every stage's results file with its dataclass into one `ReportResults`, which is
 saved as results.json and loaded back; plots, report.md and report.html are rendered from that
-loaded aggregate only (`sections` builds one document, `document` renders it twice).
+loaded aggregate only (`sections` builds one document, `document` renders it twice). Beside them,
+load_points.csv (one row per load point) is written from the saved loadtest.json, as the load stage writes it.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from core import results
-from core.rundir import RunDir
-from deploy_compare.report.model import ReportResults
+from deploy_compare.app.report.model import ReportResults
+from deploy_compare.core import results
+from deploy_compare.core.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,12 @@ class Rendered:
     results: ReportResults
     markdown: Path
     html: Path
+    load_points: Path | None = None  # None: no readable loadtest.json (the report says why)
 
 
 def render_results(res: ReportResults, run_dir: RunDir) -> tuple[Path, Path]:
     """Plots, report.md and report.html from an aggregate (no stage file is read here)."""
-    from deploy_compare.report import document, plots, sections
+    from deploy_compare.app.report import document, plots, sections, share  # noqa: F401  (share: its section)
 
     figures = plots.draw_all(res, run_dir.plots)
     doc = sections.build_document(res, figures)
@@ -43,19 +45,30 @@ def render_results(res: ReportResults, run_dir: RunDir) -> tuple[Path, Path]:
 def render(run_dir: RunDir, console: Console, out: RunDir | None = None) -> Rendered:
     """Collect the run's saved results into results.json, then render the report from it (into `out`,
     default the run folder itself)."""
-    from deploy_compare.report.collect import collect
+    from deploy_compare.app.report.collect import collect
 
     out = out or run_dir
     res = collect(run_dir, warn=lambda message: console.print(f"[yellow]report: {message}[/]"))
     results.save(res, out.results)
     saved = results.load(ReportResults, out.results)
     md, page = render_results(saved, out)
-    return Rendered(results=saved, markdown=md, html=page)
+    return Rendered(results=saved, markdown=md, html=page, load_points=write_load_points(run_dir, saved, out))
+
+
+def write_load_points(run_dir: RunDir, res: ReportResults, out: RunDir) -> Path | None:
+    """load_points.csv from the saved loadtest.json (the same file the load stage writes beside it; older run
+    folders get it here); None when loadtest.json is missing or unreadable (`res.missing` says why)."""
+    from deploy_compare.loadtests.results import LoadTestResults
+    from deploy_compare.loadtests.table import write_csv
+
+    if any(m.file == run_dir.loadtest.name for m in res.missing) or not run_dir.loadtest.exists():
+        return None
+    return write_csv(results.load(LoadTestResults, run_dir.loadtest), out.load_points)
 
 
 def run_stage(ctx) -> None:
     """Pipeline stage `report`: render, then print the headline figures and the report path."""
-    from deploy_compare.report.summary import print_summary
+    from deploy_compare.app.report.summary import print_summary
 
     rendered = render(ctx.run_dir, ctx.console)
     print_summary(ctx.console, rendered.results, rendered.html)
@@ -69,15 +82,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _output_folder(run_dir: RunDir) -> RunDir:
     """The run folder itself for its first report; a new `report-<UTC time>/` when it already holds one
     (a finished run is never changed by a later command)."""
-    from core.rundir import session_folder
+    from deploy_compare.core.rundir import session_folder
 
     rendered = (run_dir.results, run_dir.file("report.md"), run_dir.file("report.html"), run_dir.plots)
     return RunDir(session_folder(run_dir, "report")) if any(p.exists() for p in rendered) else run_dir
 
 
 def main(args: argparse.Namespace) -> int:
-    from core.errors import UserError
-    from deploy_compare.report.summary import print_summary
+    from deploy_compare.app.report.summary import print_summary
+    from deploy_compare.core.errors import UserError
 
     run_dir = RunDir(args.run_dir.resolve())
     if not run_dir.path.is_dir():

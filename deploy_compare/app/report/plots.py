@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from core.registry import Registry
-from deploy_compare.report.document import Figure
-from deploy_compare.report.model import ReportResults
+from deploy_compare.app.report.document import Figure
+from deploy_compare.app.report.model import ReportResults
+from deploy_compare.core.registry import Registry
 
 Draw = Callable[[ReportResults, object], str | None]  # (results, matplotlib Figure) -> caption, or None (no data)
 PLOTS: Registry[Draw] = Registry("plot")
@@ -175,23 +175,6 @@ def artifact_sizes(res: ReportResults, fig) -> str | None:
 STACK_COLORS = ("#9ecae1", "#3182bd", "#fdae6b", "#e6550d")
 
 
-def _stacked_barh(fig, labels: list[str], segments: list[tuple[str, list[float]]], xlabel: str, title: str):
-    """Horizontal bars stacked from `segments` (legend label, one value per bar), one bar per label."""
-    ax = fig.add_subplot(1, 1, 1)
-    ys = list(range(len(labels)))
-    left = [0.0] * len(labels)
-    for (label, values), color in zip(segments, STACK_COLORS):
-        ax.barh(ys, values, left=left, color=color, label=label)
-        left = [a + b for a, b in zip(left, values)]
-    ax.set_yticks(ys, labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
-    ax.grid(True, axis="x", alpha=0.3)
-    ax.set_title(title)
-    fig.set_size_inches(9, max(2.8, 0.4 * len(labels) + 1.4))
-    return ax
-
-
 @plot("cold_start")
 def cold_start(res: ReportResults, fig) -> str | None:
     rows = res.cold_start
@@ -229,7 +212,7 @@ def serving_tax(res: ReportResults, fig) -> str | None:
     rows = res.tax
     if not rows:
         return None
-    from deploy_compare.report.tax import COMPONENTS
+    from deploy_compare.app.report.tax import COMPONENTS
 
     present = {c.name for t in rows for c in t.components}
     ax = fig.add_subplot(1, 1, 1)

@@ -8,12 +8,16 @@ lacks. Every `NotRun` of every file is gathered, tagged with the file it came fr
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from core import results
-from core.rundir import RunDir
-from deploy_compare.report import claims
-from deploy_compare.report.model import MemoryRow, MissingSection, NotRunRow, ReportResults
-from deploy_compare.report.sources import SOURCES
+from deploy_compare.app.report import claims
+from deploy_compare.app.report.model import LoadPoint, MemoryRow, MissingSection, NotRunRow, ReportResults
+from deploy_compare.app.report.sources import SOURCES
+from deploy_compare.core import results
+from deploy_compare.core.rundir import RunDir
+
+if TYPE_CHECKING:
+    from deploy_compare.serving.metrics import IntervalMeans
 
 
 def stage_reason(stages: list[results.StageTiming], stage: str, filename: str) -> str:
@@ -70,7 +74,7 @@ def collect(run_dir: RunDir, warn: Callable[[str], None]) -> ReportResults:
 def attach_server_means(res: ReportResults) -> None:
     """Each load point gets its server's per-request means over exactly its own window: the counters sampled
     during the endpoint's load, between the first and last samples inside the point's wall-clock bounds."""
-    from serving.metrics import interval_means
+    from deploy_compare.serving.metrics import interval_means
 
     series: dict[tuple[str, str, str, str], list] = {}
     server: dict[tuple[str, str, str, str], str] = {}
@@ -78,19 +82,52 @@ def attach_server_means(res: ReportResults) -> None:
         key = (w.stack, w.protocol, w.model, w.launcher)
         series.setdefault(key, []).extend(w.series)
         server[key] = w.server
+    windows: dict[tuple[str, str, str, str], list[tuple[float, float]]] = {}
+    for p in res.load_points:
+        if p.window_unix is not None:
+            windows.setdefault(p.key, []).append(p.window_unix)
     for p in res.load_points:
         if p.window_unix is None or not series.get(p.key):
             continue
         means = interval_means(sorted(series[p.key], key=lambda s: s.t), server[p.key], *p.window_unix)
+        if means is None:
+            means = _bracketing_means(res, p, server[p.key], windows[p.key])
         if means is not None:
             p.server, p.server_requests = dict(means.derived), means.requests
+
+
+def _bracketing_means(res: ReportResults, p: LoadPoint, server: str,
+                      windows: list[tuple[float, float]]) -> IntervalMeans | None:
+    """A paired window is shorter than two sampling periods (quick: 0.3 s against 0.5 s), so no two samples fall
+    inside it; its metrics window was scraped just before the window's command and just after its result, so
+    those two samples bracket it and no other window of the endpoint. The server's means between them count the
+    window's warm-up too (the same users, just before): said so beside the figures."""
+    from deploy_compare.serving.metrics import interval_means
+
+    t0, t1 = p.window_unix
+    for w in res.server_windows:
+        if (w.stack, w.protocol, w.model, w.launcher) != p.key or len(w.series) < 2:
+            continue
+        first, last = min(s.t for s in w.series), max(s.t for s in w.series)
+        if not (first <= t0 and t1 <= last):
+            continue
+        if sum(1 for a, b in windows if a < last and b > first) != 1:  # the bracket holds other windows too
+            return None
+        means = interval_means(sorted(w.series, key=lambda s: s.t), server, first, last)
+        if means is not None:
+            period = f"{w.sample_interval_s:g} s " if w.sample_interval_s else ""
+            p.server_note = (f"server counters from the scrapes just before and after this {t1 - t0:.1f} s window "
+                             f"({last - first:.2f} s apart: its warm-up included; the sampler's {period}period "
+                             "took no two samples inside it)")
+        return means
+    return None
 
 
 def derive(res: ReportResults) -> None:
     """Rows that combine several results files: per-point server means, the serving tax, the scorecard,
     memory, the comparison table."""
-    from deploy_compare.report.served import derive_scorecard
-    from deploy_compare.report.tax import derive_tax
+    from deploy_compare.app.report.served import derive_scorecard
+    from deploy_compare.app.report.tax import derive_tax
 
     attach_server_means(res)
     seen = set()
