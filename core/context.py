@@ -1,7 +1,7 @@
 """What a pipeline stage receives: the run's configuration, its folder, a console and the stage timings.
 
 Stages live in `models/`, `serving/`, `loadtests/` and the report; the pipeline that calls them lives in
-the app (`deploy_compare.pipeline`). The context is here so that the stages import it from below.
+the app (`deploy_compare.app.pipeline`). The context is here so that the stages import it from below.
 
 A stage may leave a resource open for a later stage of the same run (`keep`): the serve stage keeps its
 server session for the load stage, so `--stages serve load` starts the servers once. The pipeline closes
@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from core import results
-from core.config import RunConfig
-from core.rundir import RunDir
+from deploy_compare.core import results
+from deploy_compare.core.config import RunConfig
+from deploy_compare.core.rundir import RunDir
 
 T = TypeVar("T")
 

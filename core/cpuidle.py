@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.kinds import CpuIdle
+from deploy_compare.core.kinds import CpuIdle
 
 QOS_DEVICE = Path("/dev/cpu_dma_latency")
 SYS_CPU = Path("/sys/devices/system/cpu")
@@ -37,7 +37,7 @@ SYS_CPU = Path("/sys/devices/system/cpu")
 
 @dataclass
 class CpuIdleRecord:
-    policy: str  # asked for (core.kinds.CpuIdle)
+    policy: str  # asked for (deploy_compare.core.kinds.CpuIdle)
     held: bool  # a 0 us latency request was in effect for the whole hold
     driver: str  # cpuidle driver ("" when the kernel has none)
     governor: str
@@ -109,9 +109,10 @@ def hold(policy: str, *, device: Path = QOS_DEVICE, root: Path = SYS_CPU) -> Ite
             os.close(fd)
 
 
-def add_argument(parser) -> None:
-    """`--cpu-idle poll|default` (run, serve, loadtest); None: the profile's `LoadSettings.cpu_idle`."""
-    parser.add_argument("--cpu-idle", default=None, choices=[c.value for c in CpuIdle],
+def add_argument(parser, default: str | None = None) -> None:
+    """`--cpu-idle poll|default` (run, serve, loadtest). `default` None: the profile's `LoadSettings.cpu_idle`
+    (the load stages: poll); `serve` is open-ended and passes "default", so nothing spins unless asked."""
+    parser.add_argument("--cpu-idle", default=default, choices=[c.value for c in CpuIdle],
                         help="what idle CPUs do while load is measured or served: poll (hold /dev/cpu_dma_latency "
-                             "at 0, needs root; recorded either way) or default (the kernel's choice); "
-                             "default: poll")
+                             "at 0, needs root; idle cores spin; recorded either way) or default (the kernel's "
+                             f"choice); default: {default or 'poll'}")

@@ -1,5 +1,5 @@
 """Errors shared by the command line and the stages (kept apart from `cli` so that running
-`python -m deploy_compare.cli` and importing `deploy_compare.cli` see the same classes)."""
+`python -m deploy_compare.app.cli` and importing `deploy_compare.app.cli` see the same classes)."""
 
 
 class UserError(Exception):

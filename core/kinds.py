@@ -14,17 +14,22 @@ class ArtifactFormat(StrEnum):
     TFLITE = "tflite"
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"
+    TORCH_EXPORT = "torch-export"  # a torch.export ExportedProgram (.pt2)
+    AOTI = "aoti"  # an AOTInductor package (.pt2 holding a compiled shared library)
 
 
 class Layout(StrEnum):
     NF = "NF"  # (batch, features)
     NHWC = "NHWC"  # Keras / TensorFlow images
     NCHW = "NCHW"  # PyTorch images
+    TENSOR = "tensor"  # a user's model: (batch, ...) exactly as the model takes it, never converted
 
 
-class Framework(StrEnum):
-    TENSORFLOW = "tensorflow"
-    PYTORCH = "pytorch"
+class OutputKind(StrEnum):
+    """What a model's output means: decides which parity figures apply (models/parity.py)."""
+    CLASS_LOGITS = "class-logits"  # (batch, classes): top-1 agreement applies
+    TOKEN_LOGITS = "token-logits"  # (batch, positions, vocabulary): top-1 per position applies
+    REGRESSION = "regression"  # any shape of real values: error figures only
 
 
 class Protocol(StrEnum):

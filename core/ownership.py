@@ -1,17 +1,17 @@
 """Who started which process group and container, so that nothing outlives the command that started it.
 
-Every process that starts a `core.proc.ManagedProcess` (the CLI, a test session) owns one small JSON
+Every process that starts a `deploy_compare.core.proc.ManagedProcess` (the CLI, a test session) owns one small JSON
 record in a per-user runtime folder (`$XDG_RUNTIME_DIR/deploy-compare/`, else `/tmp/deploy-compare-<uid>/`,
 mode 0700): its pid and start time, its command line, the run folder it works on, and the process groups
 and containers it started and has not stopped yet. A copy is kept beside the command's own logs.
 
 Two mechanisms read it:
-- the watchdog: the first tracked start also starts `python -m core.ownership watch <record>`, a tiny
+- the watchdog: the first tracked start also starts `python -m deploy_compare.core.ownership watch <record>`, a tiny
   process in its own session holding the read end of a pipe whose write end only the owner holds. However
   the owner ends (SIGKILL included) the kernel closes the pipe, and the watchdog stops every group still
   in the record (SIGTERM to the group, then SIGKILL) within seconds, then removes its private folders. It
   never imports the Docker SDK: containers are found by their labels by the sweep in
-  `serving.launchers.docker`.
+  `deploy_compare.serving.launchers.docker`.
 - the sweep (`sweep_orphans()`): the records of dead owners (e.g. the watchdog was killed too) are stopped
   and removed (their private folders too), each with a line saying what was stopped and from which run.
   Commands that start processes call it first, and `deploy-compare stop [RUN]` calls it on demand.
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import results
+from deploy_compare.core import results
 
 WATCHDOG_STOP_TIMEOUT_S = 10.0  # SIGTERM -> SIGKILL grace the watchdog and the sweep give a group
 
@@ -94,26 +94,49 @@ def owner_alive(record: OwnerRecord) -> bool:
 # --- process groups ---------------------------------------------------------------------------------
 
 def group_members(pgid: int, since: float = 0.0) -> list[int]:
-    """Live (non-zombie) processes of a process group started at or after `since` (wall clock). Zombies
-    re-parented to a PID 1 that does not reap them would otherwise make a stopped group look alive."""
+    """Live (non-zombie) processes of a process group started at or after `since` (wall clock), and of the
+    session the group leads: every tracked group is started in a session of its own (`start_new_session`),
+    and a daemon may move its children to groups of their own inside that session (Ray's raylet gives each
+    worker its own group), which a signal to the group would miss. Zombies re-parented to a PID 1 that does
+    not reap them would otherwise make a stopped group look alive."""
     import psutil
 
     members = []
     for p in psutil.process_iter(["pid", "status", "create_time"]):
         try:
-            if (os.getpgid(p.info["pid"]) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE
+            pid = p.info["pid"]
+            if ((os.getpgid(pid) == pgid or os.getsid(pid) == pgid) and p.info["status"] != psutil.STATUS_ZOMBIE
                     and p.info["create_time"] >= since - 1.0):  # create_time has a tick's resolution
-                members.append(p.info["pid"])
+                members.append(pid)
         except (ProcessLookupError, psutil.Error):
             continue
     return members
 
 
 def signal_group(pgid: int, sig: int) -> None:
+    """`sig` to the process group and to the members of its session that left the group (see group_members)."""
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
+    for pid in _session_strays(pgid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _session_strays(sid: int) -> list[int]:
+    import psutil
+
+    strays = []
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == sid and os.getpgid(pid) != sid:
+                strays.append(pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return strays
 
 
 def terminate_group(group: Group, timeout: float = WATCHDOG_STOP_TIMEOUT_S) -> bool:
@@ -171,7 +194,7 @@ class _Owner:
         read_end, write_end = os.pipe()  # both non-inheritable: only the watchdog gets the read end
         try:
             self.watchdog = subprocess.Popen(
-                [sys.executable, "-m", "core.ownership", "watch", str(self.path)], stdin=read_end,
+                [sys.executable, "-m", "deploy_compare.core.ownership", "watch", str(self.path)], stdin=read_end,
                 stdout=subprocess.DEVNULL, stderr=open(runtime_dir() / "watchdog.log", "ab"),
                 start_new_session=True, close_fds=True, cwd="/", preexec_fn=_watchdog_signals,
                 env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
@@ -343,5 +366,5 @@ def _watch(record_path: Path) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["watch"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m core.ownership watch RECORD_PATH")
+        sys.exit("usage: python -m deploy_compare.core.ownership watch RECORD_PATH")
     sys.exit(_watch(Path(sys.argv[2])))

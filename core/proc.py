@@ -9,13 +9,15 @@
   crash cannot poison the caller, and memory figures of the child are clean.
 - `install_signal_handlers()`: the first SIGINT or SIGTERM raises `Interrupted` / `Terminated` (both
   KeyboardInterrupts) in the main thread, so `finally` blocks run as they do on Ctrl-C; later ones are
-  ignored so that the stopping can finish.
+  ignored so that the stopping can finish. A stop raised inside a finalizer (where Python only prints it as
+  "Exception ignored") is delivered again to ordinary code.
 - Children start with default signal dispositions (whatever this process ignores) and with
-  `PR_SET_PDEATHSIG`; every started group is recorded in `core.ownership`, whose watchdog stops it if
+  `PR_SET_PDEATHSIG`; every started group is recorded in `deploy_compare.core.ownership`, whose watchdog stops it if
   this process dies without stopping it (SIGKILL included).
 """
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import re
@@ -29,8 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core import ownership
-from core.ownership import group_members as group_members  # re-exported: callers ask proc for a group
+from deploy_compare.core import ownership
+from deploy_compare.core.ownership import group_members as group_members  # re-exported: callers ask proc for a group
 
 _LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
@@ -38,6 +40,9 @@ _LIVE_LOCK = threading.Lock()
 # otherwise start its next child while the main thread is stopping them)
 _STOPPING = threading.Event()
 _RECEIVED: Interrupted | None = None  # set by the stop-signal handler (see received_stop)
+_REDELIVERIES = 10  # a stop swallowed by a finalizer is delivered again at most this often
+_redelivered = 0
+_ACTIVE_HOOK: list[Any] = [None]  # the unraisable hook install_signal_handlers set (not chained twice)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -79,14 +84,41 @@ def install_signal_handlers() -> None:
         _STOPPING.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-        _RECEIVED = (Terminated if signum == signal.SIGTERM else Interrupted)(
-            f"received {signal.Signals(signum).name}")
+        if _RECEIVED is None or _RECEIVED.signum != signum:
+            _RECEIVED = (Terminated if signum == signal.SIGTERM else Interrupted)(
+                f"received {signal.Signals(signum).name}")
         raise _RECEIVED
 
+    def _on_unraisable(unraisable: Any) -> None:
+        # The stop raised inside a finalizer (`__del__`, a weakref callback: TensorFlow's AtomicFunction.__del__
+        # during an export, say) cannot propagate: Python would print it as "Exception ignored ... Traceback" and
+        # go on. Deliver it again instead, so it raises at the next line of ordinary code (bounded: after
+        # _REDELIVERIES tries the stage's end still re-raises it, see received_stop()).
+        global _redelivered
+        exc = unraisable.exc_value
+        if not isinstance(exc, Interrupted) or exc is not _RECEIVED:
+            previous_hook(unraisable)
+            return
+        if _redelivered < _REDELIVERIES:
+            _redelivered += 1
+            signal.signal(exc.signum, _on_signal)
+            # later and from another thread: raised here, in the hook, it would be "ignored" once more
+            threading.Thread(target=_interrupt_main_soon, args=(exc.signum,), daemon=True).start()
+
+    global _redelivered
     reset_stop()
+    _redelivered = 0
+    previous_hook = sys.unraisablehook if sys.unraisablehook is not _ACTIVE_HOOK[0] else sys.__unraisablehook__
+    _ACTIVE_HOOK[0] = _on_unraisable
+    sys.unraisablehook = _on_unraisable
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN or foreground_of_terminal():
         signal.signal(signal.SIGINT, _on_signal)
+
+
+def _interrupt_main_soon(signum: int) -> None:
+    time.sleep(0.05)  # the finalizer and the hook have returned by then
+    _thread.interrupt_main(signum)
 
 
 def reset_stop() -> None:
@@ -262,7 +294,7 @@ def run_isolated(target: str, payload: Any, *, timeout: float = 600.0, log_path:
         inp, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
         inp.write_text(json.dumps({"target": target, "payload": payload}))
         log = Path(log_path) if log_path else Path(tmp) / "child.log"
-        proc = ManagedProcess([sys.executable, "-m", "core.proc", str(inp), str(out)], log,
+        proc = ManagedProcess([sys.executable, "-m", "deploy_compare.core.proc", str(inp), str(out)], log,
                               env=env, cpus=cpus, name=target).start()
         try:
             assert proc.popen is not None

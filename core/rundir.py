@@ -6,6 +6,7 @@
     inspect.json       graph summary per artifact (op counts, opset)
     floor.json         in-process runtime benchmarks       serving.json      servers: cold start, parity, metrics
     loadtest.json      closed/open-loop load results       results.json      everything the report shows
+    load_points.csv    one row per load point (beside loadtest.json, written from the same results)
     report.md / report.html / plots/                       artifacts/  data/  logs/
 
 A run folder that already holds results is refused unless `force` is given (no silent overwrite). A
@@ -87,6 +88,10 @@ class RunDir:
     @property
     def loadtest(self) -> Path:
         return self.file("loadtest.json")
+
+    @property
+    def load_points(self) -> Path:
+        return self.file("load_points.csv")
 
     @property
     def results(self) -> Path:
