@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.registry import Registry
+from deploy_compare.core.registry import Registry
 
-LAYOUTS = ("NF", "NHWC", "NCHW")
+LAYOUTS = ("NF", "NHWC", "NCHW", "tensor")
 HELDOUT_FRACTION = 0.2
 
 
@@ -53,8 +53,9 @@ def to_layout(x: np.ndarray, src: str, dst: str) -> np.ndarray:
             raise ValueError(f"unknown layout {layout!r}; layouts are {', '.join(LAYOUTS)}")
     if src == dst:
         return np.ascontiguousarray(x)
-    if "NF" in (src, dst):
-        raise ValueError(f"cannot convert a batch from {src} to {dst}: flat features have no image axes")
+    if "NF" in (src, dst) or "tensor" in (src, dst):
+        raise ValueError(f"cannot convert a batch from {src} to {dst}: flat features have no image axes, and a "
+                         "user's tensor is taken as the model takes it")
     if x.ndim != 4:
         raise ValueError(f"a {src} batch must have 4 dimensions, got shape {x.shape}")
     axes = (0, 3, 1, 2) if (src, dst) == ("NHWC", "NCHW") else (0, 2, 3, 1)
@@ -113,3 +114,38 @@ def gratings32(seed: int) -> Dataset:
     x = pattern[..., None] * colour + rng.normal(0.0, GRATINGS_NOISE, (n, size, size, 3))
     x_tr, y_tr, x_te, y_te = _split(x, y, seed)
     return Dataset("gratings32", "NHWC", num_classes, x_tr, y_tr, x_te, y_te)
+
+
+IMAGES224_SAMPLES = (32, 16)  # (train, held-out): the untrained mobilenet twin needs only a parity batch
+
+
+@DATASETS.register("images224")
+def images224(seed: int) -> Dataset:
+    """Smooth random 224x224x3 images (low-resolution noise upsampled), labels by the mean colour's argmax
+    mod 10. For the untrained `mobilenet` twin: inputs with natural-image scale for its parity batch."""
+    rng = np.random.default_rng(seed)
+    n_train, n_test = IMAGES224_SAMPLES
+    n = n_train + n_test
+    coarse = rng.normal(0.0, 1.0, (n, 14, 14, 3)).astype(np.float32)
+    x = np.repeat(np.repeat(coarse, 16, axis=1), 16, axis=2) + rng.normal(0.0, 0.1, (n, 224, 224, 3))
+    y = (np.argmax(x.mean(axis=(1, 2)), axis=1) + 3 * (x.mean(axis=(1, 2, 3)) > 0)) % 10
+    x, y = x.astype(np.float32), y.astype(np.int64)
+    return Dataset("images224", "NHWC", 10, x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+TOKENS_SAMPLES, TOKENS_SEQ, TOKENS_VOCAB, TOKENS_MARKS = 1000, 128, 256, 12
+
+
+@DATASETS.register("tokens128")
+def tokens128(seed: int) -> Dataset:
+    """int64 token ids, sequence 128: random tokens from [10, 256), and the class c planted as token c at 12
+    random positions (so a model must find the marker among the noise)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(TOKENS_SAMPLES) % 10
+    rng.shuffle(y)
+    x = rng.integers(10, TOKENS_VOCAB, (TOKENS_SAMPLES, TOKENS_SEQ))
+    for i, label in enumerate(y):
+        x[i, rng.choice(TOKENS_SEQ, TOKENS_MARKS, replace=False)] = label
+    n_test = int(TOKENS_SAMPLES * HELDOUT_FRACTION)
+    x, y = x.astype(np.int64), y.astype(np.int64)
+    return Dataset("tokens128", "NF", 10, x[n_test:], y[n_test:], x[:n_test], y[:n_test])

@@ -2,7 +2,8 @@
 
 Formats are a registry of `ArtifactFormat`s; each has a `detect(path)` (by content where the format
 has a signature: a SavedModel folder holds saved_model.pb, a .tflite flatbuffer carries the identifier
-"TFL3", a TorchScript file is a zip with a `code/` folder; ONNX has no magic bytes, so it is the
+"TFL3", a TorchScript file is a zip with a `code/` folder, a torch.export archive a zip with `models/*.json`,
+an AOTInductor package a zip with `data/aotinductor/`; ONNX has no magic bytes, so it is the
 `.onnx` suffix and a parseable ModelProto) and a `describe(path)`. `inspect_artifact(path)` returns an
 `ArtifactInfo` dataclass (used by the exporters for the manifest, by tests and by the report).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import zipfile
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -17,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from core.registry import Registry
-from models.exporters.base import TensorSpec, digest
+from deploy_compare.core.registry import Registry
+from deploy_compare.models.exporters.base import TensorSpec, digest
 
 
 @dataclass
@@ -156,8 +158,8 @@ class TorchScriptFormat(ArtifactFormat):
     def describe(self, path: Path) -> GraphSummary:
         import torch
 
-        from core.results import from_json_data
-        from models.exporters.torchscript import SIGNATURE_FILE
+        from deploy_compare.core.results import from_json_data
+        from deploy_compare.models.exporters.torchscript import SIGNATURE_FILE
 
         extra = {SIGNATURE_FILE: ""}
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
@@ -176,6 +178,97 @@ class TorchScriptFormat(ArtifactFormat):
             source = "forward schema only (no signature.json; shapes unknown)"
         return GraphSummary(inputs, outputs, dict(ops.most_common()),
                             details={"forward": schema, "signature_source": source})
+
+
+def _zip_members(path: Path) -> list[str]:
+    """Member names of a zip file without its top folder (a .pt2 archive nests everything in one); [] otherwise."""
+    if not (path.is_file() and zipfile.is_zipfile(path)):
+        return []
+    with zipfile.ZipFile(path) as zf:
+        return [n.split("/", 1)[-1] for n in zf.namelist()]
+
+
+@_register
+class TorchExportFormat(ArtifactFormat):
+    """A `torch.export.save` archive: `models/*.json` (the serialized graph) and no compiled code. Signature
+    from the loaded program's graph: its user inputs and outputs, a symbolic dimension shown as dynamic."""
+
+    name = "torch-export"
+
+    def detect(self, path: Path) -> bool:
+        members = _zip_members(path)
+        return "archive_format" in members and any(m.startswith("models/") and m.endswith(".json")
+                                                   for m in members) \
+            and not any(m.startswith("data/aotinductor/") for m in members)
+
+    def describe(self, path: Path) -> GraphSummary:
+        import torch
+        from torch.export.graph_signature import InputKind
+
+        program = torch.export.load(str(path))
+        user_inputs = {s.arg.name for s in program.graph_signature.input_specs if s.kind == InputKind.USER_INPUT}
+
+        def spec(node) -> TensorSpec:
+            val = node.meta["val"]
+            return TensorSpec(node.name, [d if isinstance(d, int) else None for d in val.shape],
+                              str(val.dtype).removeprefix("torch."))
+
+        nodes = list(program.graph.nodes)
+        inputs = [spec(n) for n in nodes if n.op == "placeholder" and n.name in user_inputs]
+        outputs = [spec(a) for n in nodes if n.op == "output" for a in n.args[0]]
+        ops = Counter(str(n.target) for n in nodes if n.op == "call_function")
+        return GraphSummary(inputs, outputs, dict(ops.most_common()),
+                            details={"range_constraints": str(program.range_constraints),
+                                     "signature_source": "the program's graph (user inputs and outputs)"})
+
+
+_ATEN_CALL = re.compile(r"AOTI_TORCH_ERROR_CODE_CHECK\(aoti_torch_cpu_(\w+)\(")
+_KERNEL_CALL = re.compile(r"^\s+(cpp_fused_\w+)\(", re.MULTILINE)
+
+
+def _aoti_calls(path: Path) -> Counter[str]:
+    """What an AOTInductor package's generated wrapper calls: ATen fallbacks (`aten.<op>`) and Inductor's own
+    fused C++ kernels, by call site."""
+    calls: Counter[str] = Counter()
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if name.endswith(".wrapper.cpp"):
+                code = zf.read(name).decode("utf-8", "replace")
+                calls.update(f"aten.{op}" for op in _ATEN_CALL.findall(code))
+                calls.update(_KERNEL_CALL.findall(code))
+    return calls
+
+
+@_register
+class AotiFormat(ArtifactFormat):
+    """An AOTInductor package: `data/aotinductor/<model>/` holds the compiled shared library and its C++ source.
+    The signature is the one the exporter declared in the package's metadata (the package stores no shapes); the
+    "ops" are the wrapper's calls: ATen fallbacks and Inductor's fused kernels."""
+
+    name = "aoti"
+
+    def detect(self, path: Path) -> bool:
+        return any(m.startswith("data/aotinductor/") for m in _zip_members(path))
+
+    def describe(self, path: Path) -> GraphSummary:
+        import torch._inductor
+
+        from deploy_compare.core.results import from_json_data
+        from deploy_compare.models.exporters.aoti import SIGNATURE_KEY
+
+        model = torch._inductor.aoti_load_package(str(path))
+        metadata = dict(model.get_metadata())
+        kernels = _aoti_calls(path)
+        details = {k: str(v) for k, v in sorted(metadata.items()) if k != SIGNATURE_KEY}
+        if SIGNATURE_KEY in metadata:
+            declared = json.loads(metadata[SIGNATURE_KEY])
+            inputs = from_json_data(list[TensorSpec], declared["inputs"])
+            outputs = from_json_data(list[TensorSpec], declared["outputs"])
+            details["signature_source"] = f"declared in the package metadata ({SIGNATURE_KEY})"
+        else:  # a package from elsewhere: no shapes
+            inputs, outputs = [], []
+            details["signature_source"] = "none (the package stores no shapes and declares no signature)"
+        return GraphSummary(inputs, outputs, dict(kernels.most_common()), details=details)
 
 
 @_register
@@ -220,7 +313,8 @@ def detect_format(path: Path) -> ArtifactFormat:
     matches = [fmt for _, fmt in FORMATS.items() if fmt.detect(path)]
     if not matches:
         raise UnknownArtifact(f"{path} is not a recognised artifact; known formats: {', '.join(FORMATS.names())} "
-                         "(a SavedModel folder, a .tflite file, a TorchScript .pt zip, an .onnx file)")
+                              "(a SavedModel folder, a .tflite file, a TorchScript .pt zip, an .onnx file, "
+                              "a torch.export or AOTInductor .pt2)")
     return matches[0]
 
 
@@ -260,13 +354,14 @@ def render(info: ArtifactInfo) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="a SavedModel folder, a .tflite file, a TorchScript .pt or an .onnx")
+    parser.add_argument("path", type=Path, help="a SavedModel folder, a .tflite file, a TorchScript .pt, an .onnx, "
+                        "or a torch.export / AOTInductor .pt2")
     parser.add_argument("--json", action="store_true", help="print the ArtifactInfo as JSON instead of tables")
 
 
 def main(args: argparse.Namespace) -> int:
-    from core.errors import UserError
-    from core.results import to_json_data
+    from deploy_compare.core.errors import UserError
+    from deploy_compare.core.results import to_json_data
 
     try:
         info = inspect_artifact(args.path)
@@ -282,8 +377,8 @@ def main(args: argparse.Namespace) -> int:
 def run_stage(ctx) -> None:
     """Pipeline stage `inspect`: the graph summary of every artifact in the manifest, saved as
     inspect.json (the manifest holds signatures and digests; this adds op counts and opsets)."""
-    from core import results
-    from models.exporters.stage import load_manifest
+    from deploy_compare.core import results
+    from deploy_compare.models.exporters.stage import load_manifest
 
     infos = []
     for record in load_manifest(ctx.run_dir).artifacts:

@@ -25,16 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core import results
-from core.config import TrainSettings
-from core.rundir import RunDir
-from models.data import Dataset, load_dataset, to_layout
-from models.zoo import TransplantError, Twin, get_twin, param_counts
+from deploy_compare.core import results
+from deploy_compare.core.config import TrainSettings
+from deploy_compare.core.rundir import RunDir
+from deploy_compare.models.data import Dataset, load_dataset, to_layout
+from deploy_compare.models.flops import count_flops
+from deploy_compare.models.heldout import HeldoutBatch, load_batch
+from deploy_compare.models.zoo import TransplantError, Twin, get_twin, param_counts
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from core.context import RunContext
+    from deploy_compare.core.context import RunContext
 
 TRANSPLANT_TOLERANCE = 1e-4
 KERAS_FILE = "keras.keras"
@@ -78,6 +80,8 @@ class TwinRecord:
     keras_path: str  # relative to the run folder
     torch_path: str
     heldout_path: str
+    flops: int | None = None  # per inference at batch 1 (models/flops.py: torch's FlopCounterMode)
+    untrained: str = ""  # why the twin keeps its seeded initial weights ("" = trained as above)
 
 
 def configure_threads(n: int, console: Any | None = None) -> TrainThreads:
@@ -198,8 +202,16 @@ def train_twin(name: str, settings: TrainSettings, run_dir: RunDir, threads: Tra
     if data.input_shape != twin.input_shape:
         raise ValueError(f"twin {name!r} expects inputs {twin.input_shape}, dataset {data.name!r} gives "
                          f"{data.input_shape}")
-    keras_model, keras_seconds = train_keras(twin, data, settings, progress)
-    torch_native, torch_seconds = train_torch(twin, data, settings, progress)
+    if twin.untrained:  # seeded initial weights in both frameworks, transplanted and checked like trained ones
+        import keras
+
+        keras.utils.set_random_seed(settings.seed)
+        torch.manual_seed(settings.seed)
+        keras_model, keras_seconds, torch_native, torch_seconds = twin.build_keras(), 0.0, twin.build_torch(), 0.0
+        torch_native.eval()
+    else:
+        keras_model, keras_seconds = train_keras(twin, data, settings, progress)
+        torch_native, torch_seconds = train_torch(twin, data, settings, progress)
 
     transplanted = twin.build_torch()
     twin.transplant(keras_model, transplanted)
@@ -216,14 +228,15 @@ def train_twin(name: str, settings: TrainSettings, run_dir: RunDir, threads: Tra
     torch.save(transplanted.state_dict(), out / TORCH_FILE)
     n_parity = min(settings.parity_batch, len(data.x_test))
     heldout = run_dir.heldout(name)
-    heldout.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(heldout, x=data.x_test[:n_parity], y=data.y_test[:n_parity], logits_ref=ref[:n_parity])
+    HeldoutBatch(x=data.x_test[:n_parity], ref=ref[:n_parity], layout=twin.keras_layout,
+                 y=data.y_test[:n_parity]).save(heldout)
 
     return TwinRecord(
         twin=name, dataset=data.name, input_shape=list(twin.input_shape), keras_layout=twin.keras_layout,
         torch_layout=twin.torch_layout, num_classes=twin.num_classes, params_keras=params_keras,
         params_torch=params_torch, train_samples=len(data.x_train), heldout_samples=len(data.x_test),
-        parity_samples=n_parity, epochs=settings.epochs_for(name), batch_size=settings.batch_size,
+        parity_samples=n_parity, epochs=0 if twin.untrained else settings.epochs_for(name),
+        batch_size=settings.batch_size,
         learning_rate=settings.learning_rate, seed=settings.seed, threads=threads,
         accuracy_keras=accuracy(ref, data.y_test),
         accuracy_torch_native=accuracy(torch_logits(twin, torch_native, data.x_test), data.y_test),
@@ -231,7 +244,9 @@ def train_twin(name: str, settings: TrainSettings, run_dir: RunDir, threads: Tra
         train_seconds_keras=keras_seconds, train_seconds_torch=torch_seconds,
         transplant_max_abs_diff=diff, transplant_top1_agreement=agree,
         keras_path=_relative(out / KERAS_FILE, run_dir), torch_path=_relative(out / TORCH_FILE, run_dir),
-        heldout_path=_relative(heldout, run_dir))
+        heldout_path=_relative(heldout, run_dir),
+        flops=count_flops(transplanted, to_layout(data.x_test[:1], twin.keras_layout, twin.torch_layout)),
+        untrained=twin.untrained)
 
 
 def _relative(path: Path, run_dir: RunDir) -> str:
@@ -253,10 +268,11 @@ def run_stage(ctx: RunContext) -> None:
             results.save(records, ctx.run_dir.models, list[TwinRecord])
 
     table = Table(title="twins: held-out accuracy (k = Keras, t = PyTorch own loop, t<-k = transplanted)")
-    for col in ("twin", "params", "epochs", "acc k", "acc t", "acc t<-k", "max|diff|", "train s k/t"):
+    for col in ("twin", "params", "MFLOPs", "epochs", "acc k", "acc t", "acc t<-k", "max|diff|", "train s k/t"):
         table.add_column(col, no_wrap=True)
     for r in records:
-        table.add_row(r.twin, str(r.params_keras), str(r.epochs), f"{r.accuracy_keras:.3f}",
+        table.add_row(r.twin, str(r.params_keras), f"{(r.flops or 0) / 1e6:.1f}",
+                      "untrained" if r.untrained else str(r.epochs), f"{r.accuracy_keras:.3f}",
                       f"{r.accuracy_torch_native:.3f}", f"{r.accuracy_torch_transplanted:.3f}",
                       f"{r.transplant_max_abs_diff:.1e}",
                       f"{r.train_seconds_keras:.1f} / {r.train_seconds_torch:.1f}")
@@ -277,17 +293,13 @@ def load_trained(run_dir: RunDir, twin_name: str) -> tuple[Any, Any]:
     for path in (folder / KERAS_FILE, folder / TORCH_FILE):
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist; run the train stage for twin {twin_name!r} first")
-    keras_model = keras.models.load_model(folder / KERAS_FILE)
+    keras_model = keras.models.load_model(folder / KERAS_FILE, custom_objects=twin.keras_objects())
     torch_model = twin.build_torch()
     torch_model.load_state_dict(torch.load(folder / TORCH_FILE, weights_only=True))
     torch_model.eval()
     return keras_model, torch_model
 
 
-def load_heldout(run_dir: RunDir, twin_name: str) -> dict[str, np.ndarray]:
-    """The parity batch of a twin: {"x" (canonical layout), "y", "logits_ref"}."""
-    path = run_dir.heldout(twin_name)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; run the train stage for twin {twin_name!r} first")
-    with np.load(path) as npz:
-        return {key: npz[key] for key in ("x", "y", "logits_ref")}
+def load_heldout(run_dir: RunDir, name: str) -> HeldoutBatch:
+    """The parity batch of a twin or a user's model (deploy_compare.models.heldout)."""
+    return load_batch(run_dir.heldout(name), name)

@@ -2,7 +2,7 @@
 
 An exporter receives an `ExportJob` (the trained model of its own framework, its per-sample input shape
 and layout, and where to write) so it knows nothing about the zoo. The signature written into each
-record (input/output names, shapes, dtypes) is read back from the written artifact by `models.inspect`,
+record (input/output names, shapes, dtypes) is read back from the written artifact by `deploy_compare.models.inspect`,
 so the manifest states what the file really holds, dynamic batch included.
 """
 from __future__ import annotations
@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-from core.registry import Registry
-from core.results import NotRun
+import numpy as np
+
+from deploy_compare.core.registry import Registry
+from deploy_compare.core.results import NotRun
 
 INPUT_NAME = "input"    # the one input of every exported artifact
 OUTPUT_NAME = "logits"  # the one output of every exported artifact
@@ -36,7 +38,7 @@ class TensorSpec:
 @dataclass
 class ArtifactRecord:
     twin: str
-    format: str  # savedmodel | tflite | torchscript | onnx
+    format: str  # core.kinds.ArtifactFormat: savedmodel | tflite | torchscript | onnx | torch-export | aoti
     variant: str  # fp32 | int8-dynamic | fp16
     source_framework: str  # tensorflow | pytorch
     exporter: str  # registry name of the exporter
@@ -50,6 +52,11 @@ class ArtifactRecord:
     export_seconds: float
     tool_versions: dict[str, str] = field(default_factory=dict)
     notes: str = ""
+    # ahead-of-time compiles (AOTInductor): the compile's seconds, and whether this export reused a cached
+    # compile (then the seconds are the cached compile's)
+    compile_seconds: float | None = None
+    compile_cached: bool | None = None
+    converter: str = ""  # cross-framework conversions: the converter (e.g. "onnx2tf 1.29.24"); "" = native
 
     def __post_init__(self) -> None:
         # artifacts are loaded only from the run's own folder: a manifest cannot point elsewhere
@@ -91,6 +98,18 @@ class ExportJob:
     layout: str  # NHWC | NCHW | NF
     out_dir: Path  # e.g. results/<run>/artifacts/<twin>/<format>/
     run_root: Path  # the run folder; record paths are relative to it
+    input_dtype: str = "float32"  # numpy dtype name of the input (token ids: int64 / int32)
+    sample: np.ndarray | None = None  # real inputs in `layout` for tracing (needed for integer ids: their range)
+
+    def example(self, n: int, seed: int) -> np.ndarray:
+        """`n` example inputs for tracing: rows of `sample` (cycled, shuffled by `seed`), else uniform [0, 1)
+        floats; integer inputs without a sample are refused (their valid range is the model's)."""
+        rng = np.random.default_rng(seed)
+        if self.sample is not None:
+            return np.ascontiguousarray(self.sample[rng.permutation(max(n, len(self.sample)))[:n] % len(self.sample)])
+        if np.dtype(self.input_dtype).kind != "f":
+            raise ValueError(f"{self.twin}: tracing an {self.input_dtype} input needs sample inputs (ExportJob.sample)")
+        return rng.random((n, *self.input_shape), dtype=np.float32).astype(self.input_dtype)
 
 
 def digest(path: Path) -> tuple[str, int]:
@@ -136,7 +155,7 @@ class Exporter(ABC):
     def record(self, job: ExportJob, path: Path, variant: str, started: float, notes: str = "") -> ArtifactRecord:
         """The manifest record of a written artifact; `started` is the perf_counter() at export start.
         Signature and dynamic batch are read back from the file itself."""
-        from models.inspect import inspect_artifact
+        from deploy_compare.models.inspect import inspect_artifact
 
         seconds = time.perf_counter() - started
         info = inspect_artifact(path)
@@ -153,10 +172,11 @@ class Exporter(ABC):
 EXPORTERS: Registry[type[Exporter]] = Registry("exporter")
 
 # One module per exporter; importing it registers it (the modules import TF/torch lazily).
-IMPLEMENTATIONS = ("savedmodel", "tflite", "torchscript", "onnx_torch", "onnx_tf")
+IMPLEMENTATIONS = ("savedmodel", "tflite", "torchscript", "torch_export", "aoti", "onnx_torch", "onnx_tf",
+                   "litert_torch", "onnx2tf")
 
 
 def load_exporters() -> Registry[type[Exporter]]:
     for module in IMPLEMENTATIONS:
-        importlib.import_module(f"models.exporters.{module}")
+        importlib.import_module(f"deploy_compare.models.exporters.{module}")
     return EXPORTERS

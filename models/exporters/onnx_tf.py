@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from models.exporters.base import EXPORTERS, OUTPUT_NAME, ArtifactRecord, Exporter, ExportJob
-from models.exporters.savedmodel import input_signature, serving_fn
+from deploy_compare.models.exporters.base import EXPORTERS, OUTPUT_NAME, ArtifactRecord, Exporter, ExportJob
+from deploy_compare.models.exporters.savedmodel import input_signature, serving_fn
 
 OPSET = 18
 
@@ -40,8 +40,8 @@ class OnnxFromTensorFlowExporter(Exporter):
 
         started = time.perf_counter()
         fn = tf.function(serving_fn(job.model))
-        model_proto, _ = tf2onnx.convert.from_function(fn, input_signature=input_signature(job.input_shape),
-                                                       opset=OPSET)
+        signature = input_signature(job.input_shape, job.input_dtype)
+        model_proto, _ = tf2onnx.convert.from_function(fn, input_signature=signature, opset=OPSET)
         outputs = [o.name for o in model_proto.graph.output]
         if len(outputs) != 1:
             raise RuntimeError(f"tf2onnx produced {len(outputs)} outputs {outputs}; expected one")

@@ -12,10 +12,29 @@ import io
 import logging
 import time
 import warnings
+from pathlib import Path
 
-from models.exporters.base import EXPORTERS, INPUT_NAME, OUTPUT_NAME, ArtifactRecord, Exporter, ExportJob
+from deploy_compare.models.exporters.base import EXPORTERS, INPUT_NAME, OUTPUT_NAME, ArtifactRecord, Exporter, ExportJob
 
 OPSET = 18
+
+
+def write_onnx(job: ExportJob, path: Path) -> Path:
+    """The PyTorch twin as ONNX at `path` (dynamic batch, opset `OPSET`); also the input of `onnx2tf`."""
+    import torch
+
+    example = torch.from_numpy(job.example(2, seed=0))
+    # The exporter prints progress lines to stdout and logs that optional torchvision ops are skipped;
+    # torch's pytree FutureWarning is about torch internals. Keep the stage output to our progress bar.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        program = torch.onnx.export(
+            job.model.eval(), (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, opset_version=OPSET,
+            external_data=False)
+    program.save(str(path), external_data=False)
+    return path
 
 
 @EXPORTERS.add
@@ -26,21 +45,8 @@ class OnnxFromTorchExporter(Exporter):
     tools = ("torch", "onnx", "onnxscript")
 
     def export(self, job: ExportJob) -> list[ArtifactRecord]:
-        import torch
-
         started = time.perf_counter()
-        example = torch.rand(2, *job.input_shape, generator=torch.Generator().manual_seed(0))
         out = job.out_dir / "onnx"
         out.mkdir(parents=True, exist_ok=True)
-        path = out / "model_torch.onnx"
-        # The exporter prints progress lines to stdout and logs that optional torchvision ops are skipped;
-        # torch's pytree FutureWarning is about torch internals. Keep the stage output to our progress bar.
-        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-            program = torch.onnx.export(
-                job.model.eval(), (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, opset_version=OPSET,
-                external_data=False)
-        program.save(str(path), external_data=False)
+        path = write_onnx(job, out / "model_torch.onnx")
         return [self.record(job, path, "fp32", started, notes=f"torch.onnx.export dynamo=True, opset {OPSET}")]

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from models.exporters.base import EXPORTERS, ArtifactRecord, Exporter, ExportJob
-from models.exporters.savedmodel import write_saved_model
+from deploy_compare.models.exporters.base import EXPORTERS, ArtifactRecord, Exporter, ExportJob
+from deploy_compare.models.exporters.savedmodel import write_saved_model
 
 
 def _fp32(converter: object, tf: object) -> None:
@@ -45,7 +45,7 @@ class TFLiteExporter(Exporter):
         records = []
         with tempfile.TemporaryDirectory(prefix="dc-tflite-") as tmp:
             started = time.perf_counter()
-            saved = write_saved_model(job.model, job.input_shape, Path(tmp) / "savedmodel")
+            saved = write_saved_model(job.model, job.input_shape, Path(tmp) / "savedmodel", job.input_dtype)
             shared = time.perf_counter() - started  # the SavedModel step is shared by the variants
             for variant, configure in VARIANTS.items():
                 t0 = time.perf_counter() - shared

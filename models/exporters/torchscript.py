@@ -12,15 +12,24 @@ from __future__ import annotations
 import json
 import time
 
-from core.results import to_json_data
-from models.exporters.base import EXPORTERS, INPUT_NAME, OUTPUT_NAME, ArtifactRecord, Exporter, ExportJob, TensorSpec
+from deploy_compare.core.results import to_json_data
+from deploy_compare.models.exporters.base import (
+    EXPORTERS,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ArtifactRecord,
+    Exporter,
+    ExportJob,
+    TensorSpec,
+)
 
 SIGNATURE_FILE = "signature.json"
 
 
-def declared_signature(job: ExportJob, num_outputs: int) -> dict:
-    spec = {"inputs": [TensorSpec(INPUT_NAME, [None, *job.input_shape], "float32")],
-            "outputs": [TensorSpec(OUTPUT_NAME, [None, num_outputs], "float32")]}
+def declared_signature(job: ExportJob, output_shape: tuple[int, ...]) -> dict:
+    """The signature stored in the file; `output_shape` is per sample."""
+    spec = {"inputs": [TensorSpec(INPUT_NAME, [None, *job.input_shape], job.input_dtype)],
+            "outputs": [TensorSpec(OUTPUT_NAME, [None, *output_shape], "float32")]}
     return {k: to_json_data(v, list[TensorSpec]) for k, v in spec.items()}
 
 
@@ -36,14 +45,14 @@ class TorchScriptExporter(Exporter):
 
         started = time.perf_counter()
         model = job.model.eval()
-        example = torch.rand(2, *job.input_shape, generator=torch.Generator().manual_seed(0))
-        check = torch.rand(5, *job.input_shape, generator=torch.Generator().manual_seed(1))
+        example = torch.from_numpy(job.example(2, seed=0))
+        check = torch.from_numpy(job.example(5, seed=1))
         with torch.no_grad():
             traced = torch.jit.trace(model, example, check_inputs=[(check,)])
-            num_outputs = int(traced(example).shape[-1])
+            output_shape = tuple(int(d) for d in traced(example).shape[1:])
         out = job.out_dir / "torchscript"
         out.mkdir(parents=True, exist_ok=True)
         path = out / "model.pt"
         torch.jit.save(traced, str(path),
-                       _extra_files={SIGNATURE_FILE: json.dumps(declared_signature(job, num_outputs))})
+                       _extra_files={SIGNATURE_FILE: json.dumps(declared_signature(job, output_shape))})
         return [self.record(job, path, "fp32", started, notes="torch.jit.trace, checked at batch 5")]

@@ -25,7 +25,7 @@ Modules, by concern: `schema` (results), `plan` (points and groups), `schedule` 
 `measure` (inside a measuring process), `derived` (rows from the points), `theano` (the attempt),
 `tables` (console), `stage` (stage and command).
 """
-from models.floor.schema import (
+from deploy_compare.models.floor.schema import (
     BatchFigures,
     FloorPoint,
     FloorResults,
@@ -36,7 +36,7 @@ from models.floor.schema import (
     TheanoAttempt,
     TheanoRow,
 )
-from models.floor.stage import configure, main, measure, run_stage
+from deploy_compare.models.floor.stage import configure, main, measure, run_stage
 
 __all__ = ["BatchFigures", "FloorPoint", "FloorResults", "GraphRatio", "PointSpec", "ProcessRecord", "SpreadRow",
            "TheanoAttempt", "TheanoRow", "configure", "main", "measure", "run_stage"]

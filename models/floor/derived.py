@@ -3,11 +3,11 @@ p50 across repeats, the Computational-graph row (eager vs graph per framework, p
 graph runtimes' `eager`) and the PyTensor side of the Theano row."""
 from __future__ import annotations
 
-from core import stats
-from core.kinds import RuntimeFamily
-from core.results import NotRun
-from models.floor.schema import FloorPoint, GraphRatio, SpreadRow, TheanoAttempt, TheanoRow
-from models.runtimes.base import RUNTIMES, load_runtimes
+from deploy_compare.core import stats
+from deploy_compare.core.kinds import RuntimeFamily
+from deploy_compare.core.results import NotRun
+from deploy_compare.models.floor.schema import FloorPoint, GraphRatio, SpreadRow, TheanoAttempt, TheanoRow
+from deploy_compare.models.runtimes.base import RUNTIMES, load_runtimes
 
 THEANO_SUCCESSOR = "pytensor"  # the runtime measured in Theano's place
 
@@ -67,8 +67,8 @@ def graph_ratios(points: list[FloorPoint]) -> list[GraphRatio]:
     """The Computational-graph row: eager vs graph per framework, twin and thread count (median over repeats);
     graph side at fp32."""
     index: dict[tuple[str, str, int], list[FloorPoint]] = {}
-    for p in points:
-        if p.spec.variant == "fp32":
+    for p in points:  # a framework's own artifacts only: a cross-framework conversion is not its graph
+        if p.spec.variant == "fp32" and not p.spec.converter:
             index.setdefault((p.spec.twin, p.spec.runtime, p.threads), []).append(p)
     rows = []
     for twin, threads in sorted({(k[0], k[2]) for k in index}):
@@ -81,8 +81,44 @@ def graph_ratios(points: list[FloorPoint]) -> list[GraphRatio]:
             e_thr, g_thr = _median_figure(e, big, "thr"), _median_figure(g, big, "thr")
             rows.append(GraphRatio(framework=framework, twin=twin, threads=threads, eager=eager, graph=graph,
                                    eager_p50_ms=e50, graph_p50_ms=g50, latency_ratio=e50 / g50, batch=big,
-                                   throughput_ratio=(g_thr / e_thr) if e_thr and g_thr else None))
+                                   throughput_ratio=(g_thr / e_thr) if e_thr and g_thr else None,
+                                   paired=_paired(e, g)))
     return rows
+
+
+def _label(p: FloorPoint) -> str:
+    return f"{p.spec.label} ({p.threads} thread{'s' if p.threads > 1 else ''})"
+
+
+def _paired(a: list[FloorPoint], b: list[FloorPoint]) -> stats.PairedRatio | None:
+    """A over B batch-1 p50 per paired round, over every process (repeat) that measured both side by side."""
+    ra: list[float] = []
+    rb: list[float] = []
+    for pa in a:
+        pb = next((q for q in b if (q.repeat, q.group, q.threads) == (pa.repeat, pa.group, pa.threads)), None)
+        if pa.ok and pb is not None and pb.ok and pa.round_p50_ms and len(pa.round_p50_ms) == len(pb.round_p50_ms):
+            ra += pa.round_p50_ms
+            rb += pb.round_p50_ms
+    if not ra:
+        return None
+    return stats.paired_ratio(ra, rb, a_name=_label(a[0]), b_name=_label(b[0]), metric="p50_ms", load="batch 1",
+                              higher_is_better=False)
+
+
+def floor_comparisons(points: list[FloorPoint]) -> list[stats.PairedRatio]:
+    """Every two fp32 points of one twin and thread count measured side by side (paired rounds in the same
+    processes): the per-round ratio of their batch-1 p50, with its intervals."""
+    index: dict[tuple[str, str, str | None, int], list[FloorPoint]] = {}
+    for p in points:
+        if p.spec.variant == "fp32" and p.round_p50_ms:
+            index.setdefault((p.spec.twin, p.spec.runtime, p.spec.artifact, p.threads), []).append(p)
+    keys = sorted(index, key=lambda k: (k[0], k[3], k[1], k[2] or ""))
+    out = []
+    for i, ka in enumerate(keys):
+        for kb in keys[i + 1:]:
+            if (ka[0], ka[3]) == (kb[0], kb[3]) and (r := _paired(index[ka], index[kb])) is not None:
+                out.append(r)
+    return out
 
 
 def theano_row(points: list[FloorPoint], theano: NotRun, attempt: TheanoAttempt | None) -> TheanoRow:

@@ -1,5 +1,5 @@
 """Planning: which points the floor measures and how they are grouped into processes, from the runtime
-registry alone (`models.runtimes.base`: each runtime class declares its format, library, imports, cost).
+registry alone (`deploy_compare.models.runtimes.base`: each runtime class declares its format, library, imports, cost).
 
 Per twin: every artifact of the manifest through the runtime registered for its format, then every
 runtime that runs the trained twin (`format is None`) and supports the twin. The profile's scope
@@ -11,12 +11,13 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.config import FloorSettings
-from core.kinds import FloorGrouping, RuntimeFamily
-from core.results import NotRun
-from core.rundir import RunDir
-from models.floor.schema import TRAINED, PointSpec
-from models.runtimes.base import FORMAT_RUNTIMES, RUNTIMES, Runtime, load_runtimes
+from deploy_compare.core.config import FloorSettings
+from deploy_compare.core.kinds import FloorGrouping, RuntimeFamily
+from deploy_compare.core.results import NotRun
+from deploy_compare.core.rundir import RunDir
+from deploy_compare.models.floor.schema import TRAINED, PointSpec
+from deploy_compare.models.runtimes.base import FORMAT_RUNTIMES, RUNTIMES, Runtime, load_runtimes
+from deploy_compare.models.zoo import TWINS
 
 GROUPINGS = {
     FloorGrouping.ISOLATED: "one fresh process per model x runtime x threads x repeat",
@@ -32,7 +33,7 @@ def twin_runtimes() -> list[type[Runtime]]:
 
 def plan_points(run_dir: RunDir, twins: Iterable[str], settings: FloorSettings) -> tuple[list[PointSpec], list[NotRun]]:
     """Every point of the floor, in twin order; artifacts whose format has no runtime become NotRun."""
-    from models.exporters.stage import load_manifest
+    from deploy_compare.models.exporters.stage import load_manifest
 
     load_runtimes()
     manifest = load_manifest(run_dir)
@@ -52,7 +53,13 @@ def plan_points(run_dir: RunDir, twins: Iterable[str], settings: FloorSettings) 
                 continue
             cls = RUNTIMES.get(FORMAT_RUNTIMES.get(rec.format))
             points.append(PointSpec(twin=twin, runtime=cls.name, framework=cls.framework, source=rec.path,
-                                    format=cls.format, variant=rec.variant, artifact=rec.key, layout=rec.layout))
+                                    format=cls.format, variant=rec.variant, artifact=rec.key, layout=rec.layout,
+                                    converter=rec.converter))
+        if twin not in TWINS:  # a user's model (`run --model`): measured through its exported artifacts
+            not_run.append(NotRun(what=f"floor/{twin}/eager", reason="the eager and compiled runtimes build a zoo twin "
+                                  "from its definition; a user's model is measured through its exported artifacts",
+                                  enable_command=""))
+            continue
         source = run_dir.twin_dir(twin).relative_to(run_dir.path).as_posix()
         points += [PointSpec(twin=twin, runtime=cls.name, framework=cls.framework, source=source, format=TRAINED)
                    for cls in twin_runtimes() if cls.supports(twin)]

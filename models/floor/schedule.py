@@ -1,5 +1,5 @@
-"""Running the planned groups: each in a fresh process (`core.proc.run_isolated`, target
-`models.floor.measure:measure_group`), threads = 1 groups up to `parallel_processes` at a time, each
+"""Running the planned groups: each in a fresh process (`deploy_compare.core.proc.run_isolated`, target
+`deploy_compare.models.floor.measure:measure_group`), threads = 1 groups up to `parallel_processes` at a time, each
 pinned to its own core. Finished points stream back through a JSONL progress file, so a process that dies
 keeps what it measured; the points it did not reach become failed rows. On an interrupt only the measuring
 processes this scheduler started are stopped (other tracked processes of the caller keep running).
@@ -13,15 +13,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from core import results
-from core.config import FloorSettings
-from core.proc import IsolatedError, ManagedProcess, live_processes, run_isolated
-from core.rundir import RunDir
-from models.floor.plan import Group
-from models.floor.schema import THREAD_VARS, FloorPoint, MeasureRequest, ProcessRecord
-from models.parity import ParityTolerance
+from deploy_compare.core import results
+from deploy_compare.core.config import FloorSettings
+from deploy_compare.core.proc import IsolatedError, ManagedProcess, live_processes, run_isolated
+from deploy_compare.core.rundir import RunDir
+from deploy_compare.models.floor.plan import Group
+from deploy_compare.models.floor.schema import THREAD_VARS, FloorPoint, MeasureRequest, ProcessRecord
+from deploy_compare.models.parity import ParityTolerance
 
-MEASURE_TARGET = "models.floor.measure:measure_group"
+MEASURE_TARGET = "deploy_compare.models.floor.measure:measure_group"
 POLL_S = 0.2
 
 OnPoint = Callable[[FloorPoint], None] | None
@@ -68,7 +68,8 @@ class Scheduler:
         request = MeasureRequest(run_dir=str(self.run_dir.path), group=group.name, threads=group.threads,
                                  repeat=group.repeat, points=list(group.points), window=s.window,
                                  throughput_window=s.throughput_window, batch_sizes=list(s.batch_sizes),
-                                 tolerance=self.tolerance, max_raw_samples=s.max_raw_samples, progress=str(progress))
+                                 tolerance=self.tolerance, max_raw_samples=s.max_raw_samples, progress=str(progress),
+                                 rounds=s.rounds)
         done: list[FloorPoint] = []
         t0 = time.perf_counter()
 

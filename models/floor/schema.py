@@ -1,19 +1,20 @@
 """What the floor saves (floor.json, a `FloorResults`) and what crosses into a measuring process
-(`MeasureRequest`): typed dataclasses that round-trip through JSON (`core.results`)."""
+(`MeasureRequest`): typed dataclasses that round-trip through JSON (`deploy_compare.core.results`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from core import stats
-from core.config import FloorSettings
-from core.kinds import ArtifactFormat, Layout, RuntimeFamily
-from core.results import Measurement, NotRun
-from core.rundir import RunDir
-from models.parity import ParityFigures, ParityTolerance
+from deploy_compare.core import stats
+from deploy_compare.core.config import FloorSettings
+from deploy_compare.core.cpuidle import CpuIdleRecord
+from deploy_compare.core.kinds import ArtifactFormat, Layout, RuntimeFamily
+from deploy_compare.core.results import Measurement, NotRun
+from deploy_compare.core.rundir import RunDir
+from deploy_compare.models.parity import ParityFigures, ParityTolerance
 
 if TYPE_CHECKING:
-    from models.exporters.base import ArtifactRecord
+    from deploy_compare.models.exporters.base import ArtifactRecord
 
 TRAINED = "trained"  # PointSpec.format of a runtime that runs the trained twin, not an artifact
 # set to the thread count in a measuring process's environment, and recorded with every point
@@ -32,6 +33,7 @@ class PointSpec:
     variant: str = "fp32"  # fp32 | int8-dynamic | fp16 ...
     artifact: str | None = None  # manifest key of the artifact (None: a runtime of the trained twin)
     layout: Layout | None = None  # input layout of the artifact (None: the runtime declares it)
+    converter: str = ""  # a cross-framework conversion's converter ("onnx2tf 1.29.24"); "" = the framework's own
 
     def __post_init__(self) -> None:  # plain strings become the enum members (and unknown values fail here)
         object.__setattr__(self, "framework", RuntimeFamily(self.framework))
@@ -44,7 +46,7 @@ class PointSpec:
         return self.artifact or f"{self.twin}/{self.runtime}"
 
     def record(self, run_dir: RunDir) -> ArtifactRecord:
-        from models.exporters.stage import load_manifest
+        from deploy_compare.models.exporters.stage import load_manifest
 
         manifest = load_manifest(run_dir)
         for rec in manifest.artifacts:
@@ -68,6 +70,7 @@ class MeasureRequest:
     tolerance: ParityTolerance  # the gate's, applied to fp32 points
     max_raw_samples: int
     progress: str  # JSONL file the process appends finished points to
+    rounds: int = 1  # > 1: the batch-1 windows of the process's points in paired rounds (models/floor/measure.py)
 
 
 @dataclass
@@ -108,6 +111,8 @@ class FloorPoint:
     peak_rss_bytes: int | None = None  # of the process so far: clean only when group_size == 1
     rss_bytes: int | None = None  # resident set after the point
     notes: list[str] = field(default_factory=list)
+    # batch-1 p50 of each paired round (ms; empty: one window), in round order: the paired ratios' figures
+    round_p50_ms: list[float] = field(default_factory=list)
 
     def at(self, batch: int) -> BatchFigures | None:
         return next((b for b in self.batches if b.batch == batch), None)
@@ -145,6 +150,9 @@ class GraphRatio:
     latency_ratio: float  # eager p50 / graph p50 at batch 1
     batch: int  # the larger batch of the throughput ratio
     throughput_ratio: float | None  # graph / eager samples per second at `batch`
+    # eager / graph batch-1 p50 per paired round (measured side by side in one process), with its intervals;
+    # None: the two were measured in separate processes, one after another (no ranking is stated then)
+    paired: stats.PairedRatio | None = None
 
     def __post_init__(self) -> None:
         self.framework = RuntimeFamily(self.framework)
@@ -213,3 +221,9 @@ class FloorResults:
     theano: TheanoRow
     processes: list[ProcessRecord]
     wall_seconds: float
+    # what idle CPUs did while the floor was measured: the load stage's policy (core/cpuidle.py), so that the
+    # serving tax subtracts a floor measured under the same conditions as the served figures (None: older runs)
+    cpu_idle: CpuIdleRecord | None = None
+    # every two points of one twin and thread count measured side by side in the same processes: the per-round
+    # ratio of batch-1 p50 (`derived.floor_comparisons`)
+    comparisons: list[stats.PairedRatio] = field(default_factory=list)

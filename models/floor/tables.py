@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from models.floor.schema import FloorResults
+from deploy_compare.models.floor.schema import FloorResults
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,7 +21,7 @@ def floor_table(floor: FloorResults, twin: str, threads: int) -> Any:
 
     big = max(floor.settings.batch_sizes)
     table = Table(title=f"floor: {twin}, {threads} thread(s), repeat 0 ({floor.profile} profile)")
-    for col in ("runtime", "variant", "load s", "first s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "b1 /s",
+    for col in ("runtime", "variant", "load s", "first s", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "p99.9 ms", "b1 /s",
                 f"b{big} /s", "RSS MB", "max|err|"):
         table.add_column(col, justify="left" if col in ("runtime", "variant") else "right")
     for p in floor.points:
@@ -29,7 +29,7 @@ def floor_table(floor: FloorResults, twin: str, threads: int) -> Any:
             continue
         name = p.spec.runtime if not p.spec.artifact else f"{p.spec.runtime} ({p.spec.artifact.split('/')[1]})"
         if not p.ok:
-            table.add_row(name, p.spec.variant, "[red]failed[/]", (p.error or "")[:60], *[""] * 8)
+            table.add_row(name, p.spec.variant, "[red]failed[/]", (p.error or "")[:60], *[""] * 9)
             continue
         b1, bb = p.at(1), p.at(big)
         s = b1.latency.stats if b1 else {}
@@ -39,7 +39,7 @@ def floor_table(floor: FloorResults, twin: str, threads: int) -> Any:
             return "" if name not in s else f"{s[name]:.3f}" + ("" if name in backed else "*")
 
         table.add_row(name, p.spec.variant, _fmt(p.load_seconds, 3), _fmt(p.first_inference_seconds, 4),
-                      pct("p50"), pct("p90"), pct("p99"), pct("p99.9"), _fmt(b1.throughput if b1 else None, 0),
+                      *map(pct, ("p50", "p90", "p95", "p99", "p99.9")), _fmt(b1.throughput if b1 else None, 0),
                       _fmt(bb.throughput if bb else None, 0),
                       _fmt(p.peak_rss_bytes / 2**20 if p.peak_rss_bytes else None, 0),
                       "n/a" if p.parity is None else f"{p.parity.max_abs_err:.1e}")

@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import FloorSettings
-from core.proc import ManagedProcess
-from core.results import NotRun
-from models.floor.schema import CommandStep, TheanoAttempt
+from deploy_compare.core.config import FloorSettings
+from deploy_compare.core.proc import ManagedProcess
+from deploy_compare.core.results import NotRun
+from deploy_compare.models.floor.schema import CommandStep, TheanoAttempt
 
 REQUIREMENT = "theano==1.0.5"
 TRY_COMMAND = "deploy-compare floor RUN_DIR --try-theano"
@@ -142,6 +142,20 @@ def _describe(step: CommandStep, timeout_s: float) -> str:
     if step.exit_code is None:
         return f"`{what}` stopped after {step.seconds:.1f} s (FloorSettings.theano_timeout_s = {timeout_s:g} s)"
     return f"`{what}` exited {step.exit_code} in {step.seconds:.1f} s"
+
+
+def outcome(tried: TheanoAttempt | None, chars: int = 160) -> str:
+    """What the stored attempt did, in one short phrase for the report's Theano cells (the NotRun's reason has
+    the whole story): not tried, imported, or the failing command and what it said."""
+    if tried is None:
+        return "not tried in this run (FloorSettings.try_theano is off)"
+    found = ", ".join(f"{k} {tried.versions[k]}" for k in ("theano", "python") if k in tried.versions)
+    if tried.ok:
+        return f"imports in a throwaway venv ({found or 'versions unknown'}), but no runtime here measures it"
+    failed = tried.steps[-1]
+    seen = failed.summary or _tail(failed.output_tail, 1)
+    seen = seen if len(seen) <= chars else seen[:chars - 3] + "..."
+    return f"tried and failed: {_describe(failed, tried.timeout_s)}" + (f": {seen}" if seen else "")
 
 
 def not_run(settings: FloorSettings, profile: str, tried: TheanoAttempt | None) -> NotRun:

@@ -24,14 +24,11 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
-from core.kinds import ArtifactFormat, Layout, RuntimeFamily
-from core.registry import Registry
+from deploy_compare.core.kinds import ArtifactFormat, Layout, RuntimeFamily
+from deploy_compare.core.registry import Registry
 
 if TYPE_CHECKING:
-    from models.exporters.base import ArtifactRecord
-
-ANY_LAYOUT = "any"
-
+    from deploy_compare.models.exporters.base import ArtifactRecord
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -59,7 +56,7 @@ class Runtime(ABC):
         missing = [attr for attr in ("framework", "imports") if not hasattr(cls, attr)]
         if missing:
             raise TypeError(f"runtime {cls.name!r} ({cls.__module__}) does not declare {', '.join(missing)}; "
-                            "see the class attributes of models.runtimes.base.Runtime")
+                            "see the class attributes of deploy_compare.models.runtimes.base.Runtime")
         if cls.eager == cls.name:
             raise TypeError(f"runtime {cls.name!r}: `eager` names the eager counterpart, not the runtime itself")
 
@@ -113,7 +110,7 @@ def register_format(cls: type[ArtifactRuntime]) -> type[ArtifactRuntime]:
 
 def load_runtimes() -> Registry[type[Runtime]]:
     """Import every runtime module of this package (each registers itself); frameworks stay unimported."""
-    import models.runtimes as package
+    import deploy_compare.models.runtimes as package
 
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if info.name not in _NOT_RUNTIMES:
@@ -123,9 +120,14 @@ def load_runtimes() -> Registry[type[Runtime]]:
 
 def runtime_for(record: ArtifactRecord) -> ArtifactRuntime:
     """An unloaded runtime for an artifact, chosen by the artifact's format."""
+    return runtime_for_format(record.format, record.layout, record.dynamic_batch)
+
+
+def runtime_for_format(fmt: str, layout: str, dynamic_batch: bool = True) -> ArtifactRuntime:
+    """An unloaded runtime for an artifact of format `fmt` taking `layout` (e.g. inside a server's replica)."""
     load_runtimes()
-    cls = RUNTIMES.get(FORMAT_RUNTIMES.get(record.format))
-    return cls(layout=record.layout, dynamic_batch=record.dynamic_batch)
+    cls = RUNTIMES.get(FORMAT_RUNTIMES.get(fmt))
+    return cls(layout=layout, dynamic_batch=dynamic_batch)
 
 
 def open_artifact(record: ArtifactRecord, run_root: Path, threads: int) -> ArtifactRuntime:

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from core.kinds import RuntimeFamily
-from models.runtimes.base import RUNTIMES
-from models.runtimes.threads import set_tensorflow_threads
-from models.runtimes.trained import TwinRuntime, load_keras
+from deploy_compare.core.kinds import RuntimeFamily
+from deploy_compare.models.runtimes.base import RUNTIMES
+from deploy_compare.models.runtimes.threads import set_tensorflow_threads
+from deploy_compare.models.runtimes.trained import TwinRuntime, load_keras
 
 
 @RUNTIMES.add
@@ -29,9 +29,9 @@ class KerasEager(TwinRuntime):
         self.threads = set_tensorflow_threads(threads)
         twin, model = load_keras(path)
         self._layout = twin.keras_layout
-        self._call = self._wrap(model, twin.input_shape)
+        self._call = self._wrap(model, twin.input_shape, twin.input_dtype)
 
-    def _wrap(self, model: Any, input_shape: tuple[int, ...]) -> Callable[[np.ndarray], Any]:
+    def _wrap(self, model: Any, input_shape: tuple[int, ...], dtype: str) -> Callable[[np.ndarray], Any]:
         return lambda x: model(x, training=False)
 
     def predict(self, x: np.ndarray) -> np.ndarray:

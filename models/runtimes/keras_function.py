@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from models.runtimes.base import RUNTIMES
-from models.runtimes.keras_eager import KerasEager
+from deploy_compare.models.runtimes.base import RUNTIMES
+from deploy_compare.models.runtimes.keras_eager import KerasEager
 
 
 @RUNTIMES.add
@@ -20,9 +20,9 @@ class KerasFunction(KerasEager):
     graph = True
     eager = "keras-eager"
 
-    def _wrap(self, model: Any, input_shape: tuple[int, ...]) -> Callable[[np.ndarray], Any]:
+    def _wrap(self, model: Any, input_shape: tuple[int, ...], dtype: str) -> Callable[[np.ndarray], Any]:
         import tensorflow as tf
 
         self.details = {"jit_compile": "off", "input_signature": f"[None, {', '.join(map(str, input_shape))}]"}
         return tf.function(lambda x: model(x, training=False), jit_compile=False, autograph=False,
-                           input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)])
+                           input_signature=[tf.TensorSpec([None, *input_shape], tf.as_dtype(dtype))])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.kinds import RuntimeFamily
-from models.runtimes.base import RUNTIMES, Capabilities, Runtime
-from models.runtimes.trained import twin_at
+from deploy_compare.core.kinds import RuntimeFamily
+from deploy_compare.models.runtimes.base import RUNTIMES, Capabilities, Runtime
+from deploy_compare.models.runtimes.trained import twin_at
 
 
 @RUNTIMES.add

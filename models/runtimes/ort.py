@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.kinds import ArtifactFormat, RuntimeFamily
-from models.runtimes.base import ArtifactRuntime, register_format
+from deploy_compare.core.kinds import ArtifactFormat, RuntimeFamily
+from deploy_compare.models.runtimes.base import ArtifactRuntime, register_format
 
 
 @register_format

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from core.kinds import RuntimeFamily
-from models.runtimes.base import RUNTIMES
-from models.runtimes.trained import TwinRuntime, load_keras
+from deploy_compare.core.kinds import RuntimeFamily
+from deploy_compare.models.runtimes.base import RUNTIMES
+from deploy_compare.models.runtimes.trained import TwinRuntime, load_keras
 
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "ReLU", "Flatten", "Dropout")
 

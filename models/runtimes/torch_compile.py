@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from models.runtimes.base import RUNTIMES
-from models.runtimes.torch_eager import TorchEager
+from deploy_compare.models.runtimes.base import RUNTIMES
+from deploy_compare.models.runtimes.torch_eager import TorchEager
 
 
 def inductor_cache_dir() -> Path:

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from core.kinds import RuntimeFamily
-from models.runtimes.base import RUNTIMES
-from models.runtimes.threads import set_torch_threads
-from models.runtimes.trained import TwinRuntime, load_torch
+from deploy_compare.core.kinds import RuntimeFamily
+from deploy_compare.models.runtimes.base import RUNTIMES
+from deploy_compare.models.runtimes.threads import set_torch_threads
+from deploy_compare.models.runtimes.trained import TwinRuntime, load_torch
 
 
 @RUNTIMES.add

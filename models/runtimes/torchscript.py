@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.kinds import ArtifactFormat, RuntimeFamily
-from models.runtimes.base import ArtifactRuntime, register_format
-from models.runtimes.threads import set_torch_threads
+from deploy_compare.core.kinds import ArtifactFormat, RuntimeFamily
+from deploy_compare.models.runtimes.base import ArtifactRuntime, register_format
+from deploy_compare.models.runtimes.threads import set_torch_threads
 
 
 @register_format

@@ -1,17 +1,17 @@
 """Trained twins as eager runtimes see them: the folder `run_dir.twin_dir(twin)` written by the train stage.
 
-`models.training.load_trained` loads both frameworks; an eager runtime loads only its own framework's
+`deploy_compare.models.training.load_trained` loads both frameworks; an eager runtime loads only its own framework's
 model, so a PyTorch process never imports TensorFlow (nor the reverse) and its load time and memory stay
-its own. Files and their meaning are those of `models.training` (KERAS_FILE, TORCH_FILE).
+its own. Files and their meaning are those of `deploy_compare.models.training` (KERAS_FILE, TORCH_FILE).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.rundir import RunDir
-from models.runtimes.base import Capabilities, Runtime
-from models.zoo import Twin, get_twin
+from deploy_compare.core.rundir import RunDir
+from deploy_compare.models.runtimes.base import Capabilities, Runtime
+from deploy_compare.models.zoo import Twin, get_twin
 
 
 class TwinRuntime(Runtime):
@@ -48,17 +48,17 @@ def load_keras(path: Path) -> tuple[Twin, Any]:
     """The Keras reference model of the trained twin at `path`."""
     import keras
 
-    from models.training import KERAS_FILE
+    from deploy_compare.models.training import KERAS_FILE
 
     _, twin = twin_at(path)
-    return twin, keras.models.load_model(_require(Path(path) / KERAS_FILE))
+    return twin, keras.models.load_model(_require(Path(path) / KERAS_FILE), custom_objects=twin.keras_objects())
 
 
 def load_torch(path: Path) -> tuple[Twin, Any]:
     """The PyTorch twin holding the transplanted Keras weights (eval mode) of the trained twin at `path`."""
     import torch
 
-    from models.training import TORCH_FILE
+    from deploy_compare.models.training import TORCH_FILE
 
     _, twin = twin_at(path)
     model = twin.build_torch()

@@ -23,9 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.registry import Registry
+from deploy_compare.core.registry import Registry
 
 BN_EPSILON = 1e-3  # Keras' default; the PyTorch twins use the same value
+LN_EPSILON = 1e-5  # PyTorch's default; the Keras twins use the same value
 BN_MOMENTUM_KERAS = 0.9  # Keras momentum m <-> PyTorch momentum 1 - m
 BN_MOMENTUM_TORCH = 1.0 - BN_MOMENTUM_KERAS
 
@@ -45,11 +46,15 @@ class Twin(ABC):
     """A model defined in both frameworks. Keras input uses `keras_layout`, PyTorch input `torch_layout`."""
 
     name: ClassVar[str]
-    dataset: ClassVar[str]  # name in models.data.DATASETS
+    dataset: ClassVar[str]  # name in deploy_compare.models.data.DATASETS
     keras_layout: ClassVar[str]  # NF | NHWC (the canonical layout)
     torch_layout: ClassVar[str]  # NF | NCHW
     input_shape: ClassVar[tuple[int, ...]]  # per sample, canonical (Keras) layout
+    input_dtype: ClassVar[str] = "float32"  # int64: token ids
     num_classes: ClassVar[int] = 10
+    # why this twin is not trained here (e.g. minutes per epoch on 2 cores): it keeps its seeded initial weights,
+    # transplanted and checked like a trained one, and is labelled untrained; "" = trained
+    untrained: ClassVar[str] = ""
 
     @abstractmethod
     def build_keras(self) -> Any:
@@ -58,6 +63,10 @@ class Twin(ABC):
     @abstractmethod
     def build_torch(self) -> Any:
         """A fresh torch.nn.Module returning logits."""
+
+    def keras_objects(self) -> dict[str, Any]:
+        """Custom Keras layers its `.keras` file needs to load (`keras.models.load_model(custom_objects=...)`)."""
+        return {}
 
     @abstractmethod
     def weight_map(self) -> list[LayerPair]:
@@ -111,6 +120,24 @@ def _torch_arrays(layer: Any, pair: LayerPair) -> dict[str, np.ndarray]:
         if layer.use_bias:
             out["bias"] = weights[1]
         return out
+    if kind == "DepthwiseConv2D":  # kernel (kh, kw, in, 1) -> grouped conv weight (in, 1, kh, kw)
+        out = {"weight": weights[0].transpose(2, 3, 0, 1)}
+        if layer.use_bias:
+            out["bias"] = weights[1]
+        return out
+    if kind == "LayerNormalization":
+        if abs(layer.epsilon - LN_EPSILON) > 1e-12:
+            raise TransplantError(f"LayerNormalization {layer.name!r} has epsilon {layer.epsilon}; the PyTorch "
+                                  f"twins use {LN_EPSILON}")
+        return {"weight": weights[0], "bias": weights[1]}
+    if kind in ("Embedding", "PositionEmbedding"):
+        return {"weight": weights[0]}
+    if kind == "MultiHeadAttention":  # per-head EinsumDense kernels -> nn.MultiheadAttention's packed in_proj
+        q, k, v, o = (getattr(layer, f"_{part}_dense").get_weights() for part in ("query", "key", "value", "output"))
+        d = q[0].shape[0]
+        return {"in_proj_weight": np.concatenate([w[0].reshape(d, -1).T for w in (q, k, v)]),
+                "in_proj_bias": np.concatenate([w[1].reshape(-1) for w in (q, k, v)]),
+                "out_proj.weight": o[0].reshape(-1, d).T, "out_proj.bias": o[1]}
     if kind == "BatchNormalization":
         if not (layer.center and layer.scale):
             raise TransplantError(f"BatchNormalization {layer.name!r} must use center=True and scale=True")

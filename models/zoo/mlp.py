@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.zoo.base import TWINS, LayerPair, Twin
+from deploy_compare.models.zoo.base import TWINS, LayerPair, Twin
 
 HIDDEN = (128, 64)
 

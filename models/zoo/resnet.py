@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.zoo.base import BN_EPSILON, BN_MOMENTUM_KERAS, TWINS, LayerPair, Twin
+from deploy_compare.models.zoo.base import BN_EPSILON, BN_MOMENTUM_KERAS, TWINS, LayerPair, Twin
 
 WIDTHS = (16, 32, 64)  # one residual block per stage; stages after the first downsample by 2
 
@@ -66,7 +66,7 @@ class ResNetTwin(Twin):
         return keras.Model(inputs, logits, name=self.name)
 
     def build_torch(self) -> Any:
-        from models.zoo.torch_blocks import ResNet
+        from deploy_compare.models.zoo.torch_blocks import ResNet
 
         return ResNet(self.input_shape[-1], WIDTHS[0], stages(), self.num_classes)
 

@@ -6,7 +6,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from models.zoo.base import BN_EPSILON, BN_MOMENTUM_TORCH
+from deploy_compare.models.zoo.base import BN_EPSILON, BN_MOMENTUM_TORCH
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
