@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from core.registry import Registry
-from serving.endpoint import Endpoint
+from deploy_compare.core.registry import Registry
+from deploy_compare.serving.endpoint import Endpoint
 
 if TYPE_CHECKING:
-    from core.config import ServeSettings
-    from serving.catalog import ServedModel
+    from deploy_compare.core.config import ServeSettings
+    from deploy_compare.serving.catalog import ServedModel
+    from deploy_compare.serving.results import WorkerMemory
 
 
 class ServerError(RuntimeError):
@@ -50,6 +51,7 @@ class LaunchSpec:
     cwd: Path | None = None  # native working directory
     container_cwd: str | None = None
     cpus: set[int] | None = None  # CPU pinning (sched_setaffinity / cpuset)
+    shm_size: int | None = None  # a container's /dev/shm in bytes (None: the engine's default, 64 MB)
 
 
 class Handle(ABC):
@@ -111,6 +113,9 @@ class Server(ABC):
     image_enable: ClassVar[str]  # the command that makes `image` present locally
     native_loopback: ClassVar[bool] = True  # False: the native binary cannot bind 127.0.0.1 only
     fatal_log: ClassVar[tuple[str, ...]] = ()  # regexes of log lines that mean "will never be ready"
+    # the launcher choices (`ServeSettings.launcher`) under which a command runs this server without being named
+    # (`ServeSettings.servers`, `--servers`); None: every choice, `auto` included
+    default_launchers: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, launcher: Launcher, settings: ServeSettings, models: list[ServedModel], store: Path,
                  log_path: Path, ports: dict[str, int], cpus: set[int] | None = None) -> None:
@@ -142,6 +147,11 @@ class Server(ABC):
     @abstractmethod
     def model_load_seconds(self) -> dict[str, float]:
         """Model load time per served model, from the server's own metrics (part of the cold start)."""
+
+    def worker_memory(self) -> dict[str, WorkerMemory]:
+        """Memory of each served model's own worker process, by served name (none where the server runs
+        every model in one process)."""
+        return {}
 
     def record(self) -> dict[str, object]:
         """Settings to store with results (no secrets)."""
@@ -199,10 +209,19 @@ class Server(ABC):
 SERVERS: Registry[type[Server]] = Registry("server")
 
 
+def chosen_servers(settings: ServeSettings) -> list[str]:
+    """The servers a command runs: `settings.servers`, else every registered server whose `default_launchers`
+    admit `settings.launcher` (Ray Serve: only where containers were asked for, `docker` or `both`)."""
+    def by_default(cls: type[Server]) -> bool:
+        return cls.default_launchers is None or settings.launcher in cls.default_launchers
+
+    return list(settings.servers) or [n for n in SERVERS.names() if by_default(SERVERS.get(n))]
+
+
 def choose_launcher(choice: str, server_cls: type[Server], settings: ServeSettings) -> Launcher:
     """`auto`: the first launcher (native, then docker) that can run `server_cls` here. An explicit
     choice that cannot run raises `NotAvailable` with its reason. Import the implementations first."""
-    import serving.launchers  # noqa: F401  (registers native and docker)
+    import deploy_compare.serving.launchers  # noqa: F401  (registers native and docker)
 
     names = LAUNCHERS.names() if choice == "auto" else [choice]
     reasons, commands = [], []

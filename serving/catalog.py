@@ -3,33 +3,96 @@ by `deploy-compare serve --fixed-ports` and by docker-compose.yml, which a test 
 module), and the artifacts a run serves, verified against the manifest before anything starts."""
 from __future__ import annotations
 
+import fnmatch
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.exporters.base import ArtifactRecord, Manifest, digest
+from deploy_compare.models.exporters.base import ArtifactRecord, Manifest, digest
 
 # Default ports: the servers' documented defaults. Native runs pick free ports unless asked for these.
 DEFAULT_PORTS: dict[str, dict[str, int]] = {
     "torchserve": {"inference": 8080, "management": 8081, "metrics": 8082, "grpc_inference": 7070,
                    "grpc_management": 7071},
     "tfserving": {"grpc": 8500, "rest": 8501},
+    # Ray Serve's proxies (http, grpc), its Prometheus export (metrics) and every port of the Ray head it runs
+    # (serving/rayserve/config.py); the worker port range is chosen apart (serving/rayserve/server.py)
+    "rayserve": {"http": 8000, "grpc": 9000, "metrics": 8092, "gcs": 6379, "node_manager": 6380,
+                 "object_manager": 8076, "client_server": 10001, "dashboard": 8265, "dashboard_agent": 52365,
+                 "dashboard_agent_grpc": 52366, "runtime_env_agent": 52367, "autoscaler_metrics": 44217,
+                 "dashboard_metrics": 44227},
 }
 # Where the servers see their files inside a container (also used by docker-compose.yml).
 CONTAINER_PATHS: dict[str, dict[str, str]] = {
     "torchserve": {"model_store": "/home/model-server/model-store", "state": "/home/model-server/dc"},
     "tfserving": {"models": "/models", "state": "/etc/deploy-compare"},
 }
-# What each server serves: (artifact format, source framework).
-SERVED_FORMATS: dict[str, tuple[tuple[str, str], ...]] = {
-    "torchserve": (("torchscript", "pytorch"), ("onnx", "pytorch")),
-    "tfserving": (("savedmodel", "tensorflow"),),
+
+
+@dataclass(frozen=True)
+class ServedFormat:
+    """One row of what a server serves: the artifacts of one exporter (and which of its variants).
+
+    Served names and stacks are named by the exporter, so two exporters of one format stay apart
+    (`mlp-onnx-torch`, `mlp-onnx-tf`); a quantized variant adds its name (`mlp-tflite-int8-dynamic`).
+    Quantized variants are served and their parity reported, never gated (conventions rule 9)."""
+
+    exporter: str  # the manifest's exporter name (models/exporters/)
+    format: str  # artifact format: selects the loader in the server (TorchServe: handler.LOADERS)
+    framework: str  # source framework of the artifact
+    runtime: str  # the in-process runtime (models/runtimes/) running the same artifact: the floor row beside it
+    variants: tuple[str, ...] = ("fp32",)
+
+
+# What each server serves, one row per exporter. A new format is a row here (and, for TorchServe, a loader in
+# serving/torchserve/handler.py LOADERS).
+SERVED_FORMATS: dict[str, tuple[ServedFormat, ...]] = {
+    "torchserve": (
+        ServedFormat("torchscript", "torchscript", "pytorch", "torchscript"),
+        ServedFormat("onnx-torch", "onnx", "pytorch", "onnxruntime"),
+        ServedFormat("torch-export", "torch-export", "pytorch", "torch-export"),
+        ServedFormat("aoti", "aoti", "pytorch", "aoti"),
+        ServedFormat("savedmodel", "savedmodel", "tensorflow", "savedmodel"),
+        ServedFormat("tflite", "tflite", "tensorflow", "tflite", ("fp32", "int8-dynamic", "fp16")),
+        ServedFormat("onnx-tf", "onnx", "tensorflow", "onnxruntime"),
+        ServedFormat("onnx-file", "onnx", "onnx", "onnxruntime"),  # a user's own ONNX file (run --model)
+    ),
+    "tfserving": (ServedFormat("savedmodel", "savedmodel", "tensorflow", "savedmodel"),),
+    # Ray Serve: every fp32 artifact of both columns, each in the project's own in-process runtime
+    "rayserve": (
+        ServedFormat("savedmodel", "savedmodel", "tensorflow", "savedmodel"),
+        ServedFormat("tflite", "tflite", "tensorflow", "tflite"),
+        ServedFormat("torchscript", "torchscript", "pytorch", "torchscript"),
+        ServedFormat("onnx-torch", "onnx", "pytorch", "onnxruntime"),
+        ServedFormat("onnx-tf", "onnx", "tensorflow", "onnxruntime"),
+    ),
 }
 
 
-def served_name(twin: str, fmt: str) -> str:
-    """Model name on the server, e.g. `mlp-torchscript` (letters, digits and '-' only)."""
-    return f"{twin}-{fmt}"
+def flavor(exporter: str, variant: str = "fp32") -> str:
+    """What a served model is, without its twin: `onnx-torch`, `tflite`, `tflite-int8-dynamic`."""
+    return exporter if variant == "fp32" else f"{exporter}-{variant}"
+
+
+def served_name(twin: str, exporter: str, variant: str = "fp32") -> str:
+    """Model name on the server, e.g. `mlp-torchscript`, `mlp-onnx-tf` (letters, digits and '-' only)."""
+    return f"{twin}-{flavor(exporter, variant)}"
+
+
+def stack_name(server: str, exporter: str, variant: str = "fp32") -> str:
+    """The stack a served model is measured as: `torchserve/onnx-torch`, `tfserving/savedmodel`."""
+    return f"{server}/{flavor(exporter, variant)}"
+
+
+def served_format(stack: str) -> tuple[ServedFormat, str] | None:
+    """The row and variant behind a stack name (`torchserve/tflite-fp16` -> (tflite row, "fp16")), or None
+    for a stack this catalog does not list (e.g. results of an older run)."""
+    server, _, rest = stack.partition("/")
+    for row in SERVED_FORMATS.get(server, ()):
+        for variant in row.variants:
+            if flavor(row.exporter, variant) == rest:
+                return row, variant
+    return None
 
 
 class ArtifactMismatch(RuntimeError):
@@ -52,6 +115,17 @@ class ServedModel:
     sha256: str
     input_name: str = ""  # signature input / output names (TF Serving's gRPC tensors are keyed by them)
     output_name: str = ""
+    exporter: str = ""  # the manifest's exporter (served names and stacks are named by it)
+    variant: str = "fp32"
+    framework: str = ""  # source framework
+
+    @property
+    def gated(self) -> bool:
+        """Served parity gates fp32 models only; quantized variants report theirs."""
+        return self.variant == "fp32"
+
+    def stack(self, server: str) -> str:
+        return stack_name(server, self.exporter or self.format, self.variant)
 
 
 def verified_model(run_root: Path, rec: ArtifactRecord) -> ServedModel:
@@ -70,23 +144,31 @@ def verified_model(run_root: Path, rec: ArtifactRecord) -> ServedModel:
                                f"(sha256 {actual[:12]}... != recorded {rec.sha256[:12]}...): refused to serve it; "
                                "rerun the export stage or restore the file")
     spec = rec.inputs[0]
-    return ServedModel(twin=rec.twin, format=rec.format, served_name=served_name(rec.twin, rec.format), path=path,
-                       layout=rec.layout, input_shape=tuple(int(d) for d in spec.shape[1:] if d is not None),
+    return ServedModel(twin=rec.twin, format=rec.format, served_name=served_name(rec.twin, rec.exporter, rec.variant),
+                       path=path, layout=rec.layout,
+                       input_shape=tuple(int(d) for d in spec.shape[1:] if d is not None),
                        input_dtype=spec.dtype, sha256=rec.sha256, input_name=spec.name,
-                       output_name=rec.outputs[0].name if rec.outputs else "")
+                       output_name=rec.outputs[0].name if rec.outputs else "", exporter=rec.exporter,
+                       variant=rec.variant, framework=rec.source_framework)
 
 
 def served_models(run_root: Path, manifest: Manifest, server: str, twins: list[str] | None = None,
-                  formats: list[str] | None = None) -> list[ServedModel]:
-    """Every fp32 artifact of `server`'s formats in the manifest (optionally only `twins` / `formats`),
-    verified against the manifest."""
+                  formats: list[str] | None = None, exclude: tuple[str, ...] = ()) -> list[ServedModel]:
+    """Every artifact of `server`'s rows in the manifest (their listed variants; optionally only `twins`, and
+    only `formats` given as exporter names, e.g. `onnx-tf`; without the served names matching an `exclude`
+    pattern), verified against the manifest."""
+    rows = {(r.exporter, r.format, r.framework): r for r in SERVED_FORMATS[server]}
     out = []
     for rec in manifest.artifacts:
-        if rec.variant != "fp32" or (rec.format, rec.source_framework) not in SERVED_FORMATS[server]:
+        row = rows.get((rec.exporter, rec.format, rec.source_framework))
+        if row is None or rec.variant not in row.variants:
             continue
-        if (twins is not None and rec.twin not in twins) or (formats is not None and rec.format not in formats):
+        if (twins is not None and rec.twin not in twins) or (formats is not None and rec.exporter not in formats):
             continue
-        out.append(verified_model(run_root, rec))
+        model = verified_model(run_root, rec)
+        if any(fnmatch.fnmatchcase(model.served_name, pattern) for pattern in exclude):
+            continue
+        out.append(model)
     return out
 
 

@@ -11,14 +11,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from core import cpuidle, ownership
-from core.config import PROFILES, get_profile
-from core.kinds import LauncherChoice, ServerLogging
-from core.rundir import RunDir, session_folder
+from deploy_compare.core import cpuidle, ownership
+from deploy_compare.core.config import PROFILES, get_profile
+from deploy_compare.core.kinds import CpuIdle, LauncherChoice, ServerLogging
+from deploy_compare.core.rundir import RunDir, session_folder
 
 
-def add_launch_arguments(parser: argparse.ArgumentParser, launcher_default: str | None) -> None:
-    """`--launcher` and `--allow-public-bind`, shared by `serve` and `run`."""
+def add_launch_arguments(parser: argparse.ArgumentParser, launcher_default: str | None,
+                         cpu_idle_default: str | None = None) -> None:
+    """`--launcher`, `--allow-public-bind`, `--server-logging` and `--cpu-idle`, shared by `serve` and `run`."""
     parser.add_argument("--launcher", default=launcher_default, choices=[c.value for c in LauncherChoice],
                         help="how servers are started (auto: native where possible, else docker; both: each "
                              "server natively and in a container, side by side; default: "
@@ -28,17 +29,20 @@ def add_launch_arguments(parser: argparse.ArgumentParser, launcher_default: str 
     parser.add_argument("--server-logging", default=None, choices=[c.value for c in ServerLogging],
                         help="TorchServe's logging: serving (the access log, startup, warnings and errors) or "
                              "default (TorchServe's own config: about a dozen lines per request); default: serving")
-    cpuidle.add_argument(parser)
+    cpuidle.add_argument(parser, default=cpu_idle_default)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="a run folder with manifest.json (deploy-compare run ...)")
-    add_launch_arguments(parser, launcher_default=LauncherChoice.AUTO.value)
+    # open-ended: idle cores spin only when asked (--cpu-idle poll, e.g. to point the run's conditions at it)
+    add_launch_arguments(parser, launcher_default=LauncherChoice.AUTO.value, cpu_idle_default=CpuIdle.DEFAULT.value)
     parser.add_argument("--profile", default="quick", choices=list(PROFILES), help="serve settings to use")
     parser.add_argument("--fixed-ports", action="store_true",
                         help="use the servers' default ports (TorchServe 8080-8082/7070-7071, TF Serving "
                              "8500/8501) instead of free ones; fails clearly if one is taken")
     parser.add_argument("--twins", nargs="+", default=None, help="serve only these twins")
+    parser.add_argument("--servers", nargs="+", default=None,
+                        help="start these servers (default: all; rayserve only with --launcher docker or both)")
     parser.add_argument("--check-every", type=float, default=5.0, help="seconds between liveness checks")
 
 
@@ -46,12 +50,12 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from core.errors import UserError
-    from models.parity import ParityTolerance
-    from serving.base import SERVERS, NotAvailable, Server, ServerError
-    from serving.catalog import ArtifactMismatch, PortInUse
-    from serving.session import served_parity
-    from serving.stacks import import_servers, plan_servers
+    from deploy_compare.core.errors import UserError
+    from deploy_compare.models.parity import ParityTolerance
+    from deploy_compare.serving.base import NotAvailable, Server, ServerError, chosen_servers
+    from deploy_compare.serving.catalog import ArtifactMismatch, PortInUse
+    from deploy_compare.serving.session import served_parity
+    from deploy_compare.serving.stacks import import_servers, plan_servers
 
     console = Console()
     try:
@@ -63,14 +67,15 @@ def main(args: argparse.Namespace) -> int:
     ownership.set_run(run_dir.path, out / "logs" / "processes.json")
     console.print(f"outputs of this command: {out}")
     settings = replace(get_profile(args.profile).serve, launcher=args.launcher, fixed_ports=args.fixed_ports,
-                       twins=tuple(args.twins or ()), allow_public_bind=args.allow_public_bind)
+                       twins=tuple(args.twins or ()), allow_public_bind=args.allow_public_bind,
+                       servers=tuple(args.servers or ()))
     if args.server_logging:
         settings = replace(settings, server_logging=args.server_logging)
     import_servers()
     servers: list[Server] = []
     try:
         plans = []
-        for name in SERVERS.names():
+        for name in chosen_servers(settings):
             try:
                 plans += plan_servers(name, run_dir, settings, out=out)
             except (ArtifactMismatch, PortInUse, NotAvailable, FileNotFoundError, ValueError) as exc:
@@ -94,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
             for ep in server.endpoints():
                 p = served_parity(ep, run_dir, ParityTolerance())
                 verdict = "parity ok" if p.ok else f"[red]PARITY FAILED: {escape(p.problem())}[/]"
-                console.print(f"  {ep.protocol:<4} {ep.served_name:<20} {ep.target}  ({ep.layout}; {verdict})")
+                console.print(f"  {ep.protocol:<4} {ep.served_name:<24} {ep.target}  ({ep.layout}; {verdict})")
             key_file = server.record().get("key_file")
             if key_file:
                 console.print(f"  token auth on: send 'Authorization: Bearer <inference key>'; keys in {key_file}")
@@ -102,8 +107,9 @@ def main(args: argparse.Namespace) -> int:
                 console.print(f"  metrics: {server.record()['metrics_url']}")
         if not servers:
             raise UserError("no server could start here (see the reasons above)")
-        # the same idle policy as the load stage, so load pointed at these servers meets the run's conditions
-        with cpuidle.hold(args.cpu_idle or get_profile(args.profile).load.cpu_idle) as idle:
+        # the kernel's choice unless asked: a serve session lasts until Ctrl-C, and polling would keep every
+        # idle core spinning all that time (--cpu-idle poll gives load pointed here the load stage's conditions)
+        with cpuidle.hold(args.cpu_idle) as idle:
             console.print(idle.summary())
             console.print("serving until Ctrl-C ...")
             while True:

@@ -1,7 +1,7 @@
 """Configs for docker-compose.yml, rendered by the same server code as the Docker launcher (fixed
-default ports, 0.0.0.0 inside each container, container paths from `serving.catalog`).
+default ports, 0.0.0.0 inside each container, container paths from `deploy_compare.serving.catalog`).
 
-    python -m serving.compose RUN_DIR [--twins=mlp,cnn]    # what the compose `prepare` service runs
+    python -m deploy_compare.serving.compose RUN_DIR [--twins=mlp,cnn]    # what the compose `prepare` service runs
 
 writes `RUN_DIR/compose/torchserve/config.properties` (with its metrics.yaml and log4j2.xml),
 `RUN_DIR/compose/tfserving/*.config` (via the TF Serving store) and the model
@@ -15,29 +15,32 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from core.config import ServeSettings
-from core.rundir import RunDir
-from serving.base import SERVERS
-from serving.catalog import DEFAULT_PORTS, served_models
-from serving.launchers.docker import DockerLauncher
-from serving.stacks import import_servers
+from deploy_compare.core.config import ServeSettings
+from deploy_compare.core.rundir import RunDir
+from deploy_compare.serving.base import SERVERS
+from deploy_compare.serving.catalog import DEFAULT_PORTS, served_models
+from deploy_compare.serving.launchers.docker import DockerLauncher
+from deploy_compare.serving.stacks import import_servers
 
-COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 # Files the compose services read, relative to the run folder (docker-compose.yml mounts these).
 TORCHSERVE_CONFIG = "compose/torchserve/config.properties"
 # where docker-compose.yml mounts that folder in the torchserve service (read-only)
 TORCHSERVE_CONFIG_MOUNT = "/home/model-server/config"
+COMPOSE_SERVICES = ("torchserve", "tfserving")  # the servers docker-compose.yml runs
 
 
 def render(run_dir: RunDir, settings: ServeSettings | None = None) -> dict[str, Path]:
-    from models.exporters.stage import load_manifest
+    from deploy_compare.models.exporters.stage import load_manifest
 
     import_servers()
     settings = replace(settings or ServeSettings(), launcher="docker", fixed_ports=True)
     manifest = load_manifest(run_dir)
     written: dict[str, Path] = {}
     for name in SERVERS.names():
-        models = served_models(run_dir.path, manifest, name, list(settings.twins) or None)
+        if name not in COMPOSE_SERVICES:  # Ray Serve has no compose service (its launchers run it)
+            continue
+        models = served_models(run_dir.path, manifest, name, list(settings.twins) or None,
+                               list(settings.formats) or None, settings.exclude)
         server = SERVERS.get(name)(DockerLauncher(), settings, models, run_dir.artifacts / name,
                                    run_dir.logs / f"{name}.log", dict(DEFAULT_PORTS[name]), None)
         try:
@@ -62,7 +65,8 @@ def render(run_dir: RunDir, settings: ServeSettings | None = None) -> dict[str, 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.compose", description="render the compose configs")
+    parser = argparse.ArgumentParser(prog="python -m deploy_compare.serving.compose",
+                                     description="render the compose configs")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--twins", default="", help="comma-separated twins to serve (empty: every twin)")
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core.kinds import Layout, Protocol
+from deploy_compare.core.kinds import Layout, Protocol
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,13 @@ class Endpoint:
     metrics_url: str = ""  # the server's Prometheus metrics ("" = none known)
     signature: TensorSignature | None = None  # TF Serving gRPC: the tensor names (None for other endpoints)
     launcher: str = ""  # native | docker ("" when not started by this toolkit); set by the server session
+    variant: str = "fp32"  # the artifact's variant: quantized ones (TFLite int8-dynamic, fp16) report parity, ungated
 
     def describe(self) -> dict[str, Any]:
         """Saved with results: everything but secrets."""
         return {"stack": self.stack, "server": self.server, "protocol": self.protocol, "model": self.model,
                 "served_name": self.served_name, "target": self.target, "layout": self.layout,
-                "launcher": self.launcher,
+                "launcher": self.launcher, "variant": self.variant,
                 "server_cpus": list(self.server_cpus), "settings": dict(self.settings),
                 "metrics_url": self.metrics_url, "signature": asdict(self.signature) if self.signature else None,
                 "auth": "token" if self.headers else "none"}

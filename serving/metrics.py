@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,10 +19,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from serving.endpoint import Endpoint
-
-_SAMPLE = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$')
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+from deploy_compare.serving.endpoint import Endpoint
 
 
 @dataclass(frozen=True)
@@ -33,28 +29,32 @@ class Sample:
     value: float
 
 
-def parse_prometheus(text: str) -> list[Sample]:
-    """Samples of the Prometheus text exposition format (comments and malformed lines skipped)."""
-    out = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line.strip())
-        if not m:
-            continue
-        name, labels, value = m.groups()
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        out.append(Sample(name, dict(_LABEL.findall(labels or "")), number))
-    return out
+def parse_prometheus(text: str, source: str = "metrics text") -> list[Sample]:
+    """Every sample of a Prometheus text exposition (histograms as their `_bucket`/`_sum`/`_count` samples), read
+    by prometheus_client's own parser. Raises ValueError naming `source` when the text does not parse."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        return [Sample(_as_exposed(family, s.name, text), dict(s.labels), float(s.value))
+                for family in text_string_to_metric_families(text) for s in family.samples]
+    except ValueError as exc:
+        raise ValueError(f"{source} is not Prometheus text exposition format: {exc}") from exc
+
+
+def _as_exposed(family, name: str, text: str) -> str:
+    """The sample's name as the server exposes it. The parser renames the samples of a counter declared without
+    `_total` (`# TYPE ts_inference_latency_microseconds counter`) to OpenMetrics' `..._total`; our counter
+    tables, and the series stored in serving.json, use the servers' own names."""
+    if family.type == "counter" and name == f"{family.name}_total" and f"# TYPE {name} counter" not in text:
+        return family.name
+    return name
 
 
 def scrape(url: str, timeout: float = 5.0) -> list[Sample]:
+    """The samples a server's Prometheus endpoint serves now."""
     resp = requests.get(url, timeout=timeout)
     resp.raise_for_status()
-    return parse_prometheus(resp.text)
+    return parse_prometheus(resp.text, source=url)
 
 
 def model_totals(samples: list[Sample], model: str, names: tuple[str, ...]) -> dict[str, float]:
@@ -63,7 +63,8 @@ def model_totals(samples: list[Sample], model: str, names: tuple[str, ...]) -> d
     the load stage drives one endpoint at a time, so a window's delta is that endpoint's)."""
     totals = {n: 0.0 for n in names}
     for s in samples:
-        owner = [s.labels[k] for k in ("model_name", "MODEL_NAME", "model", "ModelName") if k in s.labels]
+        owner = [s.labels[k] for k in ("model_name", "MODEL_NAME", "model", "ModelName", "deployment")
+                 if k in s.labels]
         if s.name in totals and (model in owner or (not owner and s.name in HOST_LEVEL)):
             totals[s.name] += s.value
     return totals
@@ -109,7 +110,9 @@ class IntervalMeans:
 
 
 SAMPLE_INTERVAL_S = 0.5  # sampler period: several samples inside even a quick profile's 2 s point window
-HOST_LEVEL = frozenset({"QueueTime_sum", "QueueTime_count", "WorkerThreadTime_sum", "WorkerThreadTime_count"})
+_RAY_PROXY = tuple(f"ray_serve_{p}_request_latency_ms_{k}" for p in ("http", "grpc") for k in ("sum", "count"))
+HOST_LEVEL = frozenset({"QueueTime_sum", "QueueTime_count", "WorkerThreadTime_sum", "WorkerThreadTime_count",
+                        *_RAY_PROXY})
 
 # Counters per server: (names summed per model, derived means as (name, numerator, denominator, scale)).
 # TorchServe (frontend: org.pytorch.serve.job.RestJob, wlm.WorkerThread; backend: ts/service.py):
@@ -134,6 +137,20 @@ SERVER_COUNTERS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str, flo
          ":tensorflow:serving:request_latency_count"),
         (("mean_request_latency_ms", ":tensorflow:serving:request_latency_sum",
           ":tensorflow:serving:request_latency_count", 1e-3),)),
+    # Ray Serve (ray/serve/_private/request_ingress_metrics.py, replica.py), pushed to Ray's Prometheus export
+    # every RAY_metrics_report_interval_ms (1 s here, serving/rayserve/config.py):
+    #   ray_serve_{http,grpc}_request_latency_ms         the proxy: request in -> answer out (whole server)
+    #   ray_serve_deployment_processing_latency_ms       the model's replica: its method call (label deployment)
+    # the difference is the proxy, the ingress deployment and two router hops
+    "rayserve": (
+        (*_RAY_PROXY, "ray_serve_deployment_processing_latency_ms_sum",
+         "ray_serve_deployment_processing_latency_ms_count"),
+        (("mean_proxy_http_ms", "ray_serve_http_request_latency_ms_sum", "ray_serve_http_request_latency_ms_count",
+          1.0),
+         ("mean_proxy_grpc_ms", "ray_serve_grpc_request_latency_ms_sum", "ray_serve_grpc_request_latency_ms_count",
+          1.0),
+         ("mean_replica_ms", "ray_serve_deployment_processing_latency_ms_sum",
+          "ray_serve_deployment_processing_latency_ms_count", 1.0))),
 }
 
 
@@ -168,7 +185,8 @@ def interval_means(series: list[CounterSample], server: str, t0: float, t1: floa
     return IntervalMeans(t0=first.t, t1=last.t, requests=requests, derived=derived, notes=notes)
 
 
-REQUESTS = {"torchserve": "ts_inference_requests_total", "tfserving": ":tensorflow:serving:request_latency_count"}
+REQUESTS = {"torchserve": "ts_inference_requests_total", "tfserving": ":tensorflow:serving:request_latency_count",
+            "rayserve": "ray_serve_deployment_processing_latency_ms_count"}
 
 
 class _Sampler:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.results import Measurement, NotRun
-from models.parity import ParityOutcome, ParityTolerance
-from serving.metrics import MetricsWindow
+from deploy_compare.core.results import Measurement, NotRun
+from deploy_compare.models.parity import ParityOutcome, ParityTolerance
+from deploy_compare.serving.metrics import MetricsWindow
 
 
 @dataclass
@@ -18,6 +18,7 @@ class ServedParity(ParityOutcome):
     served_name: str
     twin: str
     layout: str
+    variant: str = "fp32"  # quantized variants: figures reported, not gated (`figures.gated` False)
 
 
 @dataclass
@@ -36,6 +37,16 @@ class ColdStart:
 
 
 @dataclass
+class WorkerMemory:
+    """One model's worker process (TorchServe: the Python process running the handler)."""
+
+    pid: int
+    rss_bytes: int  # current RSS
+    peak_rss_bytes: int  # its high-water mark (VmHWM)
+    source: str = "psutil"  # how it was found: psutil on the worker's pid (matched by its socket name)
+
+
+@dataclass
 class ServerMemory:
     """The server's whole process tree (frontend and workers), sampled at a phase of the stage."""
 
@@ -46,6 +57,9 @@ class ServerMemory:
     # Docker launcher: the container's own cgroup (what the container costs, runtime and page cache included)
     cgroup_usage_bytes: int | None = None  # memory.usage as the kernel counts it
     cgroup_working_set_bytes: int | None = None  # usage - inactive file pages (what `docker stats` shows)
+    # each served model's worker process on its own: served name -> its RSS (`Server.worker_memory`)
+    workers: dict[str, WorkerMemory] = field(default_factory=dict)
+    workers_error: str = ""  # why the per-worker split is missing, if it is
 
 
 @dataclass

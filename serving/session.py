@@ -24,39 +24,46 @@ from typing import TYPE_CHECKING
 import numpy as np
 from rich.markup import escape
 
-from core import proc, results
-from models.parity import ParityTolerance, compare
-from serving.base import SERVERS, Server, ServerError
-from serving.clients import make_client
-from serving.endpoint import Endpoint
-from serving.metrics import MetricsWindow, make_around
-from serving.results import ColdStart, ServedParity, ServerMemory, ServerRun, ServingResults
-from serving.stacks import import_servers, plan_servers
+from deploy_compare.core import proc, results
+from deploy_compare.core.results import NotRun
+from deploy_compare.models.heldout import load_batch
+from deploy_compare.models.parity import ParityTolerance, compare_batch
+from deploy_compare.serving.base import Server, ServerError, chosen_servers
+from deploy_compare.serving.clients import make_client
+from deploy_compare.serving.endpoint import Endpoint
+from deploy_compare.serving.metrics import MetricsWindow, make_around
+from deploy_compare.serving.results import ColdStart, ServedParity, ServerMemory, ServerRun, ServingResults
+from deploy_compare.serving.stacks import import_servers, plan_servers
 
 if TYPE_CHECKING:
-    from core.context import RunContext
-    from core.rundir import RunDir
+    from deploy_compare.core.context import RunContext
+    from deploy_compare.core.rundir import RunDir
 
 ServerKey = tuple[str, str]  # (server, launcher)
+# served parity sends the batch in requests of at most this many input values: a 224x224x3 image is 150,528
+# floats, ~3 MB as JSON; the whole 16-image batch (48 MB) got TorchServe's 413 (default limit 6.5 MB) and a
+# reset gRPC stream (run q1)
+MAX_VALUES_PER_REQUEST = 160_000
 
 
-def heldout(run_dir: RunDir, twin: str, layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x in `layout`, y, logits_ref) of a twin's held-out batch."""
-    from models.data import to_layout
-    from models.zoo import get_twin
-
-    data = np.load(run_dir.heldout(twin))
-    return to_layout(data["x"], get_twin(twin).keras_layout, layout), data["y"], data["logits_ref"]
+def heldout(run_dir: RunDir, twin: str, layout: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(x in `layout`, y or None, reference outputs) of a model's reference batch."""
+    batch = load_batch(run_dir.heldout(twin), twin)
+    return batch.input_in(layout), batch.y, batch.ref
 
 
 def served_parity(ep: Endpoint, run_dir: RunDir, tolerance: ParityTolerance) -> ServedParity:
+    """The endpoint's answers to the held-out batch against the reference: gated for fp32, reported (never
+    gated) for a quantized variant, as the artifacts' own parity (models/parity.py)."""
     row = ServedParity(stack=ep.stack, protocol=ep.protocol, served_name=ep.served_name, twin=ep.model,
-                       layout=ep.layout)
-    x, y, ref = heldout(run_dir, ep.model, ep.layout)
+                       layout=ep.layout, variant=ep.variant)
+    batch = load_batch(run_dir.heldout(ep.model), ep.model)
     try:
+        x = batch.input_in(ep.layout)
+        rows = max(1, MAX_VALUES_PER_REQUEST // int(np.prod(x.shape[1:])))
         with make_client(ep) as client:
-            logits = client.predict(x)
-        row.figures = compare(logits, ref, y, tolerance)
+            out = np.concatenate([client.predict(x[i:i + rows]) for i in range(0, len(x), rows)])
+        row.figures = compare_batch(out, batch, tolerance if ep.variant == "fp32" else None)
     except Exception as exc:  # recorded: the endpoint is then not timed
         row.error = f"{type(exc).__name__}: {exc}"
     return row
@@ -72,9 +79,15 @@ def first_request_seconds(ep: Endpoint, run_dir: RunDir) -> float:
 
 
 def sample_memory(server: Server, phase: str) -> ServerMemory:
-    """The process tree's RSS, plus the container's cgroup figures under the Docker launcher."""
+    """The process tree's RSS, plus the container's cgroup figures under the Docker launcher, and each
+    model's worker process on its own (what a framework in a worker costs)."""
     cgroup = server.handle.memory() if server.handle is not None else {}
-    return ServerMemory(phase=phase, **proc.tree_memory(server.pids()), **cgroup)
+    try:
+        workers, workers_error = server.worker_memory(), ""
+    except Exception as exc:  # recorded: the tree's figures stand without the per-worker split
+        workers, workers_error = {}, f"{type(exc).__name__}: {exc}"
+    return ServerMemory(phase=phase, **proc.tree_memory(server.pids()), **cgroup, workers=workers,
+                        workers_error=workers_error)
 
 
 def key_of(server: Server) -> ServerKey:
@@ -136,8 +149,9 @@ class ServerSession:
         console = self.ctx.console
         earlier = self._earlier_probe()
         import_servers()
+        self.record.not_run += self._twins_left_out()
         planned: list[Server] = []
-        for name in SERVERS.names():  # plan (and verify) every server before starting any: a tampered
+        for name in chosen_servers(self.settings):  # plan (and verify) every server before starting any: a tampered
             for plan in plan_servers(name, self.run_dir, self.settings):  # artifact or a taken port stops here
                 if plan.server is not None:  # (`--launcher both`: one plan per launcher)
                     planned.append(plan.server)
@@ -157,6 +171,17 @@ class ServerSession:
             self.fit[key] = fit
             self.record.servers.append(run)
         self.save()
+
+    def _twins_left_out(self) -> list[NotRun]:
+        """The twins the manifest holds that this profile does not serve (`ServeSettings.twins`), as NotRun."""
+        from deploy_compare.models.exporters.stage import load_manifest
+
+        if not self.settings.twins:
+            return []
+        profile = self.ctx.config.profile.name
+        twins = sorted({r.twin for r in load_manifest(self.run_dir).artifacts} - set(self.settings.twins))
+        return [NotRun(what=f"serve/{twin}", reason=f"the {profile} profile serves only twins {self.settings.twins}",
+                       enable_command="make deploy-compare PROFILE=full") for twin in twins]
 
     def _earlier_probe(self) -> dict[ServerKey, list]:
         """A session opened by a later stage rewrites `serving.json`: it keeps the serve stage's sequential

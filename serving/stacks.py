@@ -6,12 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import ServeSettings
-from core.kinds import LauncherChoice
-from core.results import NotRun
-from core.rundir import RunDir
-from serving.base import SERVERS, NotAvailable, Server, choose_launcher
-from serving.catalog import allocate_ports, served_models
+from deploy_compare.core.config import ServeSettings
+from deploy_compare.core.kinds import LauncherChoice
+from deploy_compare.core.results import NotRun
+from deploy_compare.core.rundir import RunDir
+from deploy_compare.serving.base import SERVERS, NotAvailable, Server, choose_launcher
+from deploy_compare.serving.catalog import allocate_ports, served_models
 
 
 def server_cpus(settings: ServeSettings) -> set[int] | None:
@@ -54,7 +54,7 @@ def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: li
     saying why it cannot run here and how to enable it. Raises (before anything starts) on a tampered
     artifact or a taken fixed port. With `out` (a command serving a finished run) the server writes its
     model files and logs under `out`, never in the run."""
-    from models.exporters.stage import load_manifest
+    from deploy_compare.models.exporters.stage import load_manifest
 
     cls = SERVERS.get(name)
     choice = choice or settings.launcher
@@ -64,7 +64,9 @@ def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: li
         launcher = choose_launcher(choice, cls, settings)
     except NotAvailable as exc:
         return Planned(None, NotRun(what=what, reason=exc.reason, enable_command=exc.enable_command))
-    models = served_models(run_dir.path, load_manifest(run_dir), name, list(settings.twins) or None, formats)
+    formats = formats if formats is not None else (list(settings.formats) or None)
+    models = served_models(run_dir.path, load_manifest(run_dir), name, list(settings.twins) or None, formats,
+                           settings.exclude)
     if not models:
         return Planned(None, NotRun(what=what, reason=f"the manifest holds no artifact {name} serves",
                                     enable_command="deploy-compare run --stages export --force"))
@@ -80,5 +82,6 @@ def plan_server(name: str, run_dir: RunDir, settings: ServeSettings, formats: li
 
 def import_servers() -> None:
     """Register every server implementation."""
-    import serving.tfserving.server
-    import serving.torchserve.server  # noqa: F401
+    import deploy_compare.serving.rayserve.server
+    import deploy_compare.serving.tfserving.server
+    import deploy_compare.serving.torchserve.server  # noqa: F401

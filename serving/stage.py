@@ -14,15 +14,15 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from core.results import Measurement
-from core.stats import WindowPolicy, measure_window, summarize
-from serving.clients import make_client
-from serving.endpoint import Endpoint
-from serving.session import ServerSession, heldout
+from deploy_compare.core.results import Measurement
+from deploy_compare.core.stats import WindowPolicy, measure_window, summarize
+from deploy_compare.serving.clients import make_client
+from deploy_compare.serving.endpoint import Endpoint
+from deploy_compare.serving.session import ServerSession, heldout
 
 if TYPE_CHECKING:
-    from core.context import RunContext
-    from core.rundir import RunDir
+    from deploy_compare.core.context import RunContext
+    from deploy_compare.core.rundir import RunDir
 
 # The sequential probe: one request at a time, batch 1, after a short warm-up. A first look at
 # per-protocol latency, not the load test (which owns the real windows).

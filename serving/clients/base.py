@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from core.registry import Registry
-from serving.endpoint import Endpoint
+from deploy_compare.core.registry import Registry
+from deploy_compare.serving.endpoint import Endpoint
 
 
 class PredictError(RuntimeError):
@@ -54,10 +54,13 @@ class Client(ABC):
 
 # "<server>/<protocol>" -> "module:Class" (imported on first use: gRPC and TF protos stay lazy)
 CLIENTS: Registry[str] = Registry("client")
-for _key, _target in (("torchserve/rest", "serving.clients.rest:RestClient"),
-                      ("tfserving/rest", "serving.clients.rest:RestClient"),
-                      ("torchserve/grpc", "serving.clients.torchserve_grpc:TorchServeGrpcClient"),
-                      ("tfserving/grpc", "serving.clients.tfserving_grpc:TFServingGrpcClient")):
+for _key, _target in (("torchserve/rest", "deploy_compare.serving.clients.rest:RestClient"),
+                      ("tfserving/rest", "deploy_compare.serving.clients.rest:RestClient"),
+                      ("torchserve/grpc", "deploy_compare.serving.clients.torchserve_grpc:TorchServeGrpcClient"),
+                      ("tfserving/grpc", "deploy_compare.serving.clients.tfserving_grpc:TFServingGrpcClient"),
+                      # Ray Serve's ingress speaks TF Serving's APIs (serving/rayserve/app.py)
+                      ("rayserve/rest", "deploy_compare.serving.clients.rest:RestClient"),
+                      ("rayserve/grpc", "deploy_compare.serving.clients.tfserving_grpc:TFServingGrpcClient")):
     CLIENTS.register(_key)(_target)
 
 

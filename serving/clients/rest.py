@@ -8,8 +8,8 @@ import json
 import numpy as np
 import requests
 
-from serving.clients.base import Client, PredictError
-from serving.endpoint import Endpoint
+from deploy_compare.serving.clients.base import Client, PredictError
+from deploy_compare.serving.endpoint import Endpoint
 
 
 def request_body(x: np.ndarray) -> bytes:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import grpc
 import numpy as np
 
-from serving.clients.base import Client, PredictError
-from serving.endpoint import Endpoint
+from deploy_compare.serving.clients.base import Client, PredictError
+from deploy_compare.serving.endpoint import Endpoint
 
 SIGNATURE = "serving_default"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import grpc
 import numpy as np
 
-from serving import grpc_stubs
-from serving.clients.base import Client, PredictError
-from serving.clients.rest import parse_response, request_body
-from serving.endpoint import Endpoint
+from deploy_compare.serving import grpc_stubs
+from deploy_compare.serving.clients.base import Client, PredictError
+from deploy_compare.serving.clients.rest import parse_response, request_body
+from deploy_compare.serving.endpoint import Endpoint
 
 
 class TorchServeGrpcClient(Client):

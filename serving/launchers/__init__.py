@@ -1,7 +1,7 @@
 """Launchers: how a server process runs (native process group, Docker container). Importing this
-package registers both in `serving.base.LAUNCHERS`, native first (`auto` prefers it)."""
+package registers both in `deploy_compare.serving.base.LAUNCHERS`, native first (`auto` prefers it)."""
 # registration order = preference order of `--launcher auto`
 # isort: off
-from serving.launchers import native  # noqa: F401  (registered first)
-from serving.launchers import docker  # noqa: F401
+from deploy_compare.serving.launchers import native  # noqa: F401  (registered first)
+from deploy_compare.serving.launchers import docker  # noqa: F401
 # isort: on

@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from core import ownership
-from serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
+from deploy_compare.core import ownership
+from deploy_compare.serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
 
 _LIVE: set[DockerHandle] = set()
 UNPRIVILEGED = (1000, 1000)  # the non-root user of the project's images and of the official ones
@@ -166,6 +166,8 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
     if spec.container_cwd:
         kwargs["working_dir"] = spec.container_cwd
         kwargs["environment"].setdefault("HOME", spec.container_cwd)  # a uid without a passwd entry has none
+    if spec.shm_size:
+        kwargs["shm_size"] = spec.shm_size
     if spec.cpus:
         kwargs["cpuset_cpus"] = ",".join(str(c) for c in sorted(spec.cpus))
     return kwargs

@@ -1,4 +1,4 @@
-"""Native launcher: the server as a local process group (`core.proc.ManagedProcess`):
+"""Native launcher: the server as a local process group (`deploy_compare.core.proc.ManagedProcess`):
 own session, log file in the run folder, stop = SIGTERM to the group -> wait -> SIGKILL, tracked so
 the CLI's `stop_all()` ends it on every exit path (Ctrl-C and SIGTERM included)."""
 from __future__ import annotations
@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.proc import ManagedProcess, group_members
-from serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
+from deploy_compare.core.proc import ManagedProcess, group_members
+from deploy_compare.serving.base import LAUNCHERS, Handle, Launcher, LaunchSpec, NotAvailable, Server
 
 if TYPE_CHECKING:
-    from core.config import ServeSettings
+    from deploy_compare.core.config import ServeSettings
 
 
 def resolve_binary(name: str) -> str | None:
@@ -54,8 +54,9 @@ class NativeLauncher(Launcher):
             raise NotAvailable(f"`{server_cls.binary}` is not installed (not in {Path(sys.executable).parent} "
                                "nor on PATH)", server_cls.install_native)
         if not server_cls.native_loopback and not settings.allow_public_bind:
-            raise NotAvailable(f"native {server_cls.name} binds 0.0.0.0 (it cannot listen on 127.0.0.1 only) and "
-                               "public listeners are off", "rerun with --launcher docker (ports published on 127.0.0.1 "
+            why = getattr(server_cls, "public_listeners", "it binds 0.0.0.0 (it cannot listen on 127.0.0.1 only)")
+            raise NotAvailable(f"native {server_cls.name}: {why}; public listeners are off",
+                               "rerun with --launcher docker (ports published on 127.0.0.1 "
                                "only), or accept a public listener with --allow-public-bind (deploy-compare run / "
                                "serve)")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from google.protobuf import text_format
 
-from serving.tfserving.protos import messages
+from deploy_compare.serving.tfserving.protos import messages
 
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 MODEL_VERSION = 1

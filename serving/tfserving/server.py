@@ -1,7 +1,7 @@
 """TF Serving (`tensorflow_model_server`) behind the `Server` lifecycle: SavedModels laid out as
 `<store>/<name>/<version>/`, configs rendered from protos, REST + gRPC, Prometheus metrics on the
 REST port. Never replaced by another runtime: when neither the binary nor the image exists, the
-stack is reported as not run (see `serving.stacks.plan_server`).
+stack is reported as not run (see `deploy_compare.serving.stacks.plan_server`).
 
 The native binary binds 0.0.0.0 (no flag to bind 127.0.0.1 only: tensorflow/serving#1969), so the
 native launcher refuses it unless public listeners are allowed; under Docker the ports are published
@@ -13,11 +13,11 @@ import shutil
 
 import requests
 
-from serving.base import SERVERS, LaunchSpec, Server
-from serving.catalog import CONTAINER_PATHS
-from serving.endpoint import Endpoint, TensorSignature
-from serving.metrics import parse_prometheus
-from serving.tfserving import config as tfconfig
+from deploy_compare.serving.base import SERVERS, LaunchSpec, Server
+from deploy_compare.serving.catalog import CONTAINER_PATHS
+from deploy_compare.serving.endpoint import Endpoint, TensorSignature
+from deploy_compare.serving.metrics import scrape
+from deploy_compare.serving.tfserving import config as tfconfig
 
 VERSION = "2.21.0"  # matches tensorflow-serving-api in requirements.lock (a unit test checks it)
 APT_INSTALL = (
@@ -89,10 +89,8 @@ class TFServing(Server):
 
     def model_load_seconds(self) -> dict[str, float]:
         """SavedModel load time per model from TF Serving's `:tensorflow:cc:saved_model:load_latency` (us)."""
-        resp = requests.get(self.url(tfconfig.PROMETHEUS_PATH), timeout=5)
-        resp.raise_for_status()
         out: dict[str, float] = {}
-        for s in parse_prometheus(resp.text):
+        for s in scrape(self.url(tfconfig.PROMETHEUS_PATH)):
             if s.name.startswith(":tensorflow:cc:saved_model:load_latency"):
                 for name in self.models:
                     if f"/{name}/" in s.labels.get("model_path", "") + "/":
@@ -106,10 +104,11 @@ class TFServing(Server):
                           server_pids=self.pids(), server_cpus=sorted(self.cpus or ()),
                           settings={**self.record(), "format": m.format},
                           metrics_url=self.url(tfconfig.PROMETHEUS_PATH),
-                          signature=TensorSignature(input_name=m.input_name, output_name=m.output_name))
-            out.append(Endpoint(stack=f"tfserving/{m.format}", protocol="rest",
+                          signature=TensorSignature(input_name=m.input_name, output_name=m.output_name),
+                          variant=m.variant)
+            out.append(Endpoint(stack=m.stack("tfserving"), protocol="rest",
                                 target=self.url(f"/v1/models/{name}:predict"), **common))
-            out.append(Endpoint(stack=f"tfserving/{m.format}", protocol="grpc",
+            out.append(Endpoint(stack=m.stack("tfserving"), protocol="grpc",
                                 target=f"127.0.0.1:{self.ports['grpc']}", **common))
         return out
 

@@ -1,5 +1,6 @@
 """Model archives (.mar) for TorchServe, built with torch-model-archiver's Python API from verified
-TorchScript and ONNX artifacts, each with the shared handler and a `signature.json`.
+artifacts of every format the handler loads (a file, or a folder such as a SavedModel), each with the
+shared handler and a `signature.json`.
 
 Each archive has a sidecar `<name>.mar.json` recording what it was built from (artifact sha256, handler
 sha256, threads) and its own sha256. An archive whose sidecar matches the manifest's artifact, this
@@ -11,14 +12,16 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import results
-from models.exporters.base import digest
-from serving.catalog import ServedModel
+from deploy_compare.core import results
+from deploy_compare.models.exporters.base import digest
+from deploy_compare.serving.catalog import ServedModel
 
 HANDLER = Path(__file__).with_name("handler.py")
+_ARCHIVER_LOCK = threading.Lock()  # tempfile.tempdir is process-wide: one archive at a time per process
 
 
 @dataclass
@@ -39,14 +42,28 @@ def build_mar(model: ServedModel, store: Path, threads: int) -> Path:
 
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dc-mar-") as tmp:
-        signature = Path(tmp) / "signature.json"
-        signature.write_text(json.dumps({
-            "format": model.format, "layout": model.layout, "input_shape": list(model.input_shape),
-            "dtype": model.input_dtype, "threads": threads, "artifact_sha256": model.sha256}))
+        extra = Path(tmp) / "extra"  # the archiver copies this folder's entries into the archive's root
+        extra.mkdir()
+        (extra / "signature.json").write_text(json.dumps({
+            "format": model.format, "variant": model.variant, "artifact": model.path.name, "layout": model.layout,
+            "input_shape": list(model.input_shape), "dtype": model.input_dtype, "threads": threads,
+            "artifact_sha256": model.sha256}))
+        if model.path.is_dir():  # a folder (SavedModel) goes in as it is, under its own name
+            shutil.copytree(model.path, extra / model.path.name)
         config = ModelArchiverConfig(
-            model_name=model.served_name, handler=str(HANDLER), version="1.0", serialized_file=str(model.path),
-            extra_files=str(signature), export_path=str(store), archive_format="default", force=True)
-        generate_model_archive(config)
+            model_name=model.served_name, handler=str(HANDLER), version="1.0",
+            serialized_file=None if model.path.is_dir() else str(model.path), extra_files=str(extra),
+            export_path=str(store), archive_format="default", force=True)
+        # the archiver stages files in gettempdir()/<model name>: two archives of one served name at once (two
+        # runs, or a native and a container server) would share and delete that folder, so each call gets its own
+        stage = Path(tmp) / "stage"
+        stage.mkdir()
+        with _ARCHIVER_LOCK:
+            saved, tempfile.tempdir = tempfile.tempdir, str(stage)
+            try:
+                generate_model_archive(config)
+            finally:
+                tempfile.tempdir = saved
     mar = store / f"{model.served_name}.mar"
     if not mar.is_file():
         raise RuntimeError(f"torch-model-archiver did not write {mar} for {model.served_name}")

@@ -42,6 +42,10 @@ class TorchServeConfig:
     batch_size: int
     max_batch_delay_ms: int
     response_timeout_s: int = 120
+    # how long a worker may take to start (import its framework, load its model) before TorchServe kills and
+    # restarts it: every worker shares the server's core, seven of them took longer than TorchServe's 120 s
+    # default in a container on a loaded machine; the launcher's readiness wait is the bound that reports it
+    startup_timeout_s: int = 120
     job_queue_size: int = 100
     max_request_size: int = 16 * 1024 * 1024  # bytes; larger bodies get 413 from the frontend
     max_response_size: int = 16 * 1024 * 1024
@@ -56,7 +60,8 @@ class TorchServeConfig:
         return {name: {"1.0": {"defaultVersion": True, "marName": mar, "minWorkers": self.workers,
                                "maxWorkers": self.workers, "batchSize": self.batch_size,
                                "maxBatchDelay": self.max_batch_delay_ms,
-                               "responseTimeout": self.response_timeout_s}}
+                               "responseTimeout": self.response_timeout_s,
+                               "startupTimeout": self.startup_timeout_s}}
                 for name, mar in sorted(self.models.items())}
 
     def properties(self) -> dict[str, str]:
@@ -77,6 +82,7 @@ class TorchServeConfig:
             "netty_client_threads": str(self.netty_threads),
             "job_queue_size": str(self.job_queue_size),
             "default_response_timeout": str(self.response_timeout_s),
+            "default_startup_timeout": str(self.startup_timeout_s),
             "max_request_size": str(self.max_request_size),
             "max_response_size": str(self.max_response_size),
             "disable_token_authorization": "false",

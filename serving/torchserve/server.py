@@ -15,15 +15,16 @@ from pathlib import Path
 
 import requests
 
-from core import ownership
-from core.kinds import ServerLogging
-from serving.base import SERVERS, LaunchSpec, Server
-from serving.catalog import CONTAINER_PATHS
-from serving.endpoint import Endpoint
-from serving.images import OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE
-from serving.metrics import parse_prometheus
-from serving.torchserve.archive import prepare_store
-from serving.torchserve.config import METRICS_YAML, SERVING_LOG4J2, TorchServeConfig
+from deploy_compare.core import ownership, proc
+from deploy_compare.core.kinds import ServerLogging
+from deploy_compare.serving.base import SERVERS, LaunchSpec, Server
+from deploy_compare.serving.catalog import CONTAINER_PATHS
+from deploy_compare.serving.endpoint import Endpoint
+from deploy_compare.serving.images import OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE
+from deploy_compare.serving.metrics import scrape
+from deploy_compare.serving.results import WorkerMemory
+from deploy_compare.serving.torchserve.archive import prepare_store
+from deploy_compare.serving.torchserve.config import METRICS_YAML, SERVING_LOG4J2, TorchServeConfig
 
 VERSION = "0.12.0"
 
@@ -70,7 +71,8 @@ class TorchServe(Server):
             bind_host=self.launcher.bind_host, ports=self.ports, model_store=seen(self.store),
             models={name: f"{name}.mar" for name in self.models}, workers=self.settings.workers,
             netty_threads=self.settings.threads, batch_size=self.settings.batch_size,
-            max_batch_delay_ms=self.settings.max_batch_delay_ms, metrics_config=seen(metrics_yaml))
+            max_batch_delay_ms=self.settings.max_batch_delay_ms, metrics_config=seen(metrics_yaml),
+            startup_timeout_s=int(self.settings.ready_timeout_s))
         cfg = self.state_dir / "config.properties"
         cfg.write_text(self.config.render(), encoding="utf-8")
         args = ["--foreground", "--ncs", "--ts-config", seen(cfg), "--model-store", seen(self.store)]
@@ -138,12 +140,34 @@ class TorchServe(Server):
     def worker_pids(self, name: str) -> list[int]:
         return [int(w["pid"]) for w in self.describe(name)[0].get("workers", []) if w.get("pid", -1) > 0]
 
+    def worker_memory(self) -> dict[str, WorkerMemory]:
+        """Each model's worker process, found among the server's processes by the socket its id names
+        (`--sock-name .../.ts.sock.<id>`: the management API's pid is the container's own under Docker)."""
+        import psutil
+
+        by_id: dict[str, int] = {}
+        for pid in self.pids():
+            try:
+                cmd = psutil.Process(pid).cmdline()
+            except psutil.Error:
+                continue
+            sock = next((a for a in cmd if ".ts.sock." in a), None)
+            if sock is not None:
+                by_id[sock.rpartition(".ts.sock.")[2]] = pid
+        out = {}
+        for name in self.models:
+            for worker in self.describe(name)[0].get("workers", []):
+                pid = by_id.get(str(worker.get("id", "")))
+                if pid is not None:
+                    mem = proc.tree_memory([pid])
+                    out[name] = WorkerMemory(pid=pid, rss_bytes=mem["rss_bytes"],
+                                             peak_rss_bytes=mem["peak_rss_bytes"])
+        return out
+
     def model_load_seconds(self) -> dict[str, float]:
         """Model load time per served model from TorchServe's own `WorkerLoadTime` gauge (ms)."""
-        resp = requests.get(self.url("metrics", "/metrics"), timeout=5)
-        resp.raise_for_status()
         out: dict[str, float] = {}
-        for s in parse_prometheus(resp.text):
+        for s in scrape(self.url("metrics", "/metrics")):
             if s.name == "WorkerLoadTime":
                 worker = s.labels.get("WorkerName", "")
                 for name in self.models:
@@ -159,11 +183,12 @@ class TorchServe(Server):
         for name, m in self.models.items():
             common = dict(server="torchserve", model=m.twin, served_name=name, layout=m.layout, headers=headers,
                           server_pids=self.pids(), server_cpus=sorted(self.cpus or ()),
-                          settings={**settings, "format": m.format, "mar_sha256": self.mars.get(name, "")},
-                          metrics_url=self.url("metrics", "/metrics"))
-            out.append(Endpoint(stack=f"torchserve/{m.format}", protocol="rest",
+                          settings={**settings, "format": m.format, "exporter": m.exporter,
+                                    "mar_sha256": self.mars.get(name, "")},
+                          metrics_url=self.url("metrics", "/metrics"), variant=m.variant)
+            out.append(Endpoint(stack=m.stack(self.name), protocol="rest",
                                 target=self.url("inference", f"/predictions/{name}"), **common))
-            out.append(Endpoint(stack=f"torchserve/{m.format}", protocol="grpc",
+            out.append(Endpoint(stack=m.stack(self.name), protocol="grpc",
                                 target=f"127.0.0.1:{self.ports['grpc_inference']}", **common))
         return out
 
