@@ -4,11 +4,18 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from core.config import LoadSettings
-from core.stats import backed_percentiles, repeat_interval, summarize
-from loadtests.plan import RawPoint
-from loadtests.results import GeneratorCpu, LatencySummary, MeasuredPoint, RepeatSummary, Saturation, Sweep
-from loadtests.rules import (
+from deploy_compare.core.config import LoadSettings
+from deploy_compare.core.stats import backed_percentiles, repeat_interval, summarize
+from deploy_compare.loadtests.plan import RawPoint
+from deploy_compare.loadtests.results import (
+    GeneratorCpu,
+    LatencySummary,
+    MeasuredPoint,
+    RepeatSummary,
+    Saturation,
+    Sweep,
+)
+from deploy_compare.loadtests.rules import (
     SATURATING,
     StepFigure,
     ValidityLimits,

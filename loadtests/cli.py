@@ -18,10 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core import cpuidle
-from core.config import PROFILES, get_profile
-from core.kinds import LoadModeKind
-from loadtests.senders import API_PATHS
+from deploy_compare.core import cpuidle
+from deploy_compare.core.config import PROFILES, get_profile
+from deploy_compare.core.kinds import LoadModeKind
+from deploy_compare.loadtests.senders import API_PATHS
 
 
 def _seconds(text: str) -> float:
@@ -39,7 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", choices=["tfserving", "torchserve", "external"], default="external",
                         help="API style (REST path, gRPC method); external = TF Serving-style REST")
     parser.add_argument("--model-name", default="model", help="served model name")
-    parser.add_argument("--mode", choices=[*LoadModeKind, "both"], default=LoadModeKind.CLOSED.value)
+    parser.add_argument("--mode", choices=[*LoadModeKind, "both"], default=LoadModeKind.CLOSED.value,
+                        help="closed (N users, each waits for its answer), open (a Poisson schedule of --rate "
+                             "req/s) or both (closed, then open at fractions of its saturation); default closed")
     parser.add_argument("--users", type=int, nargs="+", help="closed loop: user counts (default 1, 2, 4, ...)")
     parser.add_argument("--rate", type=float, nargs="+", help="open loop: target rates in req/s "
                         "(default with --mode both: fractions of the measured saturation)")
@@ -47,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload", required=True, help="run folder (with --twin), .npy or .npz (array x)")
     parser.add_argument("--twin", help="twin whose held-out batch to send (payload = run folder)")
     parser.add_argument("--layout", default="", help="input layout of the endpoint (NHWC, NCHW, NF)")
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1, help="instances per request (default 1)")
     parser.add_argument("--input-name", default="inputs", help="TF Serving gRPC: signature input name")
     parser.add_argument("--token-file", help="bearer token file (plain text or TorchServe key_file.json)")
     parser.add_argument("--workers", type=int, default=0, help="locust worker processes (distributed mode)")
@@ -58,7 +60,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="before the first point, load the server until stable for at most this long (excluded "
                              "from every figure; 0 = none; default: the profile's)")
     cpuidle.add_argument(parser)
-    parser.add_argument("--out", type=Path, default=Path("results/loadtest"), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("results/loadtest"),
+                        help="output folder (default results/loadtest); one that already holds results is refused "
+                             "unless --force")
+    parser.add_argument("--force", action="store_true", help="write into an --out folder that already holds "
+                                                             "results (loadtest.json and logs are replaced)")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback target")
 
 
@@ -71,7 +77,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _endpoint(args: argparse.Namespace, host_port: str | None = None):
-    from serving.endpoint import Endpoint, TensorSignature
+    from deploy_compare.serving.endpoint import Endpoint, TensorSignature
 
     if args.url:
         parts = urlsplit(args.url)
@@ -97,10 +103,10 @@ def _endpoint(args: argparse.Namespace, host_port: str | None = None):
 
 
 def main(args: argparse.Namespace) -> int:
-    from core.errors import UserError
-    from core.results import save
-    from loadtests.results import LoadTestResults
-    from loadtests.stage import _locust_version, label_of, measure_endpoint, settings_data
+    from deploy_compare.core.errors import UserError
+    from deploy_compare.core.results import save
+    from deploy_compare.loadtests.results import LoadTestResults
+    from deploy_compare.loadtests.stage import _locust_version, label_of, measure_endpoint, settings_data
 
     profile = get_profile(args.profile)
     settings = profile.load
@@ -116,20 +122,23 @@ def main(args: argparse.Namespace) -> int:
     if args.token_file and not Path(args.token_file).is_file():
         raise UserError(f"--token-file {args.token_file} does not exist")
     try:
-        from loadtests.payload import build_payload
+        from deploy_compare.loadtests.payload import build_payload
 
         build_payload(args.payload, twin=args.twin, layout=args.layout or None, batch_size=args.batch_size)
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"payload: {exc}") from None
     out = args.out.resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise UserError(f"--out {out} already holds results; choose another --out, or pass --force to write into "
+                        "it (loadtest.json and logs are replaced)")
     log_dir = out / "logs"
     args.log_dir = log_dir
     null_server, port = None, 0
     try:
         if args.null:
-            from loadtests.headroom import server_core_for_null
-            from loadtests.launch import free_port
-            from loadtests.nullserver import start_null_server
+            from deploy_compare.loadtests.headroom import server_core_for_null
+            from deploy_compare.loadtests.launch import free_port
+            from deploy_compare.loadtests.nullserver import start_null_server
 
             port = free_port()
             if not args.server_cpus:
@@ -167,7 +176,7 @@ def _print_summary(measured) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from loadtests.stage import summary_line
+    from deploy_compare.loadtests.stage import summary_line
 
     table = Table(title=f"{measured.endpoint['stack']} {measured.endpoint['protocol']} "
                         f"({measured.endpoint['target']})")

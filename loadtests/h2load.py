@@ -12,8 +12,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.proc import ManagedProcess
-from loadtests.http2 import grpc_message
+from deploy_compare.core.proc import ManagedProcess
+from deploy_compare.loadtests.http2 import grpc_message
 
 INSTALL = "apt-get install -y nghttp2-client"
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}

@@ -20,17 +20,23 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.config import LoadSettings
-from core.kinds import LoadModeKind, Protocol
-from core.results import NotRun
-from loadtests.launch import LocustTarget, free_port
-from loadtests.modes import LoadJob, get_mode
-from loadtests.modes.closed import doubling_steps
-from loadtests.nullgrpc import start_null_grpc_server
-from loadtests.nullserver import start_null_server
-from loadtests.results import EndpointLoad, GeneratorHeadroom, HarnessShare, LoadTestResults, MeasuredPoint
-from loadtests.rules import StepFigure, sweep_stop_reason
-from serving.endpoint import Endpoint
+from deploy_compare.core.config import LoadSettings
+from deploy_compare.core.kinds import LoadModeKind, Protocol
+from deploy_compare.core.results import NotRun
+from deploy_compare.loadtests.launch import LocustTarget, free_port
+from deploy_compare.loadtests.modes import LoadJob, get_mode
+from deploy_compare.loadtests.modes.closed import doubling_steps
+from deploy_compare.loadtests.nullgrpc import start_null_grpc_server
+from deploy_compare.loadtests.nullserver import start_null_server
+from deploy_compare.loadtests.results import (
+    EndpointLoad,
+    GeneratorHeadroom,
+    HarnessShare,
+    LoadTestResults,
+    MeasuredPoint,
+)
+from deploy_compare.loadtests.rules import StepFigure, sweep_stop_reason
+from deploy_compare.serving.endpoint import Endpoint
 
 NULL_SERVERS: dict[str, Callable] = {Protocol.REST: start_null_server, Protocol.GRPC: start_null_grpc_server}
 MIN_RATIO = 5.0  # a generator with less than 5x the server's rate can shape what it measures
@@ -108,7 +114,9 @@ def measure_headroom(endpoint: Endpoint, settings: LoadSettings, payload: str, l
         target = LocustTarget.for_endpoint(null_endpoint(endpoint, port, server.pid, server_cpus), payload,
                                            twin=twin)
         steps = users or doubling_steps(settings.max_users)
-        sweep_settings = replace(settings, window=settings.headroom_window or settings.window)
+        # one window per step: the null endpoint answers thousands of requests a second, steadily
+        sweep_settings = replace(settings, window=settings.headroom_window or settings.window, windows_per_point=1,
+                                 settle_windows=0)
         job = LoadJob(target=target, settings=sweep_settings, log_dir=Path(log_dir), name=f"headroom-{protocol}",
                       cpus=gen, workers=settings.workers, users=steps, stop_rule=False)
         outcome = get_mode(LoadModeKind.CLOSED).run(job)
@@ -119,16 +127,17 @@ def measure_headroom(endpoint: Endpoint, settings: LoadSettings, payload: str, l
     return headroom_of(protocol, twin, outcome.points, settings, sorted(gen or ()), sorted(server_cpus))
 
 
-def measure_headrooms(endpoints: Sequence[Endpoint], settings: LoadSettings, payload: str,
-                      log_dir: Path) -> tuple[list[GeneratorHeadroom], list[NotRun]]:
-    """One null sweep per (protocol, twin) among `endpoints`; a failed one is recorded, never fatal."""
+def measure_headrooms(endpoints: Sequence[Endpoint], settings: LoadSettings, payload: str, log_dir: Path,
+                      users: list[int] | None = None) -> tuple[list[GeneratorHeadroom], list[NotRun]]:
+    """One null sweep per (protocol, twin) among `endpoints`, at `users` (default: the doubling steps to
+    `max_users`); a failed one is recorded, never fatal."""
     seen: dict[tuple[str, str], Endpoint] = {}
     for ep in endpoints:
         seen.setdefault((ep.protocol, ep.model), ep)
     out, failed = [], []
     for (protocol, twin), ep in seen.items():
         try:
-            out.append(measure_headroom(ep, settings, payload, log_dir, twin=twin))
+            out.append(measure_headroom(ep, settings, payload, log_dir, twin=twin, users=users))
         except Exception as exc:  # a check, not a gate: recorded, the servers are still measured
             failed.append(NotRun(what=f"load/null {protocol} headroom ({twin})", reason=f"{type(exc).__name__}: {exc}",
                                  enable_command="deploy-compare loadtest --null --payload RUN --twin TWIN"))
@@ -163,6 +172,8 @@ def harness_share(point: MeasuredPoint, headroom: GeneratorHeadroom) -> HarnessS
 def _fastest(endpoints: Sequence[EndpointLoad], protocol: str) -> tuple[float | None, str | None]:
     best: tuple[float | None, str | None] = (None, None)
     for ep in endpoints:
+        if ep.status != "ok":  # a failed endpoint's partial figures are not results (its points are kept, shown failed)
+            continue
         rps = ep.saturation.rps if ep.saturation else ep.saturation_rps
         if ep.endpoint.get("protocol") == protocol and rps and (best[0] is None or rps > best[0]):
             best = (rps, f"{ep.endpoint.get('stack')} {protocol} ({ep.endpoint.get('model')})")

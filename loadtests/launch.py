@@ -1,7 +1,7 @@
 """Run a `Plan` in locust processes (never in this one: locust monkey-patches with gevent on import).
 
 `LocustTarget` says how the locust process reaches an endpoint (which locustfile, host, options) and
-what it sends (the requests' wire bytes, built here: `loadtests.requests`; they travel in the plan);
+what it sends (the requests' wire bytes, built here: `deploy_compare.loadtests.requests`; they travel in the plan);
 `run_plan` starts `locust --headless` (single process, or a master plus N `--worker` processes, all on
 127.0.0.1), pinned to the generator's cores, waits for it (bounded), stops every process it started
 and returns the `RawRun` the controller wrote. Headers (which may hold a token) travel in a 0600
@@ -14,22 +14,26 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.proc import ManagedProcess
-from core.results import from_json_data, save
-from loadtests.payload import build_payload
-from loadtests.plan import Plan, RawRun
-from loadtests.requests import wire_requests
-from serving.endpoint import Endpoint
+from deploy_compare.core.proc import ManagedProcess
+from deploy_compare.core.results import from_json_data, save
+from deploy_compare.loadtests.payload import build_payload
+from deploy_compare.loadtests.plan import Plan, RawRun
+from deploy_compare.loadtests.requests import wire_requests
+from deploy_compare.serving.endpoint import Endpoint
 
 LOCUSTFILES = Path(__file__).resolve().parent / "locustfiles"
 # (server, protocol) -> locustfile; "null" and "external" speak TF Serving-style REST
 _FILES = {("torchserve", "rest"): "rest.py", ("tfserving", "rest"): "rest.py", ("null", "rest"): "rest.py",
           ("external", "rest"): "rest.py", ("torchserve", "grpc"): "torchserve_grpc.py",
-          ("tfserving", "grpc"): "tfserving_grpc.py"}
+          ("tfserving", "grpc"): "tfserving_grpc.py",
+          # Ray Serve's ingress speaks TF Serving's REST and gRPC APIs (serving/rayserve/app.py)
+          ("rayserve", "rest"): "rest.py", ("rayserve", "grpc"): "tfserving_grpc.py"}
 
 
 class LocustFailed(RuntimeError):
@@ -88,14 +92,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_plan(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] | None = None,
-             workers: int = 0, name: str = "locust", timeout: float) -> RawRun:
-    """Run `plan` against `target` (with `workers` > 0: a master and that many workers on loopback).
+@dataclass
+class RunningLocust:
+    """A started locust run (`started`): its head process and where it writes its `RawRun`."""
+    head: ManagedProcess
+    out: Path
+    target: LocustTarget
 
-    `timeout` bounds the whole run (the plan's mode knows how long its steps may take). Returns the raw
-    run; its `error` says if the locust side failed part-way (points so far are kept).
-    Raises `LocustFailed` when locust produced no result at all (with the log's tail).
-    """
+    def alive(self) -> bool:
+        return self.head.popen is not None and self.head.popen.poll() is None
+
+    def result(self, timed_out: bool) -> RawRun:
+        """The raw run it wrote; raises `LocustFailed` with the log's tail when it wrote none."""
+        if not self.out.exists():
+            assert self.head.popen is not None
+            why = "did not finish in time" if timed_out else f"exited with code {self.head.popen.returncode}"
+            raise LocustFailed(f"locust ({self.target.locustfile.name}) {why} without results; log "
+                               f"{self.head.log_path}:\n{self.head.log_tail(3000)}")
+        return from_json_data(RawRun, json.loads(self.out.read_text(encoding="utf-8")))
+
+
+@contextmanager
+def started(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] | None = None,
+            workers: int = 0, name: str = "locust") -> Iterator[RunningLocust]:
+    """Start `plan` against `target` in locust processes (with `workers` > 0: a master and that many workers
+    on loopback); every process is stopped when the block exits, however it exits."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: list[ManagedProcess] = []
@@ -126,17 +147,23 @@ def run_plan(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] 
                                "--loglevel", "WARNING", "--dc-plan", str(plan_path)]  # for its requests
                 procs.append(ManagedProcess(argv, log_dir / f"{name}-worker{i}.log", cpus=cpus,
                                             name=f"{name} (locust worker {i})").start())
-            deadline = time.monotonic() + timeout
-            assert head.popen is not None
-            while head.popen.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.1)
-            timed_out = head.popen.poll() is None
+            yield RunningLocust(head=head, out=out, target=target)
         finally:
             for p in reversed(procs):
                 p.stop(timeout=10)
-        if not out.exists():
-            why = f"did not finish within {timeout:.0f} s" if timed_out else \
-                f"exited with code {head.popen.returncode}"
-            raise LocustFailed(f"locust ({target.locustfile.name}) {why} without results; log {head.log_path}:\n"
-                               f"{head.log_tail(3000)}")
-        return from_json_data(RawRun, json.loads(out.read_text(encoding="utf-8")))
+
+
+def run_plan(plan: Plan, target: LocustTarget, *, log_dir: Path, cpus: set[int] | None = None,
+             workers: int = 0, name: str = "locust", timeout: float) -> RawRun:
+    """Run `plan` against `target` (`started`) and wait for it, bounded by `timeout` (the plan's mode knows
+    how long its steps may take). Returns the raw run; its `error` says if the locust side failed part-way
+    (points so far are kept). Raises `LocustFailed` when locust produced no result at all (with the log's tail).
+    """
+    with started(plan, target, log_dir=log_dir, cpus=cpus, workers=workers, name=name) as run:
+        deadline = time.monotonic() + timeout
+        while run.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        timed_out = run.alive()
+        if timed_out:  # stop it before reading what it wrote (the block's exit would, after the folder is gone)
+            run.head.stop(timeout=10)
+        return run.result(timed_out)

@@ -2,7 +2,7 @@
 `InferenceAPIsService/Predictions` and TF Serving's `PredictionService/Predict` with fixed response
 bytes, so the gRPC load generator can be measured against something that costs (almost) nothing.
 
-Raw asyncio protocol speaking just the HTTP/2 a unary call needs (`loadtests.http2`), like the REST
+Raw asyncio protocol speaking just the HTTP/2 a unary call needs (`deploy_compare.loadtests.http2`), like the REST
 null endpoint's raw HTTP/1.1: a grpc.aio server took ~0.27 ms of its core per call and topped out near
 3,800 calls/s, below what the generator can send from its core, so the generator's capacity could
 not be measured against it. The request is not decoded (raw bytes in, fixed bytes out): a method
@@ -10,7 +10,7 @@ whose name contains "Error" answers INTERNAL (to exercise error counting), a kno
 fixed response, any other method an empty message. Any gRPC client works (grpcio included): its
 SETTINGS, PING and WINDOW_UPDATE are answered and honoured; answers wait for the client's window.
 
-    python -m loadtests.nullgrpc --port 7070 [--host 127.0.0.1]
+    python -m deploy_compare.loadtests.nullgrpc --port 7070 [--host 127.0.0.1]
 
 Start it in its own process (`start_null_grpc_server`), pinned to the server's core.
 """
@@ -22,8 +22,8 @@ import struct
 import sys
 from pathlib import Path
 
-from loadtests import http2 as h2
-from loadtests.nullserver import WORKER, start_listening
+from deploy_compare.loadtests import http2 as h2
+from deploy_compare.loadtests.nullserver import WORKER, start_listening
 
 TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
 TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
@@ -183,8 +183,8 @@ async def _serve(host: str, port: int, delay_ms: float = 0.0) -> None:
 def start_null_grpc_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1",
                            delay_ms: float = 0.0):
     """Start the gRPC null server in its own process group (a ManagedProcess); returns it once listening."""
-    return start_listening("loadtests.nullgrpc", ["--delay-ms", str(delay_ms)], log_path, host=host, port=port,
-                           cpus=cpus, what="null gRPC server", timeout=20.0)
+    return start_listening("deploy_compare.loadtests.nullgrpc", ["--delay-ms", str(delay_ms)], log_path, host=host,
+                           port=port, cpus=cpus, what="null gRPC server", timeout=20.0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@
 Raw asyncio protocol (no framework): keep-alive, Content-Length bodies, pipelining-safe. A path
 containing "error" answers HTTP 500 (to exercise error counting); GET answers a health document.
 
-    python -m loadtests.nullserver --port 8080 [--host 127.0.0.1]
+    python -m deploy_compare.loadtests.nullserver --port 8080 [--host 127.0.0.1]
 
 Start it in its own process (`start_null_server`), pinned to the server's core.
 """
@@ -124,7 +124,7 @@ def start_listening(module: str, args: list[str], log_path: Path, *, host: str, 
                     what: str, timeout: float = 10.0):
     """Start `python -m module --host H --port P ARGS` in its own process group (a ManagedProcess) and
     return it once the port accepts connections; stopped, with its log's tail in the error, if it does not."""
-    from core.proc import ManagedProcess
+    from deploy_compare.core.proc import ManagedProcess
 
     proc = ManagedProcess([sys.executable, "-m", module, "--host", host, "--port", str(port), *args], log_path,
                           cpus=cpus, name=module.rsplit(".", 1)[-1]).start()
@@ -140,8 +140,8 @@ def start_listening(module: str, args: list[str], log_path: Path, *, host: str, 
 def start_null_server(port: int, log_path: Path, cpus: set[int] | None = None, host: str = "127.0.0.1",
                       delay_ms: float = 0.0):
     """Start the null server in its own process group (a ManagedProcess); returns it once listening."""
-    return start_listening("loadtests.nullserver", ["--delay-ms", str(delay_ms)], log_path, host=host, port=port,
-                           cpus=cpus, what="null server")
+    return start_listening("deploy_compare.loadtests.nullserver", ["--delay-ms", str(delay_ms)], log_path, host=host,
+                           port=port, cpus=cpus, what="null server")
 
 
 def main(argv: list[str] | None = None) -> int:

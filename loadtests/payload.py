@@ -2,12 +2,12 @@
 
 A payload source is either a run folder (the twin's held-out batch, `RunDir.heldout(twin)`, x in the
 canonical = Keras layout) or a user's `.npy` / `.npz` file (`x` array, or the only array). The batch is
-converted to the endpoint's layout with `models.data.to_layout`, and request bodies are serialized
+converted to the endpoint's layout with `deploy_compare.models.data.to_layout`, and request bodies are serialized
 once, before the load starts, so the generator only sends bytes:
 
 - REST: JSON `{"instances": [...]}` (the TF Serving row format; TorchServe handlers of this project
-  accept the same body), encoded as the serving clients encode it (`serving.clients.rest.request_body`).
-- gRPC: the official protobuf messages (`loadtests.requests.wire_requests`).
+  accept the same body), encoded as the serving clients encode it (`deploy_compare.serving.clients.rest.request_body`).
+- gRPC: the official protobuf messages (`deploy_compare.loadtests.requests.wire_requests`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 
 @dataclass
 class Payload:
-    x: np.ndarray  # float32, already in the endpoint's layout
+    x: np.ndarray  # float32 (integer token ids stay integers), already in the endpoint's layout
     source: str  # where it came from (for the record)
     layout: str
     batch_size: int
@@ -31,18 +31,18 @@ class Payload:
         out = []
         for i in range(count):
             idx = [(i * self.batch_size + j) % n for j in range(self.batch_size)]
-            out.append(np.ascontiguousarray(self.x[idx], dtype=np.float32))
+            out.append(np.ascontiguousarray(self.x[idx]))
         return out
 
     def rest_bodies(self, limit: int = 64) -> list[bytes]:
-        from serving.clients.rest import request_body
+        from deploy_compare.serving.clients.rest import request_body
 
         return [request_body(b) for b in self.batches(limit)]
 
     def describe(self) -> dict:
         sample = self.rest_bodies(1)[0]
         return {"source": self.source, "layout": self.layout, "batch_size": self.batch_size,
-                "sample_shape": list(self.x.shape[1:]), "dtype": "float32",
+                "sample_shape": list(self.x.shape[1:]), "dtype": self.x.dtype.name,
                 "rest_body_bytes": len(sample),
                 "encoding": "json instances (REST; TorchServe gRPC input data), float32 TensorProto (TF Serving gRPC)"}
 
@@ -51,7 +51,7 @@ def load_inputs(source: str | Path, twin: str | None = None) -> tuple[np.ndarray
     """(x, description) from a run folder (needs `twin`) or a .npy/.npz file."""
     path = Path(source)
     if path.is_dir():
-        from core.rundir import RunDir
+        from deploy_compare.core.rundir import RunDir
 
         if not twin:
             raise ValueError(f"payload {path} is a run folder: say which twin's held-out batch to send (--twin)")
@@ -74,7 +74,7 @@ def load_inputs(source: str | Path, twin: str | None = None) -> tuple[np.ndarray
         raise ValueError(f"payload {path}: expected a run folder, a .npy or a .npz file")
     if x.ndim < 2 or x.shape[0] < 1:
         raise ValueError(f"payload {path}: expected a batch (N, ...) with N >= 1, got shape {x.shape}")
-    return np.asarray(x, dtype=np.float32), str(path)
+    return np.asarray(x, dtype=x.dtype if x.dtype.kind in "iu" else np.float32), str(path)  # token ids stay ints
 
 
 def build_payload(source: str | Path, *, twin: str | None = None, layout: str | None = None,
@@ -88,13 +88,14 @@ def build_payload(source: str | Path, *, twin: str | None = None, layout: str | 
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     x, desc = load_inputs(source, twin)
     if source_layout is None and Path(source).is_dir() and twin:
-        from models.zoo import get_twin
+        from deploy_compare.core.rundir import RunDir
+        from deploy_compare.models.heldout import load_batch
 
-        source_layout = get_twin(twin).keras_layout
+        source_layout = load_batch(RunDir(Path(source)).heldout(twin), twin).layout
     target = layout or source_layout
     if source_layout and target and source_layout != target:
-        from models.data import to_layout
+        from deploy_compare.models.data import to_layout
 
         x = to_layout(x, source_layout, target)
-    return Payload(x=np.ascontiguousarray(x, dtype=np.float32), source=desc, layout=target or "as-is",
+    return Payload(x=np.ascontiguousarray(x), source=desc, layout=target or "as-is",
                    batch_size=batch_size)

@@ -7,8 +7,8 @@ locust monkey-patches the standard library with gevent, so it always runs in its
   (milliseconds, perf_counter deltas), errors by kind and the generator's CPU time per process.
 - `RawPart`: one locust process's share of a point (a worker sends its part to the master as a
   message); `RawPoint.from_parts` joins them.
-All of them cross the process boundary as JSON of these dataclasses (`core.results`).
-  Statistics are derived from these by the orchestrator (`loadtests.analysis`), never by locust.
+All of them cross the process boundary as JSON of these dataclasses (`deploy_compare.core.results`).
+  Statistics are derived from these by the orchestrator (`deploy_compare.loadtests.analysis`), never by locust.
 
 Light module: numpy-free, locust-free; imported on both sides.
 """
@@ -18,8 +18,8 @@ import base64
 import random
 from dataclasses import dataclass, field
 
-from core.kinds import LoadModeKind
-from core.stats import WindowPolicy
+from deploy_compare.core.kinds import LoadModeKind
+from deploy_compare.core.stats import WindowPolicy
 
 
 @dataclass
@@ -45,6 +45,11 @@ class Plan:
     connections: int = 64  # open: requests in flight at most (connections / streams); the rest wait
     drain_seconds: float = 10.0  # open: how long to wait for outstanding requests after the last send
     realtime_priority: int = 0  # open: SCHED_FIFO priority of the sending processes during a point (0: normal)
+    # closed, paired rounds (`deploy_compare.loadtests.paired`): the folder the orchestrator writes one command
+    # per window to (`cmd-<n>.json`: users, or stop) and this process answers in (`out-<n>.json`, a RawPoint);
+    # between windows no user runs. Empty: the plan's own steps, one after another
+    gate_dir: str = ""
+    gate_timeout: float = 900.0  # closed, gated: the longest wait for the next command
     requests: list[str] = field(default_factory=list, repr=False)  # base64 of the requests' wire bytes
 
     def set_requests(self, wire: list[bytes]) -> None:
@@ -61,7 +66,7 @@ class ProcessCpu:
     pid: int
     cpu_seconds: float  # user + system CPU time of the process during the window
     wall_seconds: float
-    scheduling: str = ""  # open loop: the sending threads' scheduling policy (`core.realtime`)
+    scheduling: str = ""  # open loop: the sending threads' scheduling policy (`deploy_compare.core.realtime`)
 
     @property
     def fraction(self) -> float:

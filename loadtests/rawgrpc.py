@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from loadtests.http2 import (
+from deploy_compare.loadtests.http2 import (
     ACK,
     CONTINUATION,
     DATA,
@@ -58,7 +58,7 @@ from loadtests.http2 import (
     settings_values,
     window_update,
 )
-from loadtests.rawhttp import Connection, HttpStatusError, RawSender
+from deploy_compare.loadtests.rawhttp import Connection, HttpStatusError, RawSender
 
 LAST_STREAM = 2**31 - 1
 

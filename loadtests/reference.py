@@ -9,7 +9,7 @@ the null endpoint on core 0, wrk at 1 connection on core 1, 90 one-second window
 server met different phases and their p50 at 1 user differed by up to 20% (runs p1/p2). The reference
 shows how far the machine itself moved during this stage; it is not used to correct any figure.
 
-What it is: the null endpoint (`loadtests.nullserver`, pinned to the server's core) and a plain blocking
+What it is: the null endpoint (`deploy_compare.loadtests.nullserver`, pinned to the server's core) and a plain blocking
 socket client (a fresh process pinned to the generator's cores) sending one fixed POST at a time for
 `REFERENCE_SECONDS`, after a short warm-up. The same loop every time: only the machine changes.
 """
@@ -22,14 +22,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from loadtests.nullserver import OK_ANSWER
-from loadtests.results import MachineReference, ReferenceSample
+from deploy_compare.loadtests.nullserver import OK_ANSWER
+from deploy_compare.loadtests.results import MachineReference, ReferenceSample
 
 REFERENCE_SECONDS = 1.0
 WARMUP_SECONDS = 0.2
 REQUEST = (b"POST /predictions/reference HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
            b"Content-Length: 27\r\n\r\n{\"instances\": [[0.0, 1.0]]}")
-LOOP = ("the null endpoint (loadtests.nullserver) on the server's core, a blocking-socket client on the "
+LOOP = ("the null endpoint (deploy_compare.loadtests.nullserver) on the server's core, a blocking-socket client on the "
         f"generator's cores, one request at a time, {REFERENCE_SECONDS:g} s after a {WARMUP_SECONDS:g} s warm-up")
 
 
@@ -46,7 +46,7 @@ def _read_answer(sock: socket.socket, buf: bytearray) -> None:
 
 
 def sample_loop(payload: dict) -> dict:
-    """In a fresh process (`core.proc.run_isolated`): the loop against 127.0.0.1:`port`."""
+    """In a fresh process (`deploy_compare.core.proc.run_isolated`): the loop against 127.0.0.1:`port`."""
     port, seconds = int(payload["port"]), float(payload.get("seconds", REFERENCE_SECONDS))
     lat: list[float] = []
     buf = bytearray()
@@ -79,13 +79,13 @@ class ReferenceProbe:
 
     def sample(self, before: str) -> ReferenceSample | None:
         """One sample (None once sampling has failed: the failure is recorded, the stage goes on)."""
-        from core.proc import run_isolated
+        from deploy_compare.core.proc import run_isolated
 
         if self.record.failure is not None or self._server is None:
             return None
         t = time.time()
         try:
-            r = run_isolated("loadtests.reference:sample_loop", {"port": self._port}, timeout=30.0,
+            r = run_isolated("deploy_compare.loadtests.reference:sample_loop", {"port": self._port}, timeout=30.0,
                              cpus=self.cpus, log_path=self.log_dir / "reference.log")
         except Exception as exc:  # a check beside the figures, not a gate: recorded with its reason
             self.record.failure = f"reference sample before {before} failed: {type(exc).__name__}: {exc}"
@@ -98,8 +98,8 @@ class ReferenceProbe:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[ReferenceProbe]:
-        from loadtests.launch import free_port
-        from loadtests.nullserver import start_null_server
+        from deploy_compare.loadtests.launch import free_port
+        from deploy_compare.loadtests.nullserver import start_null_server
 
         self._port = free_port()
         try:

@@ -1,4 +1,4 @@
-"""Typed load-test results (saved as `loadtest.json` with `core.results.save`).
+"""Typed load-test results (saved as `loadtest.json` with `deploy_compare.core.results.save`).
 
 Statistics come from our own raw per-request samples (perf_counter, ms), never from locust's rounded
 stats; the successful samples of every point are kept (rounded to 1 microsecond) so any other
@@ -6,16 +6,18 @@ percentile can be recomputed.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.cpuidle import CpuIdleRecord
-from core.results import NotRun
+from deploy_compare.core.cpuidle import CpuIdleRecord
+from deploy_compare.core.results import NotRun
+from deploy_compare.core.stats import PairedRatio
 
 
 @dataclass
 class LatencySummary:
-    stats: dict[str, float]  # n, mean, std, min, max, p50, p90, p99, p99.9 (ms), from raw samples
+    stats: dict[str, float]  # n, mean, std, min, max, p50, p90, p95, p99, p99.9 (ms), from raw samples
     backed: list[str]  # percentiles the sample count backs at 99% confidence (stats.backed_percentiles)
 
 
@@ -75,6 +77,9 @@ class MeasuredPoint:
     # the metrics scrapes inside them)
     window_start_unix: float | None = None
     window_end_unix: float | None = None
+    # paired rounds: share of a core each server NOT measured in this window used during it (label -> share;
+    # they should idle: a busy one says the window was not alone on the machine)
+    idle_servers_cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def load(self) -> str:
@@ -89,13 +94,13 @@ class Sweep:
     stop_reason: str
     saturation_users: int | None
     saturation_rps: float | None  # highest valid throughput with p99 within the SLO
-    stop_kind: str = ""  # loadtests.rules.StopKind: plateau | slo | last_step | no_success | error
+    stop_kind: str = ""  # deploy_compare.loadtests.rules.StopKind: plateau | slo | last_step | no_success | error
     saturated: bool = False  # stop_kind is plateau or slo: saturation_rps was seen, not a lower bound
 
 
 @dataclass
 class RepeatSummary:
-    """Median and 95% interval across repeats of one load level (core.stats.repeat_interval)."""
+    """Median and 95% interval across repeats of one load level (deploy_compare.core.stats.repeat_interval)."""
     mode: str
     load: str  # "4 users" | "250 req/s"
     metrics: dict[str, dict[str, float]]  # throughput_rps / p99_ms / p50_ms -> repeat_interval(...)
@@ -109,7 +114,7 @@ class Saturation:
     rps: float | None  # median over repeats of the sweeps' best valid throughput within the SLO
     users: int | None  # users at that point (of the median repeat)
     max_users: int  # the last step the sweeps reached
-    stop_kinds: list[str]  # per repeat (loadtests.rules.StopKind)
+    stop_kinds: list[str]  # per repeat (deploy_compare.loadtests.rules.StopKind)
     stop_reasons: list[str]  # per repeat, as written by the sweep
     label: str  # the sentence to show
 
@@ -131,6 +136,29 @@ class ServerWarmup:
     jit_cpu_limit: float | None = None  # the most they may use in each stable window (None: not watched)
 
 
+def endpoint_label(stack: str, protocol: str, model: str, launcher: str = "") -> str:
+    """How an endpoint is named in the stage's order and in its paired comparisons."""
+    return f"{stack} {protocol} ({model})" + (f" [{launcher}]" if launcher else "")
+
+
+_LABEL = re.compile(r"^(?P<stack>\S+) (?P<protocol>\S+) \((?P<model>[^)]+)\)(?: \[(?P<launcher>[^\]]+)\])?$")
+
+
+def label_parts(label: str) -> tuple[str, str, str, str] | None:
+    """`endpoint_label`'s inverse: (stack, protocol, model, launcher), or None for another text."""
+    m = _LABEL.match(label)
+    return (m["stack"], m["protocol"], m["model"], m["launcher"] or "") if m else None
+
+
+def one_factor_apart(a: str, b: str) -> bool:
+    """Whether two endpoint labels differ in exactly one of stack, protocol, launcher (same model): the
+    comparisons that isolate one choice (a format, a protocol, a container)."""
+    pa, pb = label_parts(a), label_parts(b)
+    if pa is None or pb is None or pa[2] != pb[2]:
+        return False
+    return sum(x != y for x, y in zip((pa[0], pa[1], pa[3]), (pb[0], pb[1], pb[3]))) == 1
+
+
 @dataclass
 class EndpointLoad:
     endpoint: dict[str, Any]  # Endpoint.describe(): no secrets
@@ -148,22 +176,12 @@ class EndpointLoad:
     saturation: Saturation | None = None  # found or lower bound, with the stop reasons
     order: list[int] = field(default_factory=list)  # position of this endpoint in each repeat's order (0-based)
 
-    def point_at_fraction(self, fraction: float) -> MeasuredPoint | None:
-        """First valid open-loop point at `fraction` of saturation (e.g. 0.5 = 50% load)."""
-        if not self.saturation_rps:
-            return None
-        want = fraction * self.saturation_rps
-        for p in self.open_points:
-            if p.valid and p.target_rate is not None and abs(p.target_rate - want) <= 0.01 * want:
-                return p
-        return None
-
 
 @dataclass
 class GeneratorHeadroom:
     """One protocol's generator capacity, measured against its null endpoint by a closed-loop sweep
     run until the generator saturates (or the sweep ends), and its ratio to the fastest real endpoint
-    of that protocol (`loadtests.headroom.apply_headrooms` computes it; everything else reads it)."""
+    of that protocol (`deploy_compare.loadtests.headroom.apply_headrooms` computes it; everything else reads it)."""
     protocol: str  # rest | grpc
     twin: str | None  # payload: the twin's held-out batch
     capacity_rps: float  # the sweep's highest throughput (generator capacity, measured at saturation)
@@ -220,3 +238,7 @@ class LoadTestResults:
     cpu_idle: CpuIdleRecord | None = None  # what idle CPUs did during the stage (core/cpuidle.py)
     # the machine's own speed before each endpoint's points and at the end (loadtests/reference.py)
     reference: MachineReference | None = None
+    # paired rounds (`loadtests/paired.py`): rounds per closed-loop step (0: endpoints one after another) and
+    # the per-round ratios of every two endpoints of one model measured side by side, with their intervals
+    paired_rounds: int = 0
+    comparisons: list[PairedRatio] = field(default_factory=list)

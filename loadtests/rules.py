@@ -54,6 +54,11 @@ def sweep_stop_reason(history: list[StepFigure], plateau_gain: float, slo_p99_ms
     return None
 
 
+def no_valid_window_reason(users: int) -> str:
+    """A paired step where every window of an endpoint was invalid or unanswered (kind: no success)."""
+    return f"{_PREFIXES[StopKind.NO_SUCCESS]} in a valid window at {users} users"
+
+
 def last_step_reason(users: int) -> str:
     return f"{_PREFIXES[StopKind.LAST_STEP]} ({users} users) without a plateau or an SLO breach"
 
@@ -65,7 +70,7 @@ def stop_kind(reason: str, error: str | None = None) -> StopKind:
     for kind, prefix in _PREFIXES.items():
         if reason.startswith(prefix):
             return kind
-    raise ValueError(f"unknown sweep stop reason {reason!r}: expected one written by loadtests.rules")
+    raise ValueError(f"unknown sweep stop reason {reason!r}: expected one written by deploy_compare.loadtests.rules")
 
 
 def stable_reason(windows: int, tolerance: float, jit_cpu_limit: float | None = None) -> str:

@@ -4,12 +4,12 @@
 A sender owns its connections and a pre-serialized request cycle, so sending costs no serialization.
 Closed-loop users hold one sender each; the open-loop scheduler shares one sender between its
 in-flight requests. The senders:
-- REST over http: `loadtests.rawhttp.RawHttpSender` (pre-built HTTP/1.1 requests, plain sockets);
+- REST over http: `deploy_compare.loadtests.rawhttp.RawHttpSender` (pre-built HTTP/1.1 requests, plain sockets);
   over https: `RestSender` below (locust's FastHttpSession: geventhttpclient).
-- gRPC: `loadtests.rawgrpc.RawGrpcSender` (pre-built HTTP/2 frames, plain sockets), calling
+- gRPC: `deploy_compare.loadtests.rawgrpc.RawGrpcSender` (pre-built HTTP/2 frames, plain sockets), calling
   - TorchServe  /org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions (PredictionsRequest)
   - TF Serving  /tensorflow.serving.PredictionService/Predict (PredictRequest)
-  with pre-built bytes of the official messages (`loadtests.requests`). Responses are not decoded
+  with pre-built bytes of the official messages (`deploy_compare.loadtests.requests`). Responses are not decoded
   (parity of served answers is the serving stage's job); a non-OK status is an error of kind
   `grpc_<STATUS>`.
 """

@@ -1,4 +1,4 @@
-"""The load stage: load tests of the endpoints of a server session (`serving.session.ServerSession`).
+"""The load stage: load tests of the endpoints of a server session (`deploy_compare.serving.session.ServerSession`).
 
     run_stage(ctx)                     # the pipeline's stage
     run(ctx, endpoints, around=None)   # the same on given endpoints (tests, other sessions)
@@ -10,7 +10,8 @@ Then:
 2. the endpoints in measuring order (`endpoint_order`); per endpoint (inside `around(endpoint)`, the
    serving side's metric scrape): the server warm-up (`warm_server`, excluded), a closed-loop sweep per
    repeat, its saturation throughput, then open-loop points at `open_loop_fractions` of it;
-3. `loadtest.json` rewritten after every endpoint, so a crash keeps what was measured.
+3. `loadtest.json` and `load_points.csv` (one row per point, `deploy_compare.loadtests.table`) rewritten after
+   every endpoint, so a crash keeps what was measured.
 
 A failing endpoint (server killed, locust failure) is marked failed with the reason; the others are
 still measured. The quick profile measures only `LoadSettings.twins` and says so (NotRun records).
@@ -18,6 +19,7 @@ still measured. The quick profile measures only `LoadSettings.twins` and says so
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
@@ -25,25 +27,35 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from core import cpuidle
-from core.config import LoadSettings, Profile
-from core.kinds import LoadModeKind
-from core.results import NotRun, save, to_json_data
-from loadtests.analysis import repeat_summaries
-from loadtests.headroom import (
+from deploy_compare.core import cpuidle
+from deploy_compare.core.config import LoadSettings, Profile
+from deploy_compare.core.kinds import LoadModeKind
+from deploy_compare.core.results import NotRun, save, to_json_data
+from deploy_compare.core.stats import PairedRatio
+from deploy_compare.loadtests.analysis import repeat_summaries
+from deploy_compare.loadtests.headroom import (
     apply_headrooms,
     generator_cpus,
     headroom_line,
     measure_headrooms,
     server_core_for_null,
 )
-from loadtests.launch import LocustTarget
-from loadtests.modes import LoadJob, get_mode
-from loadtests.reference import ReferenceProbe, reference_line
-from loadtests.results import EndpointLoad, LoadTestResults
-from loadtests.warmup import visits, warm_until_stable
-from serving.endpoint import Endpoint
-from serving.session import ServerSession
+from deploy_compare.loadtests.launch import LocustTarget
+from deploy_compare.loadtests.modes import LoadJob, get_mode
+from deploy_compare.loadtests.paired import (
+    PairedEndpoint,
+    measure_paired,
+    measure_paired_open,
+    paired_comparisons,
+    paired_steps,
+)
+from deploy_compare.loadtests.reference import ReferenceProbe, reference_line
+from deploy_compare.loadtests.results import EndpointLoad, LoadTestResults, endpoint_label
+from deploy_compare.loadtests.table import write_csv
+from deploy_compare.loadtests.warmup import visits, warm_until_stable
+from deploy_compare.serving.catalog import served_format
+from deploy_compare.serving.endpoint import Endpoint
+from deploy_compare.serving.session import ServerSession
 
 Around = Callable[[Endpoint], ContextManager[Any]]
 
@@ -73,6 +85,53 @@ def endpoint_order(endpoints: Sequence[Endpoint]) -> list[Endpoint]:
     return list(endpoints)
 
 
+def choose_endpoints(endpoints: Sequence[Endpoint], settings: LoadSettings,
+                     profile: str) -> tuple[list[Endpoint], list[NotRun]]:
+    """The endpoints to load-test, in measuring order (`LoadSettings.twins`, `.variants`, `.exclude`), and a NotRun
+    for each one left out."""
+    chosen, left_out = [], []
+    scope = dict(settings.twin_formats)
+    for ep in endpoint_order(endpoints):
+        what = f"load/{ep.stack}/{ep.protocol}/{ep.model}"
+        if settings.twins and ep.model not in settings.twins:
+            left_out.append(NotRun(what=what, reason=f"the {profile} profile load-tests only twins {settings.twins}",
+                                   enable_command="make deploy-compare PROFILE=full"))
+        elif ep.variant not in settings.variants:
+            left_out.append(NotRun(what=what, reason=f"the {profile} profile load-tests only variants "
+                                                     f"{settings.variants} (its served parity is reported)",
+                                   enable_command="make deploy-compare PROFILE=exhaustive"))
+        elif any(fnmatch.fnmatch(f"{ep.stack}/{ep.protocol}", p) or fnmatch.fnmatch(what.removeprefix("load/"), p)
+                 for p in settings.exclude):
+            left_out.append(NotRun(what=what, reason=f"the {profile} profile leaves out {', '.join(settings.exclude)}",
+                                   enable_command="make deploy-compare PROFILE=full"))
+        elif ep.model in scope and _exporter(ep) not in scope[ep.model]:
+            left_out.append(NotRun(what=what, reason=f"the {profile} profile load-tests {ep.model} only in "
+                                                     f"{', '.join(scope[ep.model])} (its served parity is reported)",
+                                   enable_command="make deploy-compare PROFILE=full"))
+        else:
+            chosen.append(ep)
+    return chosen, left_out
+
+
+def _exporter(ep: Endpoint) -> str:
+    found = served_format(ep.stack)
+    return found[0].exporter if found else ep.stack.partition("/")[2]
+
+
+def endpoint_job(endpoint: Endpoint, settings: LoadSettings, *, payload: str, twin: str | None, log_dir: Path,
+                 users: list[int] | None = None, rates: list[float] | None = None, workers: int | None = None,
+                 extra_options: Sequence[str] = (), stop_rule: bool = True) -> LoadJob:
+    """What a load mode needs to measure `endpoint`: its locust target, the generator's cores and workers."""
+    cpus = generator_cpus(endpoint.server_cpus) if endpoint.server_cpus else None
+    target = LocustTarget.for_endpoint(endpoint, payload, twin=twin)
+    target.options += list(extra_options)
+    name = "-".join(x for x in (endpoint.stack.replace("/", "-"), endpoint.protocol, endpoint.launcher) if x)
+    return LoadJob(target=target, settings=settings, log_dir=log_dir, name=name, cpus=cpus,
+                   workers=settings.workers if workers is None else workers, users=users, rates=rates,
+                   connections=settings.open_loop_connections, stop_rule=stop_rule,
+                   server_pids=list(endpoint.server_pids))
+
+
 def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str, twin: str | None,
                      log_dir: Path, modes: Sequence[LoadModeKind] = tuple(LoadModeKind),
                      users: list[int] | None = None, rates: list[float] | None = None, workers: int | None = None,
@@ -81,19 +140,13 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
     """Closed-loop sweep(s) then open-loop points for one endpoint; never raises for the endpoint's own
     failures (they become status="failed" with the points measured before). With `result`, adds to an
     earlier visit's record (its sweeps numbered on); `warm` = warm the server first."""
-    cpus = generator_cpus(endpoint.server_cpus) if endpoint.server_cpus else None
-    n_workers = settings.workers if workers is None else workers
-    target = LocustTarget.for_endpoint(endpoint, payload, twin=twin)
-    target.options += list(extra_options)
+    job = endpoint_job(endpoint, settings, payload=payload, twin=twin, log_dir=log_dir, users=users, rates=rates,
+                       workers=workers, extra_options=extra_options, stop_rule=stop_rule)
     result = result or EndpointLoad(endpoint=endpoint.describe(), status="ok", failure=None,
                                     payload={"source": str(payload), "twin": twin, "layout": endpoint.layout},
-                                    generator_cpus=sorted(cpus) if cpus else [], workers=n_workers)
+                                    generator_cpus=sorted(job.cpus) if job.cpus else [], workers=job.workers)
     if result.status != "ok":  # failed on an earlier visit
         return result
-    name = "-".join(x for x in (endpoint.stack.replace("/", "-"), endpoint.protocol, endpoint.launcher) if x)
-    job = LoadJob(target=target, settings=settings, log_dir=log_dir, name=name, cpus=cpus, workers=n_workers,
-                  users=users, rates=rates, connections=settings.open_loop_connections, stop_rule=stop_rule,
-                  server_pids=list(endpoint.server_pids))
 
     def check(what: str, outcome_error: str | None) -> bool:
         if endpoint.server_pids and not server_alive(endpoint.server_pids):
@@ -126,7 +179,7 @@ def measure_endpoint(endpoint: Endpoint, settings: LoadSettings, *, payload: str
 
 
 def _label(ep: Endpoint) -> str:
-    return f"{ep.stack} {ep.protocol} ({ep.model})" + (f" [{ep.launcher}]" if ep.launcher else "")
+    return endpoint_label(ep.stack, ep.protocol, ep.model, ep.launcher)
 
 
 def summary_line(measured: EndpointLoad) -> str:
@@ -147,7 +200,7 @@ def summary_line(measured: EndpointLoad) -> str:
 
 
 def label_of(profile: Profile) -> str:
-    if profile.name == "full":
+    if profile.name == "full" and not profile.load.paired_rounds:
         return f"full profile: {profile.load.repeats} repeats per point, median and 95% interval"
     return profile.note or f"{profile.name} profile: {profile.load.repeats} repeat(s) per point"
 
@@ -163,21 +216,16 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
     run_dir = ctx.run_dir
     results = LoadTestResults(profile=profile.name, label=label_of(profile), settings=settings_data(settings),
                               locust_version=_locust_version())
-    chosen, skipped = [], []
-    for ep in endpoint_order(endpoints):
-        (chosen if not settings.twins or ep.model in settings.twins else skipped).append(ep)
-    for ep in skipped:
-        results.not_run.append(NotRun(what=f"load/{ep.stack}/{ep.protocol}/{ep.model}",
-                                      reason=f"the {profile.name} profile load-tests only twins {settings.twins}",
-                                      enable_command="make deploy-compare PROFILE=full"))
+    chosen, left_out = choose_endpoints(endpoints, settings, profile.name)
+    results.not_run += left_out
     if not chosen:
-        save(results, run_dir.loadtest)
+        _save(results, run_dir)
         return results
     with cpuidle.hold(settings.cpu_idle) as idle:  # the headrooms and every endpoint, under one policy
         results.cpu_idle = idle
         ctx.console.print(idle.summary())
         _measure(ctx, chosen, results, around)
-    save(results, run_dir.loadtest)  # with the idle time each state took over the stage
+    _save(results, run_dir)  # with the idle time each state took over the stage
     ctx.console.print(idle.summary())
     for h in results.headrooms:
         ctx.console.print(headroom_line(h))
@@ -185,18 +233,26 @@ def run(ctx: Any, endpoints: Sequence[Endpoint], around: Around | None = None) -
     return results
 
 
+def _save(results: LoadTestResults, run_dir: Any) -> None:
+    """loadtest.json and, beside it, load_points.csv from the same results."""
+    save(results, run_dir.loadtest)
+    write_csv(results, run_dir.load_points)
+
+
 def _measure(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, around: Around | None) -> None:
     """The headrooms, then every visit of `visits` (see the module doc); `results` saved after each."""
     settings: LoadSettings = ctx.config.profile.load
     run_dir, t0 = ctx.run_dir, time.perf_counter()
     log_dir = run_dir.logs / "load"
-    results.headrooms, failed = measure_headrooms(chosen, settings, str(run_dir.path), log_dir)
+    results.headrooms, failed = measure_headrooms(chosen, settings, str(run_dir.path), log_dir,
+                                                  users=paired_steps(settings)[0] if settings.paired_rounds else None)
     results.not_run += failed
-    save(results, run_dir.loadtest)
+    _save(results, run_dir)
     server_cpus = set(chosen[0].server_cpus) or server_core_for_null()
     with ReferenceProbe(server_cpus, generator_cpus(server_cpus), log_dir).running() as reference:
         results.reference = reference.record
-        _visit_all(ctx, chosen, results, around, reference, log_dir, t0)
+        visit = _visit_paired if settings.paired_rounds > 0 else _visit_all
+        visit(ctx, chosen, results, around, reference, log_dir, t0)
         _sample(ctx, reference, "the end of the load stage")
     apply_headrooms(results)
     results.seconds = time.perf_counter() - t0
@@ -245,9 +301,95 @@ def _visit_all(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, aroun
             m.order.append(results.order[max(v.repeat, 0)].index(_label(ep)))
         results.endpoints = [measured[i] for i in sorted(measured)]
         results.seconds = time.perf_counter() - t0
-        save(results, run_dir.loadtest)
+        _save(results, run_dir)
         if v.modes:
             ctx.console.print("  " + summary_line(m))
+
+
+def _alive(e: PairedEndpoint) -> bool:
+    return not e.server_pids or server_alive(e.server_pids)
+
+
+def _server_key(ep: Endpoint) -> str:
+    return f"{ep.server} [{ep.launcher or 'external'}]"
+
+
+def endpoint_warmup(settings: LoadSettings) -> LoadSettings:
+    """The settings of the warm-up of an endpoint whose server an earlier endpoint warmed."""
+    if settings.endpoint_warmup_seconds is None:
+        return settings
+    return replace(settings, server_warmup_seconds=settings.endpoint_warmup_seconds)
+
+
+def paired_endpoints(chosen: Sequence[Endpoint], measured: dict[int, EndpointLoad], settings: LoadSettings, *,
+                     payload: str, log_dir: Path, around: Around | None = None) -> list[PairedEndpoint]:
+    """The endpoints as the paired rounds see them: job, record, server (and its processes), metrics scope."""
+    return [PairedEndpoint(label=_label(ep), job=endpoint_job(ep, settings, payload=payload, twin=ep.model,
+                                                              log_dir=log_dir),
+                           result=measured[i], server=_server_key(ep),
+                           server_pids=list(ep.server_pids),
+                           around=(lambda ep=ep: around(ep)) if around is not None else contextlib.nullcontext)
+            for i, ep in enumerate(chosen)]
+
+
+def closed_paired(chosen: Sequence[Endpoint], measured: dict[int, EndpointLoad], settings: LoadSettings, *,
+                  payload: str, log_dir: Path, around: Around | None = None,
+                  say: Callable[[str], None] = print) -> tuple[list[list[str]], list[PairedRatio]]:
+    """The closed loop of `chosen` (warmed, their records in `measured` by index) in paired rounds: each
+    record gets its sweeps (one per round), saturation, order and summaries. Returns the rounds' orders and
+    the per-round comparisons of every two endpoints of one model."""
+    eps = paired_endpoints(chosen, measured, settings, payload=payload, log_dir=log_dir, around=around)
+    orders = measure_paired(eps, settings, log_dir=log_dir, say=say, alive=_alive)
+    for e in eps:
+        e.result.order = [o.index(e.label) for o in orders if e.label in o]
+        e.result.repeat_summaries = repeat_summaries([p for sw in e.result.sweeps for p in sw.points])
+    return orders, paired_comparisons([(e.label, ep.model, e.result) for e, ep in zip(eps, chosen, strict=True)
+                                       if e.result.sweeps])
+
+
+def _visit_paired(ctx: Any, chosen: list[Endpoint], results: LoadTestResults, around: Around | None,
+                  reference: ReferenceProbe, log_dir: Path, t0: float) -> None:
+    """Every endpoint's warm-up, then the closed loop of all of them in paired rounds (`loadtests/paired.py`),
+    then each endpoint's open-loop points at its own fractions of its saturation; the per-round comparisons."""
+    settings: LoadSettings = ctx.config.profile.load
+    run_dir = ctx.run_dir
+    payload = str(run_dir.path)
+    results.paired_rounds = settings.paired_rounds
+    measured: dict[int, EndpointLoad] = {}
+
+    def save_now() -> None:
+        results.endpoints = [measured[i] for i in sorted(measured)]
+        results.seconds = time.perf_counter() - t0
+        _save(results, run_dir)
+
+    warmed: set[str] = set()
+    for i, ep in enumerate(chosen):  # every server warmed (excluded) before any window is measured
+        server = _server_key(ep)
+        warm = settings if server not in warmed else endpoint_warmup(settings)
+        warmed.add(server)
+        ctx.console.print(f"load: {_label(ep)}: warm-up (at most {warm.server_warmup_seconds:g} s)")
+        measured[i] = measure_endpoint(ep, warm, payload=payload, twin=ep.model, log_dir=log_dir, modes=(),
+                                       warm=True)
+    save_now()
+    _sample(ctx, reference, "the paired rounds")
+    ctx.console.print(f"load: closed loop of {len(chosen)} endpoints in {settings.paired_rounds} paired rounds per "
+                      "step")
+    results.order, results.comparisons = closed_paired(chosen, measured, settings, payload=payload, log_dir=log_dir,
+                                                       around=around, say=ctx.console.print)
+    save_now()
+    _sample(ctx, reference, "the paired open-loop rounds")
+    ctx.console.print(f"load: open loop of {len(chosen)} endpoints in {settings.paired_rounds} paired rounds per "
+                      "fraction of saturation")
+    eps = paired_endpoints(chosen, measured, settings, payload=payload, log_dir=log_dir, around=around)
+    measure_paired_open(eps, settings, log_dir=log_dir, say=ctx.console.print, alive=_alive)
+    for e in eps:
+        e.result.repeat_summaries = repeat_summaries([p for sw in e.result.sweeps for p in sw.points]
+                                                     + e.result.open_points)
+    results.comparisons = paired_comparisons([(e.label, ep.model, e.result) for e, ep in zip(eps, chosen, strict=True)
+                                              if e.result.sweeps])
+    save_now()
+    for i in sorted(measured):
+        ctx.console.print(f"  {_label(chosen[i])}: " + summary_line(measured[i]))
 
 
 def run_stage(ctx: Any) -> None:

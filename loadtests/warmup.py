@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from core.kinds import LoadModeKind
-from core.stats import WindowPolicy
-from loadtests.modes import LoadJob, ModeOutcome, get_mode
-from loadtests.results import ServerWarmup
-from loadtests.rules import warmed_reason
+from deploy_compare.core.kinds import LoadModeKind
+from deploy_compare.core.stats import WindowPolicy
+from deploy_compare.loadtests.modes import LoadJob, ModeOutcome, get_mode
+from deploy_compare.loadtests.results import ServerWarmup
+from deploy_compare.loadtests.rules import warmed_reason
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.proc import ManagedProcess
+from deploy_compare.core.proc import ManagedProcess
 
 INSTALL = "apt-get install -y wrk"
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.results import from_json_data, to_json_data
-from loadtests.plan import RawPart
+from deploy_compare.core.results import from_json_data, to_json_data
+from deploy_compare.loadtests.plan import RawPart
 
 PHASE = "dc_phase"
 COLLECT = "dc_collect"

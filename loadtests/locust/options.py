@@ -3,7 +3,7 @@
 `--dc-plan` / `--dc-out`), and the request configuration of this process, set once before any load.
 
 The requests are pre-built bytes, so sending costs no serialization. With `--dc-plan` they come in the
-plan (built by the orchestrator, `loadtests.requests`): the locust process imports no protobuf classes.
+plan (built by the orchestrator, `deploy_compare.loadtests.requests`): the locust process imports no protobuf classes.
 Run standalone, the locustfile builds them here from `--payload` with the same encoders: TorchServe's
 from the stubs generated from its jar, TF Serving's from tensorflow-serving-api (which imports
 TensorFlow into this process once at start; use `deploy-compare loadtest` to keep it out)."""
@@ -15,9 +15,9 @@ from typing import Any
 
 from locust import events
 
-from loadtests.rawgrpc import RawGrpcSender
-from loadtests.rawhttp import RawHttpSender
-from loadtests.senders import API_PATHS, TFSERVING_PREDICT, TORCHSERVE_PREDICT, RestSender
+from deploy_compare.loadtests.rawgrpc import RawGrpcSender
+from deploy_compare.loadtests.rawhttp import RawHttpSender
+from deploy_compare.loadtests.senders import API_PATHS, TFSERVING_PREDICT, TORCHSERVE_PREDICT, RestSender
 
 
 @events.init_command_line_parser.add_listener
@@ -115,9 +115,9 @@ _SERVER_OF = {"grpc-torchserve": "torchserve", "grpc-tfserving": "tfserving", "r
 
 def standalone_requests(opts: Any, kind: str) -> list[bytes]:
     """The requests of a standalone run, from `--payload` (see the module doc)."""
-    from loadtests.payload import build_payload
-    from loadtests.requests import wire_requests
-    from serving.endpoint import Endpoint, TensorSignature
+    from deploy_compare.loadtests.payload import build_payload
+    from deploy_compare.loadtests.requests import wire_requests
+    from deploy_compare.serving.endpoint import Endpoint, TensorSignature
 
     if not opts.payload:
         raise ValueError("--payload is required: a run folder (with --twin), or a .npy/.npz of real inputs")
@@ -132,8 +132,8 @@ def standalone_requests(opts: Any, kind: str) -> list[bytes]:
 
 def configure(environment: Any) -> None:
     """Set this process's requests and sender settings from the plan or the (custom) options."""
-    from core.results import load
-    from loadtests.plan import Plan
+    from deploy_compare.core.results import load
+    from deploy_compare.loadtests.plan import Plan
 
     opts = environment.parsed_options
     kind = _sender_kind(environment)

@@ -11,8 +11,8 @@ import locust.runners
 from locust import events
 from locust.runners import WorkerRunner
 
-from loadtests.locust import options
-from loadtests.locust.recorder import RECORDER
+from deploy_compare.loadtests.locust import options
+from deploy_compare.loadtests.locust.recorder import RECORDER
 
 # Workers report locust's stats to the master every 3 s by default; the controller uses those counts
 # to close windows, so report more often.
@@ -32,11 +32,11 @@ def _on_init(environment: Any, **_: Any) -> None:
             lambda **_: options.configured() or options.configure(environment))
     environment.events.request.add_listener(RECORDER.on_request)
     if worker:
-        from loadtests.locust.worker import register_worker
+        from deploy_compare.loadtests.locust.worker import register_worker
 
         register_worker(environment)
     elif opts.dc_plan:
-        from loadtests.locust.controller import controller_main
+        from deploy_compare.loadtests.locust.controller import controller_main
 
         # the controller takes over once locust's own headless start (of 0 users) has completed
         started = gevent.event.Event()

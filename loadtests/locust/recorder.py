@@ -15,8 +15,8 @@ from typing import Any
 
 import psutil
 
-from loadtests.plan import ProcessCpu, RawPart
-from loadtests.senders import error_kind
+from deploy_compare.loadtests.plan import ProcessCpu, RawPart
+from deploy_compare.loadtests.senders import error_kind
 
 _PROC = psutil.Process()
 
@@ -49,7 +49,7 @@ class PhaseBuf:
         self.end_unix = self.start_unix
         self.cpu_seconds = 0.0
         self.wall_seconds = 0.0
-        self.scheduling = ""  # open loop: what `core.realtime` put in effect for the sending threads
+        self.scheduling = ""  # open loop: what `deploy_compare.core.realtime` put in effect for the sending threads
 
     def close(self) -> PhaseBuf:
         self.cpu_seconds = cpu_seconds() - self.cpu0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import locust
 
-import loadtests.locust.process  # noqa: F401  (wires the harness into this locust process)
-from loadtests.locust.options import config
+import deploy_compare.loadtests.locust.process  # noqa: F401  (wires the harness into this locust process)
+from deploy_compare.loadtests.locust.options import config
 
 # how long the sole user of a process sends with kernel waits before it lets the loop run once (the
 # controller's 50 ms polls, locust's stats and heartbeats, a spawn of more users wait at most this long)
@@ -48,6 +48,6 @@ class TfServingGrpcUser(_SenderUser):
 
 class RestUser(_SenderUser):
     """Closed-loop user POSTing pre-serialized {"instances": ...} bodies (TF Serving or TorchServe REST) over
-    one kept-alive socket (`loadtests.rawhttp`; https endpoints go through locust's FastHttpSession)."""
+    one kept-alive socket (`deploy_compare.loadtests.rawhttp`; https endpoints go through locust's FastHttpSession)."""
     sender_kind = "rest"
     abstract = False

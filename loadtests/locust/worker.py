@@ -6,12 +6,12 @@ from typing import Any
 
 import gevent
 
-from loadtests.locust import messages
-from loadtests.locust.recorder import RECORDER, PhaseBuf
+from deploy_compare.loadtests.locust import messages
+from deploy_compare.loadtests.locust.recorder import RECORDER, PhaseBuf
 
 
 def register_worker(environment: Any) -> None:
-    from loadtests.modes import get_mode
+    from deploy_compare.loadtests.modes import get_mode
 
     runner = environment.runner
 

@@ -4,4 +4,4 @@ or TorchServe (/predictions/M, `--api torchserve`) endpoint; payload from real d
     locust -f loadtests/locustfiles/rest.py --host http://127.0.0.1:8080 --api torchserve \\
         --model-name mlp --payload results/<run-id> --twin mlp --token-file key_file.json
 """
-from loadtests.locust.users import RestUser  # noqa: F401  (the user class locust runs)
+from deploy_compare.loadtests.locust.users import RestUser  # noqa: F401  (the user class locust runs)

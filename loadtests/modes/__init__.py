@@ -1,6 +1,6 @@
 """Load modes, one module each, registered by name in `LOAD_MODES` (see base.py)."""
-from loadtests.modes import closed, open  # noqa: F401  (register the modes)
-from loadtests.modes.base import LOAD_MODES, LoadJob, LoadMode, ModeOutcome
+from deploy_compare.loadtests.modes import closed, open  # noqa: F401  (register the modes)
+from deploy_compare.loadtests.modes.base import LOAD_MODES, LoadJob, LoadMode, ModeOutcome
 
 __all__ = ["LOAD_MODES", "LoadJob", "LoadMode", "ModeOutcome", "get_mode"]
 

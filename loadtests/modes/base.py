@@ -5,8 +5,8 @@
 - driving, inside locust: `drive(controller)` runs the plan's steps (appending `controller.points`),
   `drive_slice(...)` is a worker's share of one step in a distributed run (modes that split steps).
 
-`run(job)` is one plan in locust processes (`loadtests.launch.run_plan`) with its raw samples turned
-into typed points (`loadtests.analysis`). Modes are registered by name in `LOAD_MODES`; the locust side
+`run(job)` is one plan in locust processes (`deploy_compare.loadtests.launch.run_plan`) with its raw samples turned
+into typed points (`deploy_compare.loadtests.analysis`). Modes are registered by name in `LOAD_MODES`; the locust side
 finds a plan's mode there too (`plan.mode`).
 """
 from __future__ import annotations
@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.config import LoadSettings
-from core.kinds import LoadModeKind
-from core.registry import Registry
-from loadtests.analysis import to_point
-from loadtests.launch import LocustTarget, run_plan
-from loadtests.plan import Plan, RawPart
-from loadtests.results import EndpointLoad, MeasuredPoint
+from deploy_compare.core.config import LoadSettings
+from deploy_compare.core.kinds import LoadModeKind
+from deploy_compare.core.registry import Registry
+from deploy_compare.loadtests.analysis import to_point
+from deploy_compare.loadtests.launch import LocustTarget, run_plan
+from deploy_compare.loadtests.plan import Plan, RawPart, RawPoint
+from deploy_compare.loadtests.results import EndpointLoad, MeasuredPoint
 
 if TYPE_CHECKING:
-    from loadtests.locust.controller import Controller
+    from deploy_compare.loadtests.locust.controller import Controller
 
 LOAD_MODES: Registry[type[LoadMode]] = Registry("load mode")
 
@@ -94,3 +94,28 @@ class LoadMode(ABC):
     def drive_slice(self, environment: Any, step: Any, index: int, count: int) -> tuple[int, RawPart]:
         """A worker's share (`index` of `count`) of one step broadcast by `drive`: (phase, its part)."""
         raise NotImplementedError(f"the {self.name} mode does not split its steps between workers")
+
+
+def drive_gated(controller: Controller, window: Callable[[dict[str, Any], int], RawPoint]) -> str:
+    """The locust side of paired rounds (`Plan.gate_dir`, `deploy_compare.loadtests.paired`): wait for the
+    orchestrator's next command (`cmd-<n>.json`), measure one window of it with `window(command, n)` (which
+    leaves the server idle when it returns) and answer with the point (`out-<n>.json`, written atomically);
+    ends on a stop command. Every wait is bounded by `Plan.gate_timeout`."""
+    import json
+    from pathlib import Path
+
+    from deploy_compare.core.results import save
+
+    plan = controller.plan
+    gate = Path(plan.gate_dir)
+    for n in range(10**6):
+        cmd_path = gate / f"cmd-{n}.json"
+        if not controller.wait_until(cmd_path.exists, plan.gate_timeout):
+            raise TimeoutError(f"no command {cmd_path.name} in {gate} within {plan.gate_timeout:g} s")
+        cmd = json.loads(cmd_path.read_text(encoding="utf-8"))
+        if cmd.get("stop"):
+            return str(cmd.get("reason") or "stopped by the orchestrator")
+        point = window(cmd, n)
+        controller.points.append(point)
+        save(point, gate / f"out-{n}.json")
+    raise RuntimeError("too many gated windows")

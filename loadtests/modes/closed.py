@@ -1,6 +1,6 @@
 """Closed loop: N concurrent users, each waiting for its answer; N = 1, 2, 4, 8, ... up to max_users.
 The sweep stops when two steps in a row add < plateau_gain throughput or p99 exceeds the SLO
-(`loadtests.rules.sweep_stop_reason`, applied inside the locust process between steps). Each repeat's
+(`deploy_compare.loadtests.rules.sweep_stop_reason`, applied inside the locust process between steps). Each repeat's
 saturation throughput (the highest valid one within the SLO) sets the open loop's rates."""
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import statistics
 import time
 from typing import TYPE_CHECKING
 
-from core.kinds import LoadModeKind
-from core.stats import repeat_interval
-from loadtests.analysis import saturation_of, to_sweep
-from loadtests.modes.base import LOAD_MODES, Check, LoadJob, LoadMode
-from loadtests.plan import Plan, ProcessCpu, RawPoint
-from loadtests.results import EndpointLoad
+from deploy_compare.core.kinds import LoadModeKind
+from deploy_compare.core.stats import repeat_interval
+from deploy_compare.loadtests.analysis import saturation_of, to_sweep
+from deploy_compare.loadtests.modes.base import LOAD_MODES, Check, LoadJob, LoadMode, drive_gated
+from deploy_compare.loadtests.plan import Plan, ProcessCpu, RawPoint
+from deploy_compare.loadtests.results import EndpointLoad
 
 if TYPE_CHECKING:
-    from loadtests.locust.controller import Controller
+    from deploy_compare.loadtests.locust.controller import Controller
 
 
 def doubling_steps(max_users: int) -> list[int]:
@@ -38,6 +38,15 @@ def merged_cpu(cpu: list[ProcessCpu]) -> list[ProcessCpu]:
         m.cpu_seconds += c.cpu_seconds
         m.wall_seconds += c.wall_seconds
     return list(out.values())
+
+
+def set_saturation(result: EndpointLoad) -> None:
+    """The endpoint's saturation from its sweeps (one per repeat, or per paired round): their median, its
+    interval across them, and found or a lower bound."""
+    sats = [sw.saturation_rps for sw in result.sweeps if sw.saturation_rps]
+    result.saturation_rps = statistics.median(sats) if sats else None
+    result.saturation_interval = repeat_interval(sats) if len(sats) >= 2 else None
+    result.saturation = saturation_of(result.sweeps)
 
 
 @LOAD_MODES.add
@@ -70,28 +79,63 @@ class ClosedLoop(LoadMode):
             result.workers = outcome.workers
             if not check(f"closed-loop sweep (repeat {r})", outcome.error):
                 return False
-        sats = [sw.saturation_rps for sw in result.sweeps if sw.saturation_rps]
-        result.saturation_rps = statistics.median(sats) if sats else None
-        result.saturation_interval = repeat_interval(sats) if len(sats) >= 2 else None
-        result.saturation = saturation_of(result.sweeps)
+        set_saturation(result)
         return True
 
     # --- locust
-    def drive(self, controller: Controller) -> str:
-        from core.proc import jit_cpu_seconds
-        from loadtests.rules import StepFigure, last_step_reason, stable, sweep_stop_reason, warmed_reason
+    @staticmethod
+    def spawn_and_warm(controller: Controller, users: int) -> tuple[bool, int]:
+        """Run `users` users and wait out the warm-up (excluded): (whether it completed, its request count)."""
+        w, runner = controller.plan.window, controller.runner
+        controller.set_users(users)  # every user at once: the warm-up that follows excludes the start
+        if not controller.wait_until(lambda: runner.user_count >= users, w.max_seconds):
+            raise TimeoutError(f"locust did not spawn {users} users within {w.max_seconds:g} s")
+        c0, t0 = controller.done_count(), time.perf_counter()
+        warmed = controller.wait_until(lambda: controller.done_count() - c0 >= w.warmup_samples
+                                       and time.perf_counter() - t0 >= w.warmup_seconds, w.max_seconds)
+        return warmed, controller.done_count() - c0
 
-        plan, w, runner = controller.plan, controller.plan.window, controller.runner
+    def gated_window(self, controller: Controller, cmd: dict, n: int) -> RawPoint:
+        """One paired window (`drive_gated`): the command's users, warm-up (excluded), one window (time and
+        count), then every user stopped (the server idles until the next command)."""
+        w, runner = controller.plan.window, controller.runner
+        users = int(cmd["users"])
+        warmed, warm_count = self.spawn_and_warm(controller, users)
+        controller.phase(n)
+        c1, t1 = controller.done_count(), time.perf_counter()
+        done = controller.wait_until(lambda: time.perf_counter() - t1 >= w.min_seconds
+                                     and controller.done_count() - c1 >= w.min_samples, w.max_seconds)
+        local = controller.phase(None)
+        controller.set_users(0)  # idle until the next command
+        controller.wait_until(lambda: runner.user_count == 0, 10.0)
+        parts = controller.gather(n, local.part(controller.role) if local else None, timeout=30)
+        incomplete = None
+        if not warmed:
+            incomplete = f"warm-up did not reach {w.warmup_samples} completed requests in {w.max_seconds:g} s"
+        elif not done:
+            incomplete = f"window did not reach {w.min_samples} completed requests in {w.max_seconds:g} s"
+        point = RawPoint.from_parts(parts, mode=self.name, users=users, warmup_count=warm_count,
+                                    window_incomplete=incomplete)
+        point.cpu = merged_cpu(point.cpu)
+        return point
+
+    def drive(self, controller: Controller) -> str:
+        from deploy_compare.core.proc import jit_cpu_seconds
+        from deploy_compare.loadtests.rules import (
+            StepFigure,
+            last_step_reason,
+            stable,
+            sweep_stop_reason,
+            warmed_reason,
+        )
+
+        plan, w = controller.plan, controller.plan.window
         history: list[StepFigure] = []
         jit: list[float | None] = []  # share of a core the server's JIT compilers used per step (warm-up)
+        if plan.gate_dir:
+            return drive_gated(controller, lambda cmd, n: self.gated_window(controller, cmd, n))
         for k, users in enumerate(int(u) for u in plan.steps):
-            runner.start(users, spawn_rate=min(100, users * 10))
-            if not controller.wait_until(lambda: runner.user_count >= users, w.max_seconds):
-                raise TimeoutError(f"locust did not spawn {users} users within {w.max_seconds:g} s")
-            c0, t0 = controller.done_count(), time.perf_counter()
-            warmed = controller.wait_until(lambda: controller.done_count() - c0 >= w.warmup_samples
-                                           and time.perf_counter() - t0 >= w.warmup_seconds, w.max_seconds)
-            warm_count = controller.done_count() - c0
+            warmed, warm_count = self.spawn_and_warm(controller, users)
             # the window as `n` consecutive sub-windows: the point's throughput is their median, so one
             # hiccup of a shared machine moves it less than it moves a single window's mean; while the last
             # `n` disagree, up to `settle_windows` more (perf_analyzer's rule), and the point is the last `n`

@@ -10,15 +10,15 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from core.kinds import LoadModeKind
-from core.results import from_json_data
-from loadtests.modes.base import LOAD_MODES, Check, LoadJob, LoadMode
-from loadtests.plan import Plan, RawPart, RawPoint, poisson_offsets
-from loadtests.results import EndpointLoad
+from deploy_compare.core.kinds import LoadModeKind
+from deploy_compare.core.results import from_json_data
+from deploy_compare.loadtests.modes.base import LOAD_MODES, Check, LoadJob, LoadMode, drive_gated
+from deploy_compare.loadtests.plan import Plan, RawPart, RawPoint, poisson_offsets
+from deploy_compare.loadtests.results import EndpointLoad
 
 if TYPE_CHECKING:
-    from loadtests.locust.controller import Controller
-    from loadtests.locust.recorder import PhaseBuf
+    from deploy_compare.loadtests.locust.controller import Controller
+    from deploy_compare.loadtests.locust.recorder import PhaseBuf
 
 
 @dataclass
@@ -80,26 +80,33 @@ class OpenLoop(LoadMode):
 
     # --- locust
     def drive(self, controller: Controller) -> str:
-        plan, w = controller.plan, controller.plan.window
+        plan = controller.plan
+        if plan.gate_dir:  # paired rounds: one point per command, at the command's rate
+            return drive_gated(controller, lambda cmd, n: self.point(controller, float(cmd["rate"]), n))
         for k, rate in enumerate(plan.steps):
-            warm = max(w.warmup_seconds, w.warmup_samples / rate)
-            duration = min(max(w.min_seconds, 1.05 * w.min_samples / rate), w.max_seconds)
-            incomplete = None
-            if rate * duration < w.min_samples:
-                incomplete = (f"{rate:.0f} req/s over the {w.max_seconds:g} s limit schedules fewer than "
-                              f"{w.min_samples} requests")
-            step = OpenStep(phase=k, rate=rate, seed=plan.seed + k, warmup=warm, duration=duration,
-                            drain=plan.drain_seconds, connections=plan.connections,
-                            realtime_priority=plan.realtime_priority)
-            if controller.distributed:
-                controller.broadcast_step(self.name, step)
-                parts = controller.gather(k, None, timeout=warm + duration + plan.drain_seconds + 30)
-            else:
-                parts = [send_slice(controller.env, step, 0, 1).part("local")]
-            controller.points.append(RawPoint.from_parts(parts, mode=self.name, rate=rate,
-                                                         window_incomplete=incomplete))
+            controller.points.append(self.point(controller, rate, k))
             print(f"dc: open {rate:.0f} req/s done", flush=True)
         return f"measured {len(plan.steps)} open-loop rate(s)"
+
+    def point(self, controller: Controller, rate: float, k: int) -> RawPoint:
+        """One open-loop point at `rate` (phase and seed offset `k`): its warm-up of schedule (excluded), its
+        window (time and count), the drain."""
+        plan, w = controller.plan, controller.plan.window
+        warm = max(w.warmup_seconds, w.warmup_samples / rate)
+        duration = min(max(w.min_seconds, 1.05 * w.min_samples / rate), w.max_seconds)
+        incomplete = None
+        if rate * duration < w.min_samples:
+            incomplete = (f"{rate:.0f} req/s over the {w.max_seconds:g} s limit schedules fewer than "
+                          f"{w.min_samples} requests")
+        step = OpenStep(phase=k, rate=rate, seed=plan.seed + k, warmup=warm, duration=duration,
+                        drain=plan.drain_seconds, connections=plan.connections,
+                        realtime_priority=plan.realtime_priority)
+        if controller.distributed:
+            controller.broadcast_step(self.name, step)
+            parts = controller.gather(k, None, timeout=warm + duration + plan.drain_seconds + 30)
+        else:
+            parts = [send_slice(controller.env, step, 0, 1).part("local")]
+        return RawPoint.from_parts(parts, mode=self.name, rate=rate, window_incomplete=incomplete)
 
     def drive_slice(self, environment: Any, step: Any, index: int, count: int) -> tuple[int, RawPart]:
         spec = from_json_data(OpenStep, step)
@@ -121,7 +128,7 @@ def send_slice(environment: Any, step: OpenStep, index: int, count: int) -> Phas
     pool is still growing) to the greenlet's start.
 
     Both threads run under SCHED_FIFO while the point lasts when the system allows it
-    (`core.realtime`; what was in effect is recorded with the process's CPU figures). Measured against
+    (`deploy_compare.core.realtime`; what was in effect is recorded with the process's CPU figures). Measured against
     TorchServe's gRPC API at 1,000 req/s, three 10 s points each: 0.30-0.55% of sends over 1 ms late
     (at most 4.6-6.5 ms, once a second: the VM agent's bursts) under the normal policy; 0.15-0.24%
     (at most 2.0-2.3 ms) under SCHED_FIFO.
@@ -132,9 +139,9 @@ def send_slice(environment: Any, step: OpenStep, index: int, count: int) -> Phas
     import gevent.pool
     from gevent import monkey
 
-    from core.realtime import realtime
-    from loadtests.locust.options import config
-    from loadtests.locust.recorder import PhaseBuf, cpu_seconds
+    from deploy_compare.core.realtime import realtime
+    from deploy_compare.loadtests.locust.options import config
+    from deploy_compare.loadtests.locust.recorder import PhaseBuf, cpu_seconds
 
     real_sleep = monkey.get_original("time", "sleep")
     start_thread = monkey.get_original("_thread", "start_new_thread")
