@@ -2,9 +2,8 @@
 plots independently of the stage modules (the golden test covers the path from a run folder)."""
 from __future__ import annotations
 
-from core.stats import backed_percentiles
-from deploy_compare.report import claims
-from deploy_compare.report.model import (
+from deploy_compare.app.report import claims
+from deploy_compare.app.report.model import (
     ArtifactRow,
     ColdStartRow,
     FloorRow,
@@ -21,13 +20,15 @@ from deploy_compare.report.model import (
     SettingsView,
     TheanoRow,
 )
-from deploy_compare.report.served import derive_scorecard
-from deploy_compare.report.tax import derive_tax
+from deploy_compare.app.report.served import derive_scorecard
+from deploy_compare.app.report.tax import derive_tax
+from deploy_compare.core.stats import backed_percentiles
 
 
 def lat(p50: float, n: int = 300, spread: float = 1.0) -> LatencyStats:
     return LatencyStats(n=n, p50=p50, p90=p50 * (1 + 0.5 * spread), p99=p50 * (1 + 2 * spread),
-                        p999=p50 * (1 + 4 * spread), mean=p50 * 1.1, backed=backed_percentiles(n))
+                        p999=p50 * (1 + 4 * spread), mean=p50 * 1.1, backed=backed_percentiles(n),
+                        p95=p50 * (1 + spread))
 
 
 def full_results() -> ReportResults:
@@ -61,7 +62,7 @@ def full_results() -> ReportResults:
                                      None, None)]
     res.graph_ratios = [GraphRatio("tensorflow", "mlp", 1, "keras-eager", "savedmodel", 1.9, 0.21, 9.05, 32, 4.1),
                         GraphRatio("pytorch", "mlp", 1, "torch-eager", "torchscript", 0.035, 0.03, 1.17, 32, None)]
-    res.theano = TheanoRow("theano is not installed.", "pytensor", {"mlp": 3.2}, {"mlp": 0.02},
+    res.theano = TheanoRow("theano is not installed.", "not tried in this run", "pytensor", {"mlp": 3.2}, {"mlp": 0.02},
                            {"export_format": "none", "server": "none"})
     res.cold_start = [ColdStartRow("torchserve", "torchserve/torchscript", "mlp", 6.1, 0.4, 12.0, 1.4, "log")]
     res.served_parity = [ServedParityRow("torchserve/torchscript", "rest", "mlp", 2e-7, 1.0, True),

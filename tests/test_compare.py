@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from core import results
-from core.errors import UserError
-from deploy_compare.commands import compare
+from deploy_compare.app.commands import compare
+from deploy_compare.core import results
+from deploy_compare.core.errors import UserError
 
 RUN = Path(__file__).parent / "fixtures" / "report" / "run"
 
 
 def _runs(tmp_path: Path) -> tuple[Path, Path]:
     """The report fixture's run twice; in B, TorchScript REST saturates 20% higher and its 1-user p50 is 3%
-    slower, ONNX gRPC failed, and the references differ."""
+    slower, ONNX-from-PyTorch gRPC failed, and the references differ."""
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(RUN, a)
     shutil.copytree(RUN, b)
@@ -28,7 +28,7 @@ def _runs(tmp_path: Path) -> tuple[Path, Path]:
             ep["saturation"]["rps"] *= 1.2
             for p in (p for s in ep["sweeps"] for p in s["points"] if p["users"] == 1):
                 p["latency_ms"]["stats"]["p50"] *= 1.03
-        if (ep["endpoint"]["stack"], ep["endpoint"]["protocol"]) == ("torchserve/onnx", "grpc"):
+        if (ep["endpoint"]["stack"], ep["endpoint"]["protocol"]) == ("torchserve/onnx-torch", "grpc"):
             ep["status"], ep["failure"] = "failed", "server process exited"
     data["reference"] = {"loop": "l", "server_cpus": [0], "generator_cpus": [1], "failure": None, "samples": [
         {"before": x, "unix": 1.0, "count": n, "seconds": 1.0, "rps": float(n), "p50_ms": 0.03}
@@ -41,16 +41,19 @@ def test_compare_says_which_endpoints_agree_within_the_limits(tmp_path):
     a, b = _runs(tmp_path)
     cmp = compare.compare_runs(a, b)
     rows = {e.endpoint.split(" (")[0]: e for e in cmp.endpoints}
-    assert set(rows) == {"torchserve/torchscript rest", "torchserve/torchscript grpc", "torchserve/onnx rest"}
+    both = {f"torchserve/{f} {p}" for f in ("torchscript", "onnx-torch", "savedmodel", "tflite", "onnx-tf")
+            for p in ("rest", "grpc")}
+    assert set(rows) == both - {"torchserve/onnx-torch grpc"}
     ts = rows["torchserve/torchscript rest"]
     assert ts.saturation.apart == pytest.approx(0.2) and ts.saturation.agree is False
     assert ts.p50_1user_ms.apart == pytest.approx(0.03) and ts.p50_1user_ms.agree is True
     assert all(e.saturation.apart == 0 and e.p50_1user_ms.agree for e in cmp.endpoints if e is not ts)
-    assert cmp.only_in_one == ["torchserve/onnx grpc (mlp) [native]: failed in b"]
+    assert cmp.only_in_one == ["torchserve/onnx-torch grpc (mlp) [native]: failed in b"]
     assert not cmp.agree
     assert [r.spread for r in cmp.references] == [None, pytest.approx(0.2)]
     loose = compare.compare_runs(a, b, saturation_limit=0.25)
-    assert loose.agree
+    assert loose.absolutes_agree and not loose.agree  # a failed endpoint is not left out: it fails the check
+    assert loose.problems == ["not compared: torchserve/onnx-torch grpc (mlp) [native]: failed in b"]
 
 
 def test_compare_cli_checks_writes_json_and_refuses_a_run_without_a_load_stage(tmp_path, capsys):
@@ -60,12 +63,98 @@ def test_compare_cli_checks_writes_json_and_refuses_a_run_without_a_load_stage(t
     out = tmp_path / "cmp.json"
     assert compare.main(parser.parse_args([str(a), str(b), "--json", str(out)])) == 0
     assert compare.main(parser.parse_args([str(a), str(b), "--check"])) == 1
+    assert compare.main(parser.parse_args([str(a), str(b), "--check", "--ratios-only"])) == 1  # the failed one
     assert compare.main(parser.parse_args([str(a), str(a), "--check"])) == 0
     text = capsys.readouterr().out
-    assert "2 of 3 saturations and 3 of 3 p50s at 1 user within their limits" in text
+    assert "8 of 9 saturations and 9 of 9 p50s at 1 user within their limits" in text
     assert "machine reference during b's load stage: 30,000-36,000 req/s, moved 20%" in text
     back = results.load(compare.RunComparison, out)
     assert back == compare.compare_runs(a, b)
     (b / "loadtest.json").unlink()
     with pytest.raises(UserError, match="loadtest.json does not exist"):
         compare.compare_runs(a, b)
+
+
+def _edit(run: Path, change) -> None:
+    data = json.loads((run / "loadtest.json").read_text(encoding="utf-8"))
+    change(data)
+    (run / "loadtest.json").write_text(json.dumps(data), encoding="utf-8")
+
+
+def _copies(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(RUN, a)
+    shutil.copytree(RUN, b)
+    assert compare.compare_runs(a, b).agree
+    return a, b
+
+
+def _first(data: dict) -> dict:
+    return data["endpoints"][0]
+
+
+def test_a_missing_figure_is_not_agreement(tmp_path):
+    a, b = _copies(tmp_path)
+
+    def drop_one_user(data):
+        for s in _first(data)["sweeps"]:
+            s["points"] = [p for p in s["points"] if p["users"] != 1]
+    _edit(b, drop_one_user)
+    cmp = compare.compare_runs(a, b)
+    assert not cmp.agree
+    assert any("no p50 at 1 user in b: a missing figure is not agreement" in p for p in cmp.problems)
+
+
+def test_a_lower_bound_is_not_compared_with_a_found_saturation(tmp_path):
+    a, b = _copies(tmp_path)
+    assert _first(json.loads((a / "loadtest.json").read_text()))["saturation"]["found"] is True
+
+    def lower_bound(data):
+        _first(data)["saturation"]["found"] = False
+    _edit(b, lower_bound)
+    cmp = compare.compare_runs(a, b)
+    assert not cmp.agree
+    assert any("saturation found in a but only a lower bound in b" in p for p in cmp.problems)
+    assert cmp.endpoints[0].saturation.agree is None  # not compared as if alike
+
+
+def test_a_different_profile_or_idle_policy_is_flagged(tmp_path):
+    a, b = _copies(tmp_path)
+
+    def other(data):
+        data["profile"] = "full"
+        data["cpu_idle"] = {"policy": "default", "held": False, "driver": "", "governor": "", "note": "",
+                            "idle_seconds": {}}
+    _edit(b, other)
+    problems = compare.compare_runs(a, b).problems
+    assert any(p.startswith("different profiles: a ") and p.endswith(", b full") for p in problems)
+    assert any("different idle policies" in p and "b default" in p for p in problems)
+
+
+def _comparison(ratios: list[float]) -> dict:
+    from deploy_compare.core.stats import paired_ratio
+
+    r = paired_ratio(ratios, [1.0] * len(ratios), a_name="torchserve/onnx rest (mlp) [native]",
+                     b_name="torchserve/torchscript rest (mlp) [native]", metric="p50_ms", load="1 users",
+                     higher_is_better=False)
+    return results.to_json_data(r)
+
+
+def test_within_run_ratios_overlap_and_reversed_rankings_decide_the_check(tmp_path, capsys):
+    a, b = _copies(tmp_path)
+    _edit(a, lambda d: d.update(paired_rounds=8, comparisons=[_comparison([0.8, 0.82, 0.85, 0.79, 0.8, 0.81,
+                                                                           0.83, 0.84])]))
+    _edit(b, lambda d: d.update(paired_rounds=8, comparisons=[_comparison([0.84, 0.9, 0.95, 1.05, 0.88, 0.86,
+                                                                           0.9, 0.92])]))
+    cmp = compare.compare_runs(a, b)
+    (r,) = cmp.ratios
+    assert r.winner_a == "torchserve/onnx rest (mlp) [native]" and r.winner_b is None
+    assert r.overlap and not r.reversed and cmp.agree
+    _edit(b, lambda d: d.update(comparisons=[_comparison([1.2, 1.25, 1.3, 1.22, 1.21, 1.24, 1.26, 1.3])]))
+    cmp = compare.compare_runs(a, b)
+    (r,) = cmp.ratios
+    assert r.reversed and not r.overlap and not cmp.agree
+    parser = argparse.ArgumentParser()
+    compare.configure(parser)
+    assert compare.main(parser.parse_args([str(a), str(b), "--check", "--ratios-only"])) == 1
+    assert "REVERSED" in capsys.readouterr().out

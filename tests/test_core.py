@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from core import proc, results, stats
-from core.config import PROFILES, RunConfig
-from core.registry import Registry
-from core.rundir import RunDir, RunDirExists
+from deploy_compare.core import proc, results, stats
+from deploy_compare.core.config import PROFILES, RunConfig
+from deploy_compare.core.registry import Registry
+from deploy_compare.core.rundir import RunDir, RunDirExists
 
 
 def test_registry_lookup_and_errors():
@@ -56,8 +56,8 @@ def test_summarize_known_inputs():
 def test_samples_needed_matches_binomial_bound():
     assert stats.samples_needed(99) == 459
     assert stats.samples_needed(90) == 44
-    assert stats.backed_percentiles(500) == ["p50", "p90", "p99"]
-    assert stats.backed_percentiles(5000) == ["p50", "p90", "p99", "p99.9"]
+    assert stats.backed_percentiles(500) == ["p50", "p90", "p95", "p99"]
+    assert stats.backed_percentiles(5000) == ["p50", "p90", "p95", "p99", "p99.9"]
 
 
 def test_repeat_interval():
@@ -137,15 +137,15 @@ def test_managed_process_stops_whole_group(tmp_path):
 def test_cli_help_lists_commands_without_heavy_imports():
     import subprocess
 
-    out = subprocess.run([sys.executable, "-c", "import sys; from deploy_compare.cli import main; main(['--help']);"
+    out = subprocess.run([sys.executable, "-c", "import sys; from deploy_compare.app.cli import main; main(['--help']);"
                           "print('HEAVY' if {'tensorflow','torch'} & set(sys.modules) else 'LIGHT')"],
                          capture_output=True, text=True, timeout=60)
     assert "inspect" in out.stdout and "loadtest" in out.stdout and "LIGHT" in out.stdout
 
 
 def test_pipeline_rerun_of_one_stage_keeps_other_timings(tmp_path, monkeypatch):
-    from core.config import QUICK
-    from deploy_compare import pipeline
+    from deploy_compare.app import pipeline
+    from deploy_compare.core.config import QUICK
 
     calls = []
     monkeypatch.setattr(pipeline, "resolve", lambda target: (lambda ctx: calls.append(target)))
@@ -162,8 +162,8 @@ def test_pipeline_rerun_of_one_stage_keeps_other_timings(tmp_path, monkeypatch):
 
 
 def test_failed_stage_is_recorded_and_raised(tmp_path, monkeypatch):
-    from core.config import QUICK
-    from deploy_compare import pipeline
+    from deploy_compare.app import pipeline
+    from deploy_compare.core.config import QUICK
 
     def boom(ctx):
         raise RuntimeError("stage broke")
@@ -178,7 +178,7 @@ def test_failed_stage_is_recorded_and_raised(tmp_path, monkeypatch):
 
 
 def test_cli_stops_only_what_the_command_started(tmp_path):
-    from deploy_compare import cli
+    from deploy_compare.app import cli
 
     outside = proc.ManagedProcess([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "o.log").start()
     try:
@@ -208,8 +208,8 @@ def _fake_sysfs(root, states):
 def test_cpu_idle_hold_writes_zero_and_measures_each_state(tmp_path):
     import struct
 
-    from core import cpuidle
-    from loadtests.results import LoadTestResults
+    from deploy_compare.core import cpuidle
+    from deploy_compare.loadtests.results import LoadTestResults
 
     root, device = tmp_path / "cpu", tmp_path / "cpu_dma_latency"
     _fake_sysfs(root, [("POLL", 1_000_000), ("haltpoll idle", 5_000_000)])
@@ -226,7 +226,7 @@ def test_cpu_idle_hold_writes_zero_and_measures_each_state(tmp_path):
 
 
 def test_cpu_idle_hold_says_why_it_did_nothing(tmp_path):
-    from core import cpuidle
+    from deploy_compare.core import cpuidle
 
     root = tmp_path / "cpu"
     _fake_sysfs(root, [("POLL", 0), ("haltpoll idle", 0)])
@@ -252,7 +252,7 @@ def test_cpu_idle_hold_says_why_it_did_nothing(tmp_path):
 def test_cpu_idle_hold_makes_idle_cpus_poll_here():
     import time
 
-    from core import cpuidle
+    from deploy_compare.core import cpuidle
 
     with cpuidle.hold("poll") as rec:
         time.sleep(0.5)

@@ -21,7 +21,7 @@ IMAGE = "deploy-compare-test/busybox:local"
 
 # --- pure parts (no engine) ---------------------------------------------------------------------------
 def test_containers_never_run_as_root_and_get_a_home(monkeypatch, tmp_path):
-    from serving.launchers import docker as launcher
+    from deploy_compare.serving.launchers import docker as launcher
 
     spec = _spec(8080)
     spec.container_cwd = "/home/model-server/dc"
@@ -38,8 +38,8 @@ def test_containers_never_run_as_root_and_get_a_home(monkeypatch, tmp_path):
 def test_launcher_both_means_native_and_docker_on_free_ports():
     from dataclasses import replace
 
-    from core.config import ServeSettings
-    from serving.stacks import launcher_choices
+    from deploy_compare.core.config import ServeSettings
+    from deploy_compare.serving.stacks import launcher_choices
 
     assert launcher_choices(replace(ServeSettings(), launcher="both")) == ["native", "docker"]
     assert launcher_choices(replace(ServeSettings(), launcher="auto")) == ["auto"]
@@ -48,7 +48,7 @@ def test_launcher_both_means_native_and_docker_on_free_ports():
 
 
 def test_image_tags_follow_their_content(tmp_path):
-    from serving.images import content_hash
+    from deploy_compare.serving.images import content_hash
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.py").write_text("x = 1\n")
@@ -88,7 +88,7 @@ def engine():
 
 
 def _spec(port: int):
-    from serving.base import LaunchSpec
+    from deploy_compare.serving.base import LaunchSpec
 
     return LaunchSpec(name="busybox-test", argv=[], image=IMAGE,
                       command=["httpd", "-f", "-p", str(port), "-h", "/www"], ports={"http": port})
@@ -113,7 +113,7 @@ def _ours(client):
 @pytest.mark.docker
 @pytest.mark.integration
 def test_container_serves_on_loopback_and_is_removed_on_stop(engine, tmp_path):
-    from serving.launchers.docker import DockerLauncher
+    from deploy_compare.serving.launchers.docker import DockerLauncher
 
     port = free_port()
     handle = DockerLauncher().launch(_spec(port), tmp_path / "c.log")
@@ -132,7 +132,7 @@ def test_container_serves_on_loopback_and_is_removed_on_stop(engine, tmp_path):
 @pytest.mark.docker
 @pytest.mark.integration
 def test_leftover_containers_are_removed_on_exit_path(engine, tmp_path):
-    from serving.launchers.docker import DockerLauncher, stop_all_containers
+    from deploy_compare.serving.launchers.docker import DockerLauncher, stop_all_containers
 
     DockerLauncher().launch(_spec(free_port()), tmp_path / "c.log")
     assert len(_ours(engine)) == 1

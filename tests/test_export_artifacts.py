@@ -7,18 +7,21 @@ import json
 import numpy as np
 import pytest
 
-from core import results
-from models.exporters.base import Manifest, digest, load_exporters
-from models.exporters.stage import load_manifest
+from deploy_compare.core import results
+from deploy_compare.models.exporters.base import Manifest, digest, load_exporters
+from deploy_compare.models.exporters.stage import load_manifest
 
 EXPECTED = {("savedmodel", "fp32"), ("tflite", "fp32"), ("tflite", "int8-dynamic"), ("tflite", "fp16"),
-            ("torchscript", "fp32"), ("onnx-torch", "fp32")}
+            ("torchscript", "fp32"), ("torch-export", "fp32"), ("onnx-torch", "fp32")}
+# left out of spine_run by its export scope (tests/conftest.py): recorded as NotRun
+LEFT_OUT = ("aoti", "litert-torch", "onnx2tf-savedmodel", "onnx2tf-tflite")
 
 
 @pytest.mark.slow
 def test_every_twin_exported_in_every_format(spine_run):
     manifest = load_manifest(spine_run)
-    assert load_exporters().names() == ["savedmodel", "tflite", "torchscript", "onnx-torch", "onnx-tf"]
+    assert load_exporters().names() == ["savedmodel", "tflite", "torchscript", "torch-export", "aoti", "onnx-torch",
+                                        "onnx-tf", "litert-torch", "onnx2tf-savedmodel", "onnx2tf-tflite"]
     for twin in ("mlp", "cnn"):
         got = {(r.exporter, r.variant) for r in manifest.artifacts if r.twin == twin}
         assert EXPECTED <= got, f"{twin}: missing {EXPECTED - got}"
@@ -26,6 +29,9 @@ def test_every_twin_exported_in_every_format(spine_run):
         onnx_tf = ("onnx-tf", "fp32") in got
         not_run = [n for n in manifest.not_run if n.what == f"{twin}/onnx-tf"]
         assert onnx_tf != bool(not_run) and all(n.reason for n in not_run)
+        left_out = {n.what: n for n in manifest.not_run if n.what.split("/")[1] in LEFT_OUT and n.what.startswith(twin)}
+        assert set(left_out) == {f"{twin}/{e}" for e in LEFT_OUT}
+        assert all("ExportSettings.exclude" in n.reason for n in left_out.values())
 
 
 @pytest.mark.slow
@@ -36,7 +42,9 @@ def test_manifest_round_trip_and_records_match_files(spine_run, tmp_path):
     for rec in manifest.artifacts:
         assert digest(spine_run.path / rec.path) == (rec.sha256, rec.bytes), rec.key
         assert rec.dynamic_batch and [s.name for s in rec.inputs] == ["input"], rec.key
-        assert [s.name for s in rec.outputs] == ["logits"] and rec.outputs[0].shape == [None, 10], rec.key
+        assert rec.outputs[0].shape == [None, 10], rec.key
+        if rec.format != "torch-export":  # a program's output is named after its graph node (e.g. linear_1)
+            assert [s.name for s in rec.outputs] == ["logits"], rec.key
         assert rec.export_seconds > 0 and rec.tool_versions, rec.key
     cnn = {r.source_framework: r for r in manifest.artifacts if r.twin == "cnn" and r.format == "onnx"}
     assert cnn["pytorch"].layout == "NCHW" and cnn["pytorch"].inputs[0].shape == [None, 1, 8, 8]
@@ -48,8 +56,8 @@ def predict_batches(payload: dict) -> dict:
     """Child process: every artifact of a twin, loaded by its runtime, at several batch sizes."""
     from pathlib import Path
 
-    from models.exporters.base import ArtifactRecord
-    from models.runtimes.base import open_artifact
+    from deploy_compare.models.exporters.base import ArtifactRecord
+    from deploy_compare.models.runtimes.base import open_artifact
 
     out = {}
     for data in payload["records"]:
@@ -64,7 +72,7 @@ def predict_batches(payload: dict) -> dict:
 
 @pytest.mark.slow
 def test_artifacts_load_in_their_runtime_with_dynamic_batch(spine_run):
-    from core.proc import run_isolated
+    from deploy_compare.core.proc import run_isolated
 
     records = [r for r in load_manifest(spine_run).artifacts if r.twin == "cnn"]
     shapes = run_isolated("tests.test_export_artifacts:predict_batches", {
@@ -83,8 +91,8 @@ class _Failing:
 
 
 def test_failing_exporter_fails_by_name_unless_optional(tmp_path):
-    from models.exporters.base import ExportJob
-    from models.exporters.stage import ExportFailed, run_exporter
+    from deploy_compare.models.exporters.base import ExportJob
+    from deploy_compare.models.exporters.stage import ExportFailed, run_exporter
 
     job = ExportJob(twin="mlp", model=None, input_shape=(64,), layout="NF", out_dir=tmp_path, run_root=tmp_path)
     manifest = Manifest(run_id="t")

@@ -7,14 +7,15 @@ import os
 import numpy as np
 import pytest
 
-from core.config import EXHAUSTIVE, FULL, QUICK, FloorSettings
-from core.results import Measurement
-from core.stats import WindowResult, summarize
-from models.floor.derived import failed_not_run, graph_ratios, spread_rows
-from models.floor.measure import _figures, hdr_encode
-from models.floor.plan import Group, group_points
-from models.floor.schedule import Scheduler, core_slots
-from models.floor.schema import BatchFigures, FloorPoint, PointSpec
+from deploy_compare.core.config import EXHAUSTIVE, FULL, QUICK, FloorSettings
+from deploy_compare.core.results import Measurement
+from deploy_compare.core.stats import WindowResult, summarize
+from deploy_compare.models.floor.derived import failed_not_run, graph_ratios, spread_rows
+from deploy_compare.models.floor.measure import _figures, hdr_encode
+from deploy_compare.models.floor.plan import Group, group_points
+from deploy_compare.models.floor.schedule import Scheduler, core_slots
+from deploy_compare.models.floor.schema import BatchFigures, FloorPoint, PointSpec
+from tests.conftest import OPT_IN
 
 
 def spec(twin: str, runtime: str, framework: str = "pytorch", variant: str = "fp32") -> PointSpec:
@@ -101,8 +102,8 @@ def test_graph_ratios_from_medians():
 
 def test_failed_point_becomes_a_row(tmp_path):
     """A point whose source is missing fails with its reason; the process and the next point go on."""
-    from core.rundir import RunDir
-    from models.parity import ParityTolerance
+    from deploy_compare.core.rundir import RunDir
+    from deploy_compare.models.parity import ParityTolerance
 
     run_dir = RunDir(tmp_path / "run").create()
     bad = PointSpec(twin="mlp", runtime="null", framework="none", source="artifacts/nope", format="trained")
@@ -125,10 +126,10 @@ def test_failed_points_are_listed_as_not_run():
 def test_cli_refuses_missing_run_folder_and_unknown_twin(tmp_path):
     import argparse
 
-    from core import results
-    from core.errors import UserError
-    from models.exporters.base import Manifest
-    from models.floor import main
+    from deploy_compare.core import results
+    from deploy_compare.core.errors import UserError
+    from deploy_compare.models.exporters.base import Manifest
+    from deploy_compare.models.floor import main
 
     with pytest.raises(UserError, match="manifest.json does not exist"):
         main(argparse.Namespace(run_dir=tmp_path, profile="quick", twins=None, grouping=None, try_theano=None))
@@ -139,8 +140,8 @@ def test_cli_refuses_missing_run_folder_and_unknown_twin(tmp_path):
 
 
 def test_runtimes_declare_what_the_floor_plans_with():
-    from core.kinds import ArtifactFormat, RuntimeFamily
-    from models.runtimes.base import FORMAT_RUNTIMES, RUNTIMES, load_runtimes
+    from deploy_compare.core.kinds import ArtifactFormat, RuntimeFamily
+    from deploy_compare.models.runtimes.base import FORMAT_RUNTIMES, RUNTIMES, load_runtimes
 
     load_runtimes()
     assert set(FORMAT_RUNTIMES.names()) == set(ArtifactFormat)  # every artifact format has a runtime
@@ -150,13 +151,14 @@ def test_runtimes_declare_what_the_floor_plans_with():
         if cls.eager:  # the eager side of a graph pair is a registered eager runtime of the same library
             eager = RUNTIMES.get(cls.eager)
             assert eager.framework == cls.framework and not eager.graph and eager.runs_trained_twin(), name
-    pairs = {(e, g) for _, e, g in __import__("models.floor.derived", fromlist=["x"]).graph_pairs()}
+    pairs = {(e, g) for _, e, g in __import__("deploy_compare.models.floor.derived", fromlist=["x"]).graph_pairs()}
     assert pairs == {("keras-eager", "keras-function"), ("keras-eager", "savedmodel"),
-                     ("torch-eager", "torchscript"), ("torch-eager", "torch-compile")}
+                     ("torch-eager", "torchscript"), ("torch-eager", "torch-compile"), ("torch-eager", "torch-export"),
+                     ("torch-eager", "aoti")}
 
 
 def test_a_runtime_must_declare_its_library_and_imports():
-    from models.runtimes.base import Runtime
+    from deploy_compare.models.runtimes.base import Runtime
 
     with pytest.raises(TypeError, match="'half-done' .* does not declare framework, imports"):
         type("HalfDone", (Runtime,), {"name": "half-done"})
@@ -165,13 +167,13 @@ def test_a_runtime_must_declare_its_library_and_imports():
 def test_a_new_runtime_module_is_planned_without_other_edits(tmp_path, monkeypatch):
     """A runtime registered on its own (as a new module under models/runtimes/ would be) is planned for the
     trained twins it supports, grouped by its library, with its cost hint."""
-    from core import results
-    from core.kinds import RuntimeFamily
-    from core.rundir import RunDir
-    from models.exporters.base import Manifest
-    from models.floor.plan import plan_points
-    from models.runtimes.base import RUNTIMES, load_runtimes
-    from models.runtimes.null import NullRuntime
+    from deploy_compare.core import results
+    from deploy_compare.core.kinds import RuntimeFamily
+    from deploy_compare.core.rundir import RunDir
+    from deploy_compare.models.exporters.base import Manifest
+    from deploy_compare.models.floor.plan import plan_points
+    from deploy_compare.models.runtimes.base import RUNTIMES, load_runtimes
+    from deploy_compare.models.runtimes.null import NullRuntime
 
     class Fake(NullRuntime):
         name = "fake-onnx-eager"
@@ -196,10 +198,10 @@ def test_a_new_runtime_module_is_planned_without_other_edits(tmp_path, monkeypat
 def test_scheduler_stops_only_the_processes_it_started(tmp_path):
     import sys
 
-    from core.proc import ManagedProcess
-    from core.rundir import RunDir
-    from models.floor.schedule import MEASURE_TARGET
-    from models.parity import ParityTolerance
+    from deploy_compare.core.proc import ManagedProcess
+    from deploy_compare.core.rundir import RunDir
+    from deploy_compare.models.floor.schedule import MEASURE_TARGET
+    from deploy_compare.models.parity import ParityTolerance
 
     sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
     theirs = ManagedProcess(sleep, tmp_path / "theirs.log", name=MEASURE_TARGET).start()
@@ -219,7 +221,7 @@ def test_scheduler_stops_only_the_processes_it_started(tmp_path):
 
 
 def test_theano_not_tried_says_how_to_try():
-    from models.floor import theano
+    from deploy_compare.models.floor import theano
 
     record = theano.not_run(QUICK.floor, "quick", None)
     assert record.what == "theano" and record.reason.startswith("not tried in this profile (quick")
@@ -233,7 +235,7 @@ def test_theano_attempt_records_a_failing_command(tmp_path):
     import sys
     from dataclasses import replace
 
-    from models.floor import theano
+    from deploy_compare.models.floor import theano
 
     def steps(venv):
         return [theano.Step("venv", (sys.executable, "-c", "print('made')")),
@@ -256,7 +258,7 @@ def test_theano_attempt_stops_at_its_budget(tmp_path):
     import time
     from dataclasses import replace
 
-    from models.floor import theano
+    from deploy_compare.models.floor import theano
 
     def steps(venv):
         return [theano.Step("install", (sys.executable, "-c", "import time; time.sleep(60)"))]
@@ -270,7 +272,7 @@ def test_theano_attempt_stops_at_its_budget(tmp_path):
 
 
 def test_theano_failure_summary_names_the_error_and_compiler_errors():
-    from models.floor.theano import summarize
+    from deploy_compare.models.floor.theano import summarize
 
     log = ("Traceback (most recent call last):\n  File \"x.py\", line 1\nImportError: Version check failed\n"
            "Traceback (most recent call last):\n"
@@ -286,10 +288,10 @@ def test_theano_failure_summary_names_the_error_and_compiler_errors():
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("DEPLOY_COMPARE_TRY_THEANO") != "1",
-                    reason="the real attempt downloads theano, numpy and scipy (about 45 s here): "
-                           "DEPLOY_COMPARE_TRY_THEANO=1 pytest tests/test_floor_units.py -k real_theano")
+                    reason=f"{OPT_IN} (DEPLOY_COMPARE_TRY_THEANO=1 pytest tests/test_floor_units.py -k real_theano): "
+                           "the real attempt downloads theano, numpy and scipy (about 45 s here)")
 def test_real_theano_attempt(tmp_path):
-    from models.floor import theano
+    from deploy_compare.models.floor import theano
 
     attempt = theano.attempt(FULL.floor, tmp_path / "logs")
     assert attempt.steps and attempt.steps[0].name == "venv" and attempt.versions.get("python")

@@ -1,19 +1,19 @@
-"""`deploy-compare inspect`: each of the four formats detected by content and described."""
+"""`deploy-compare inspect`: each format detected by content and described."""
 from __future__ import annotations
 
 import pytest
 
-from deploy_compare.cli import main as cli_main
-from models.inspect import UnknownArtifact, detect_format, inspect_artifact
+from deploy_compare.app.cli import main as cli_main
+from deploy_compare.models.inspect import UnknownArtifact, detect_format, inspect_artifact
 
 pytestmark = pytest.mark.slow
 
-FORMATS = ("savedmodel", "tflite", "torchscript", "onnx")
+FORMATS = ("savedmodel", "tflite", "torchscript", "onnx", "torch-export")  # AOTI: tests/test_export_pt2.py
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_inspect_each_format(spine_run, fmt):
-    from models.exporters.stage import load_manifest
+    from deploy_compare.models.exporters.stage import load_manifest
 
     rec = load_manifest(spine_run).find("cnn", fmt)
     info = inspect_artifact(spine_run.path / rec.path)
@@ -26,7 +26,7 @@ def test_inspect_each_format(spine_run, fmt):
 
 
 def test_cli_prints_signature_and_fails_clearly_on_unknown(spine_run, tmp_path, capsys):
-    from models.exporters.stage import load_manifest
+    from deploy_compare.models.exporters.stage import load_manifest
 
     rec = load_manifest(spine_run).find("mlp", "tflite", variant="int8-dynamic")
     assert cli_main(["inspect", str(spine_run.path / rec.path)]) == 0
@@ -41,11 +41,11 @@ def test_cli_prints_signature_and_fails_clearly_on_unknown(spine_run, tmp_path, 
 
 
 def test_inspect_stage_summarizes_every_manifest_artifact(spine_run):
-    from core import results
-    from core.config import QUICK, RunConfig
-    from core.context import RunContext
-    from models.exporters.stage import load_manifest
-    from models.inspect import ArtifactInfo, run_stage
+    from deploy_compare.core import results
+    from deploy_compare.core.config import QUICK, RunConfig
+    from deploy_compare.core.context import RunContext
+    from deploy_compare.models.exporters.stage import load_manifest
+    from deploy_compare.models.inspect import ArtifactInfo, run_stage
 
     ctx = RunContext(config=RunConfig(profile=QUICK, run_id="spine", results_root=spine_run.path.parent),
                      run_dir=spine_run)

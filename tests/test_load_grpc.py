@@ -12,11 +12,11 @@ from concurrent import futures
 
 import pytest
 
-from loadtests import http2 as h2
-from loadtests.nullgrpc import start_null_grpc_server, torchserve_response
-from loadtests.rawgrpc import GrpcStatusError, Http2, RawGrpcSender, StreamReset, request_block
-from loadtests.rawhttp import Connection
-from loadtests.senders import TORCHSERVE_PREDICT, error_kind
+from deploy_compare.loadtests import http2 as h2
+from deploy_compare.loadtests.nullgrpc import start_null_grpc_server, torchserve_response
+from deploy_compare.loadtests.rawgrpc import GrpcStatusError, Http2, RawGrpcSender, StreamReset, request_block
+from deploy_compare.loadtests.rawhttp import Connection
+from deploy_compare.loadtests.senders import TORCHSERVE_PREDICT, error_kind
 
 
 class _Events:
@@ -168,7 +168,7 @@ def test_raw_grpc_sender_calls_grpcio_server_with_large_messages_errors_and_meta
 def test_null_grpc_server_answers_grpcio_and_the_raw_sender_alike(tmp_path):
     import grpc
 
-    from loadtests.launch import free_port
+    from deploy_compare.loadtests.launch import free_port
 
     port = free_port()
     server = start_null_grpc_server(port, tmp_path / "null-grpc.log")
@@ -212,7 +212,7 @@ def test_raw_grpc_sender_costs_little_more_than_h2load_on_the_null_server(tmp_pa
     """Against the gRPC null endpoint (a ~0.1 ms round trip) the raw sender's mean stays within 0.05 ms of
     h2load's (5% of a 1 ms endpoint; measured: -0.007 to +0.015 ms); grpcio's synchronous call was ~0.2 ms
     over it."""
-    from loadtests.launch import free_port
+    from deploy_compare.loadtests.launch import free_port
 
     port = free_port()
     server = start_null_grpc_server(port, tmp_path / "null-grpc.log")

@@ -4,6 +4,7 @@ generator benchmark (headroom)."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import signal
 import threading
@@ -13,13 +14,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.config import QUICK
-from core.stats import WindowPolicy
-from loadtests.headroom import measure_headroom
-from loadtests.launch import free_port
-from loadtests.nullserver import start_null_server
-from loadtests.stage import measure_endpoint
-from serving.endpoint import Endpoint
+from deploy_compare.core.config import QUICK
+from deploy_compare.core.stats import WindowPolicy
+from deploy_compare.loadtests.headroom import measure_headroom
+from deploy_compare.loadtests.launch import free_port
+from deploy_compare.loadtests.nullserver import start_null_server
+from deploy_compare.loadtests.stage import measure_endpoint
+from deploy_compare.serving.endpoint import Endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -164,19 +165,23 @@ def test_errors_are_counted_not_fatal(null_server, payload, tmp_path):
     assert res.saturation_rps is None
 
 
-def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp_path):
-    from core.config import RunConfig
-    from core.context import RunContext
-    from core.results import load
-    from core.rundir import RunDir
-    from loadtests.results import LoadTestResults
-    from loadtests.stage import run
+@pytest.mark.parametrize("paired_rounds", [0, 8])  # endpoints one after another, or in paired rounds
+def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp_path, paired_rounds):
+    from deploy_compare.core.config import RunConfig
+    from deploy_compare.core.context import RunContext
+    from deploy_compare.core.results import load
+    from deploy_compare.core.rundir import RunDir
+    from deploy_compare.loadtests.results import LoadTestResults
+    from deploy_compare.loadtests.stage import run
 
     servers, endpoints = [], []
     cpus = {sorted(os.sched_getaffinity(0))[0]}
-    profile = replace(QUICK, name="test", load=replace(SETTINGS, max_users=16, plateau_gain=-1.0))
+    profile = replace(QUICK, name="test", load=replace(SETTINGS, max_users=16, plateau_gain=-1.0,
+                                                       paired_rounds=paired_rounds,
+                                                       paired_window=replace(SHORT, min_seconds=0.3)))
     run_dir = RunDir(tmp_path / "run").create()
-    np.savez(run_dir.heldout("mlp"), x=np.load(payload))  # digits, the mlp twin's data (NF layout)
+    x = np.load(payload)  # digits, the mlp twin's data (NF layout); the null endpoint's reference is never read
+    np.savez(run_dir.heldout("mlp"), x=x, logits_ref=np.zeros((len(x), 10), np.float32))
     try:
         for i in range(2):
             port = free_port()
@@ -184,7 +189,9 @@ def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp
             endpoints.append(replace(_endpoint(port, servers[-1], cpus), stack=f"null/{i}", model="mlp"))
         def kill_during_first_sweep() -> None:
             _wait_for_traffic(servers[0].pid)
-            time.sleep(1.5)  # the first step (0.2 s warm-up + 0.6 s window) is measured, the sweep goes on
+            # the first step (0.2 s warm-up + 0.6 s window, up to 3 more sub-windows while they disagree) is
+            # measured, the sweep goes on (1.5 s was too short on a loaded 2-core machine)
+            time.sleep(2.5)
             servers[0].stop(timeout=2)
 
         killer = threading.Thread(target=kill_during_first_sweep)
@@ -205,14 +212,25 @@ def test_server_killed_mid_load_marks_stack_failed_and_keeps_points(payload, tmp
             s.stop(timeout=5)
     saved = load(LoadTestResults, run_dir.loadtest)
     first, second = saved.endpoints
-    assert first.status == "failed" and "exited during the closed-loop sweep" in first.failure
+    during = "the paired rounds" if paired_rounds else "the closed-loop sweep"
+    assert first.status == "failed" and f"exited during {during}" in first.failure, first.failure
     assert first.sweeps and any(p.count > 0 and not p.errors for p in first.sweeps[0].points)  # kept
     assert second.status == "ok" and second.saturation_rps and second.open_points
     (headroom,) = saved.headrooms  # one protocol, one payload
     assert headroom.protocol == "rest" and headroom.capacity_rps > 0 and headroom.ratio > 0
     assert headroom.fastest_rps == second.saturation_rps
     assert all(p.harness is not None and p.harness.users == p.users for p in second.sweeps[0].points)
-    assert scoped == ["enter null/0", "exit null/0", "enter null/1", "exit null/1"]
+    if paired_rounds:  # a scrape around every window, windows alternating: ABBA
+        assert scoped[:4] == ["enter null/0", "exit null/0", "enter null/1", "exit null/1"]
+        assert all(a.replace("enter", "exit") == b for a, b in zip(scoped[::2], scoped[1::2], strict=True))
+        assert saved.paired_rounds == 8 and len(second.sweeps) == 8
+    else:
+        assert scoped == ["enter null/0", "exit null/0", "enter null/1", "exit null/1"]
+    # beside loadtest.json: one CSV row per point, p95 with the other percentiles
+    rows = list(csv.DictReader(run_dir.load_points.open(encoding="utf-8")))
+    assert len(rows) == sum(len(s.points) for e in saved.endpoints for s in e.sweeps) + len(second.open_points)
+    assert {r["endpoint"] for r in rows} == {"null/0 rest", "null/1 rest"}
+    assert all(float(r["p90_ms"]) <= float(r["p95_ms"]) <= float(r["p99_ms"]) for r in rows if r["count"] != "0")
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
@@ -235,9 +253,9 @@ def test_generator_headroom_per_protocol_is_measured_at_saturation(payload, tmp_
 
 
 def test_machine_reference_samples_a_real_null_endpoint_and_survives_its_death(tmp_path):
-    from core import results
-    from loadtests.reference import ReferenceProbe
-    from loadtests.results import LoadTestResults
+    from deploy_compare.core import results
+    from deploy_compare.loadtests.reference import ReferenceProbe
+    from deploy_compare.loadtests.results import LoadTestResults
 
     with ReferenceProbe({0}, {1} if os.cpu_count() and os.cpu_count() > 1 else None, tmp_path).running() as probe:
         first, second = probe.sample("a"), probe.sample("b")

@@ -11,14 +11,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.config import FULL, QUICK
-from core.results import load, save
-from loadtests.analysis import saturation_of, to_point, to_sweep
-from loadtests.headroom import apply_headrooms, harness_share, headroom_line, headroom_of
-from loadtests.plan import ProcessCpu, RawPoint
-from loadtests.rawhttp import ResponseReader, build_requests
-from loadtests.results import EndpointLoad, LoadTestResults
-from loadtests.rules import (
+from deploy_compare.core.config import FULL, QUICK
+from deploy_compare.core.results import load, save
+from deploy_compare.loadtests.analysis import saturation_of, to_point, to_sweep
+from deploy_compare.loadtests.headroom import apply_headrooms, harness_share, headroom_line, headroom_of
+from deploy_compare.loadtests.plan import ProcessCpu, RawPoint
+from deploy_compare.loadtests.rawhttp import ResponseReader, build_requests
+from deploy_compare.loadtests.results import EndpointLoad, LoadTestResults
+from deploy_compare.loadtests.rules import (
     StepFigure,
     StopKind,
     jit_quiet,
@@ -29,7 +29,7 @@ from loadtests.rules import (
     sweep_stop_reason,
     warmed_reason,
 )
-from loadtests.warmup import rotated, visits, warmup_job
+from deploy_compare.loadtests.warmup import rotated, visits, warmup_job
 
 SETTINGS = replace(QUICK.load, window=QUICK.load.window)
 
@@ -122,8 +122,8 @@ def test_one_headroom_ratio_stored_and_read_everywhere(tmp_path):
     # stored once: the round trip keeps it; the report reads the stored ratio
     back = load(LoadTestResults, save(res, tmp_path / "loadtest.json"))
     assert back == res and back.headrooms[1].ratio == null_grpc.ratio
-    from deploy_compare.report.model import ReportResults
-    from deploy_compare.report.sources.loadtest import loadtest
+    from deploy_compare.app.report.model import ReportResults
+    from deploy_compare.app.report.sources.loadtest import loadtest
 
     report = ReportResults(run_id="x", single_repeat=True, settings=None, environment=None)
     loadtest(tmp_path / "loadtest.json", report)
@@ -140,8 +140,8 @@ def test_warmup_stops_when_three_windows_agree_and_is_bounded():
     assert not stable([100, 200, 210])
     assert stable([100, 200, 210, 205])
     assert not stable([200, 210])  # too few windows
-    from loadtests.launch import LocustTarget
-    from loadtests.modes import LoadJob
+    from deploy_compare.loadtests.launch import LocustTarget
+    from deploy_compare.loadtests.modes import LoadJob
 
     job = LoadJob(target=LocustTarget(locustfile=__file__, host="http://127.0.0.1:1", options=[]), settings=QUICK.load,
                   log_dir=".", name="x")
@@ -173,7 +173,7 @@ def test_jit_cpu_is_read_from_compiler_threads_by_name():
     import os
     import threading
 
-    from core.proc import jit_cpu_seconds
+    from deploy_compare.core.proc import jit_cpu_seconds
 
     assert jit_cpu_seconds([os.getpid()]) is None  # no thread of that name yet
     named, done = threading.Event(), threading.Event()
@@ -242,7 +242,7 @@ def test_raw_http_reader_content_length_chunked_and_close():
 
 @pytest.mark.parametrize("exclusive", [True, False], ids=["kernel-wait", "gevent-wait"])
 def test_raw_http_connection_reads_both_ways_and_its_waits_are_bounded(exclusive):
-    from loadtests.rawhttp import Connection
+    from deploy_compare.loadtests.rawhttp import Connection
 
     a, b = socket.socketpair()
     conn = Connection(a, timeout=0.2)
@@ -266,7 +266,7 @@ def test_raw_http_connection_reads_both_ways_and_its_waits_are_bounded(exclusive
 def test_raw_http_sole_user_does_not_starve_the_loop_while_a_slow_answer_comes():
     import gevent
 
-    from loadtests.rawhttp import Connection
+    from deploy_compare.loadtests.rawhttp import Connection
 
     a, b = socket.socketpair()
     conn = Connection(a, timeout=5.0)
@@ -285,8 +285,8 @@ def test_raw_http_sole_user_does_not_starve_the_loop_while_a_slow_answer_comes()
 
 
 def test_null_grpc_answers_decode_with_the_official_messages():
-    from loadtests.nullgrpc import tfserving_response, torchserve_response
-    from serving import grpc_stubs
+    from deploy_compare.loadtests.nullgrpc import tfserving_response, torchserve_response
+    from deploy_compare.serving import grpc_stubs
 
     pb2, _ = grpc_stubs.load()
     msg = pb2.PredictionResponse.FromString(torchserve_response())
@@ -306,7 +306,7 @@ def test_a_point_of_several_sub_windows_reports_their_median_throughput():
 
 
 def test_sub_window_cpu_is_one_record_per_process():
-    from loadtests.modes.closed import merged_cpu
+    from deploy_compare.loadtests.modes.closed import merged_cpu
 
     cpu = [ProcessCpu("master", 1, 0.1, 1.0), ProcessCpu("worker", 2, 0.5, 1.0), ProcessCpu("master", 1, 0.3, 1.0),
            ProcessCpu("worker", 2, 0.7, 1.0)]
@@ -315,7 +315,7 @@ def test_sub_window_cpu_is_one_record_per_process():
 
 
 def test_settling_warnings_name_the_windows_left_out_and_a_point_that_never_agreed():
-    from loadtests.analysis import settling_warnings
+    from deploy_compare.loadtests.analysis import settling_warnings
 
     assert settling_warnings([1000.0, 1020.0, 990.0], [], 0, 0.10) == []
     (left_out,) = settling_warnings([1400.0, 1380.0, 1390.0], [590.0, 719.0], 1307, 0.10)

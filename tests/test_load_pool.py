@@ -1,5 +1,5 @@
 """The raw senders' connection pool and the open-loop direct send (`RawSender.start_nowait` from the
-scheduler thread, `complete` in the event loop), against the real null endpoints; and `core.realtime`."""
+scheduler thread, `complete` in the event loop), against the real null endpoints; and `deploy_compare.core.realtime`."""
 from __future__ import annotations
 
 import os
@@ -8,12 +8,12 @@ import threading
 import gevent
 import pytest
 
-from core.realtime import realtime
-from loadtests.launch import free_port
-from loadtests.nullgrpc import start_null_grpc_server, torchserve_response
-from loadtests.rawgrpc import RawGrpcSender
-from loadtests.rawhttp import RawHttpSender
-from loadtests.senders import TORCHSERVE_PREDICT
+from deploy_compare.core.realtime import realtime
+from deploy_compare.loadtests.launch import free_port
+from deploy_compare.loadtests.nullgrpc import start_null_grpc_server, torchserve_response
+from deploy_compare.loadtests.rawgrpc import RawGrpcSender
+from deploy_compare.loadtests.rawhttp import RawHttpSender
+from deploy_compare.loadtests.senders import TORCHSERVE_PREDICT
 from tests.test_load_grpc import _Environment, grpcio_server  # noqa: F401  (fixture)
 from tests.test_load_null import null_server  # noqa: F401  (fixture)
 

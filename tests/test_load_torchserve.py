@@ -6,9 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.config import QUICK
-from core.stats import WindowPolicy
-from loadtests.stage import measure_endpoint, server_alive
+from deploy_compare.core.config import QUICK
+from deploy_compare.core.stats import WindowPolicy
+from deploy_compare.loadtests.stage import measure_endpoint, server_alive
 
 pytestmark = pytest.mark.integration
 
@@ -60,15 +60,15 @@ def test_cli_loadtest_grpc_with_token_file(torchserve_mlp, spine_run, tmp_path):
     import subprocess
     import sys
 
-    from core.results import load
-    from loadtests.results import LoadTestResults
+    from deploy_compare.core.results import load
+    from deploy_compare.loadtests.results import LoadTestResults
 
     ep = _endpoint(torchserve_mlp, "grpc")
     token = ep.headers["Authorization"].split()[-1]
     (tmp_path / "token").write_text(token)
     # in a child process: the CLI's exit path stops every process its interpreter started (this fixture too)
     cli = subprocess.run(
-        [sys.executable, "-m", "deploy_compare.cli", "loadtest", "--grpc", ep.target, "--server", "torchserve",
+        [sys.executable, "-m", "deploy_compare.app.cli", "loadtest", "--grpc", ep.target, "--server", "torchserve",
          "--model-name", ep.served_name, "--payload", str(spine_run.path), "--twin", "mlp", "--layout", ep.layout,
          "--mode", "open", "--rate", "100", "--token-file", str(tmp_path / "token"), "--out", str(tmp_path / "out"),
          "--server-warmup", "0"],  # the CLI and the token are tested here, not the warm-up

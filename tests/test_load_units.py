@@ -7,21 +7,21 @@ import sys
 import numpy as np
 import pytest
 
-from core.config import QUICK
-from core.results import load, save
-from loadtests.analysis import to_point, to_sweep
-from loadtests.modes.closed import doubling_steps
-from loadtests.payload import build_payload
-from loadtests.plan import ProcessCpu, RawPoint, poisson_offsets
-from loadtests.requests import wire_requests
-from loadtests.results import EndpointLoad, LoadTestResults
-from loadtests.rules import StepFigure, last_step_reason, sweep_stop_reason
-from loadtests.senders import error_kind
+from deploy_compare.core.config import QUICK
+from deploy_compare.core.results import load, save
+from deploy_compare.loadtests.analysis import to_point, to_sweep
+from deploy_compare.loadtests.modes.closed import doubling_steps
+from deploy_compare.loadtests.payload import build_payload
+from deploy_compare.loadtests.plan import ProcessCpu, RawPoint, poisson_offsets
+from deploy_compare.loadtests.requests import wire_requests
+from deploy_compare.loadtests.results import EndpointLoad, LoadTestResults
+from deploy_compare.loadtests.rules import StepFigure, last_step_reason, sweep_stop_reason
+from deploy_compare.loadtests.senders import error_kind
 
 
 def test_locust_is_not_imported_by_the_orchestrating_side():
-    import loadtests.cli
-    import loadtests.stage  # noqa: F401
+    import deploy_compare.loadtests.cli
+    import deploy_compare.loadtests.stage  # noqa: F401
 
     assert "locust" not in sys.modules and "gevent.monkey" not in sys.modules
 
@@ -45,7 +45,7 @@ def _raw(lat, **kw):
 def test_point_validity_generator_cpu_lateness_errors():
     settings = QUICK.load
     ok = to_point(_raw([1.0] * 300), settings)
-    assert ok.valid and ok.throughput_rps == 150 and ok.latency_ms.backed == ["p50", "p90"]
+    assert ok.valid and ok.throughput_rps == 150 and ok.latency_ms.backed == ["p50", "p90", "p95"]
     busy = to_point(_raw([1.0] * 300, cpu=[ProcessCpu("local", 1, 1.9, 2.0)]), settings)
     assert not busy.valid and "generator saturated" in busy.invalid_reasons[0]
     late = to_point(_raw([1.0] * 300, mode="open", users=None, rate=150.0, lateness_ms=[0.1] * 290 + [5.0] * 10),
@@ -82,7 +82,7 @@ def test_payload_layout_and_bodies(tmp_path):
 
 
 def test_torchserve_grpc_request_decodes_with_torchserve_stubs():
-    from serving import grpc_stubs
+    from deploy_compare.serving import grpc_stubs
 
     pb2, _ = grpc_stubs.load()
     msg = pb2.PredictionsRequest.FromString(wire_requests(_ep("torchserve"), [np.ones((1, 1), np.float32)])[0])
@@ -90,7 +90,7 @@ def test_torchserve_grpc_request_decodes_with_torchserve_stubs():
 
 
 def _ep(server: str):
-    from serving.endpoint import Endpoint, TensorSignature
+    from deploy_compare.serving.endpoint import Endpoint, TensorSignature
 
     return Endpoint(stack=f"{server}/x", server=server, protocol="grpc", model="mlp", served_name="mlp",
                     target="127.0.0.1:1", layout="NF", signature=TensorSignature("inputs", "out"))
@@ -129,7 +129,7 @@ def test_cli_refuses_non_loopback_target(tmp_path):
     import subprocess
 
     np.save(tmp_path / "x.npy", np.zeros((4, 8), dtype=np.float32))
-    out = subprocess.run([sys.executable, "-m", "deploy_compare.cli", "loadtest", "--url", "http://192.0.2.1:8080/",
+    out = subprocess.run([sys.executable, "-m", "deploy_compare.app.cli", "loadtest", "--url", "http://192.0.2.1:8080/",
                           "--payload", str(tmp_path / "x.npy"), "--out", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "not loopback" in out.stderr
@@ -138,7 +138,7 @@ def test_cli_refuses_non_loopback_target(tmp_path):
 def test_cli_server_warmup_is_seconds_and_not_negative():
     import argparse
 
-    from loadtests import cli
+    from deploy_compare.loadtests import cli
 
     parser = argparse.ArgumentParser()
     cli.configure(parser)
@@ -151,7 +151,7 @@ def test_cli_server_warmup_is_seconds_and_not_negative():
 
 
 def test_repeats_give_median_and_95_interval():
-    from loadtests.analysis import repeat_summaries
+    from deploy_compare.loadtests.analysis import repeat_summaries
 
     settings = QUICK.load
     pts = [to_point(_raw([1.0 + r] * (300 + 10 * r), users=2), settings, repeat=r) for r in range(3)]
@@ -160,3 +160,18 @@ def test_repeats_give_median_and_95_interval():
     assert summary.load == "2 users" and tp["repeats"] == 3 and tp["median"] == 155.0
     assert tp["ci_lo"] < tp["median"] < tp["ci_hi"]
     assert repeat_summaries(pts[:1]) == []  # one repeat (quick profile): no interval claimed
+
+
+def test_endpoint_labels_parse_back_and_one_factor_pairs_are_found():
+    from deploy_compare.loadtests.results import endpoint_label, label_parts, one_factor_apart
+
+    label = endpoint_label("torchserve/onnx-torch", "grpc", "mlp", "docker")
+    assert label_parts(label) == ("torchserve/onnx-torch", "grpc", "mlp", "docker")
+    assert label_parts(endpoint_label("null/0", "rest", "mlp")) == ("null/0", "rest", "mlp", "")
+    assert label_parts("not a label") is None
+    a = endpoint_label("torchserve/savedmodel", "rest", "mlp", "native")
+    assert one_factor_apart(a, endpoint_label("torchserve/savedmodel", "grpc", "mlp", "native"))  # protocol
+    assert one_factor_apart(a, endpoint_label("torchserve/tflite", "rest", "mlp", "native"))  # format
+    assert one_factor_apart(a, endpoint_label("torchserve/savedmodel", "rest", "mlp", "docker"))  # launcher
+    assert not one_factor_apart(a, endpoint_label("torchserve/tflite", "grpc", "mlp", "native"))
+    assert not one_factor_apart(a, endpoint_label("torchserve/tflite", "rest", "cnn", "native"))

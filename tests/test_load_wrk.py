@@ -25,18 +25,19 @@ from typing import Any
 
 import pytest
 
-from core import cpuidle
-from core.config import QUICK
-from core.stats import WindowPolicy
-from loadtests import h2load, wrk
-from loadtests.launch import free_port
-from loadtests.nullgrpc import start_null_grpc_server
-from loadtests.nullserver import start_null_server
-from loadtests.payload import build_payload
-from loadtests.requests import wire_requests
-from loadtests.senders import TFSERVING_PREDICT, TORCHSERVE_PREDICT
-from loadtests.stage import measure_endpoint
-from serving.endpoint import Endpoint
+from deploy_compare.core import cpuidle
+from deploy_compare.core.config import QUICK
+from deploy_compare.core.stats import WindowPolicy
+from deploy_compare.loadtests import h2load, wrk
+from deploy_compare.loadtests.launch import free_port
+from deploy_compare.loadtests.nullgrpc import start_null_grpc_server
+from deploy_compare.loadtests.nullserver import start_null_server
+from deploy_compare.loadtests.payload import build_payload
+from deploy_compare.loadtests.requests import wire_requests
+from deploy_compare.loadtests.senders import TFSERVING_PREDICT, TORCHSERVE_PREDICT
+from deploy_compare.loadtests.stage import measure_endpoint
+from deploy_compare.serving.endpoint import Endpoint
+from tests.conftest import OPT_IN, TOO_NOISY
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +127,7 @@ def _alternate(endpoint: Endpoint, ref: Reference, body: bytes, payload: str, tw
     print(f"\n{endpoint.stack} ({os.getloadavg()[0]:.1f} load average): {figures}")
     spread = max(_scatter(b) for _, b in out.values())
     if spread > 2 * NOISE:  # the reference itself moved: no cross-check is possible on this machine right now
-        pytest.skip(f"{ref.name}'s own p50 scattered by {spread:.0%} (median absolute deviation) over "
+        pytest.skip(f"{TOO_NOISY}: {ref.name}'s own p50 scattered by {spread:.0%} (median absolute deviation) over "
                     f"its runs ({figures}; load average {os.getloadavg()[0]:.1f}): the machine is too busy to "
                     "cross-check")
     return out
@@ -208,7 +209,7 @@ def test_agrees_with_the_reference_on_a_1ms_null_endpoint(tmp_path, protocol):
 
 
 @pytest.mark.skipif(os.environ.get("DEPLOY_COMPARE_WRK_TORCHSERVE") != "1", reason=(
-    "opt-in (DEPLOY_COMPARE_WRK_TORCHSERVE=1 pytest tests/test_load_wrk.py): on this shared 2-core machine "
+    f"{OPT_IN} (DEPLOY_COMPARE_WRK_TORCHSERVE=1 pytest tests/test_load_wrk.py): on this shared 2-core machine "
     "TorchServe's own p50 moves too much between runs for a pass/fail in every CI run; measured 2026-12-01, "
     "ours minus the reference's (medians): REST 1 user +2.7%, +2.2%, -3.6%, -7.0%, +5.4%; 4 users +6.8%, "
     "-0.1%, +2.2%, +10.6%, -1.7%; gRPC (6 rounds, one run each) 1 user -10.0% .. +5.6%, median +0.4%; "

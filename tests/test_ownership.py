@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from core import ownership, proc
+from deploy_compare.core import ownership, proc
 from tests import test_docker_launcher
 
 engine = test_docker_launcher.engine  # fixture: a reachable engine and a tiny busybox image
 
-CLI = [sys.executable, "-m", "deploy_compare.cli"]
+CLI = [sys.executable, "-m", "deploy_compare.app.cli"]
 
 OWNER = """
 import sys, time
 from pathlib import Path
-from core import ownership
-from core.proc import ManagedProcess
+from deploy_compare.core import ownership
+from deploy_compare.core.proc import ManagedProcess
 ownership.set_run(Path(sys.argv[1]))
 (Path(sys.argv[1]) / "private").mkdir()
 ownership.track_folder(Path(sys.argv[1]) / "private")
@@ -86,7 +86,7 @@ def test_stop_command_stops_what_a_dead_owner_left_and_names_its_run(tmp_path):
                                    folders=[str(tmp_path / "dc-torchserve-x")])
     (tmp_path / "dc-torchserve-x").mkdir()
     path = ownership.runtime_dir() / f"{gone.pid}.json"
-    from core import results
+    from deploy_compare.core import results
 
     results.save(record, path)
     try:
@@ -147,10 +147,36 @@ def test_ignored_sigint_stays_ignored_off_a_terminal_and_sigterm_always_stops():
             signal.signal(sig, handler)
 
 
+FINALIZER_STOP = """
+import gc, os, signal, sys, time
+from deploy_compare.core import proc
+
+class Slow:
+    def __del__(self):  # a library's finalizer (TensorFlow's AtomicFunction.__del__) running when the signal lands
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+
+proc.install_signal_handlers()
+try:
+    Slow()  # finalized at once; the stop raises inside __del__, where Python cannot propagate it
+    for _ in range(50):
+        time.sleep(0.02)
+    print("NOT STOPPED")
+except proc.Terminated:
+    print("STOPPED in ordinary code")
+"""
+
+
+def test_a_stop_signal_landing_in_a_finalizer_stops_the_command_without_a_traceback():
+    done = subprocess.run([sys.executable, "-c", FINALIZER_STOP], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "STOPPED in ordinary code", (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
 def test_mar_reused_when_it_matches_the_manifest_else_built_in_the_commands_own_store(spine_run, tmp_path):
-    from models.exporters.stage import load_manifest
-    from serving.catalog import served_models
-    from serving.torchserve.archive import prepare_store
+    from deploy_compare.models.exporters.stage import load_manifest
+    from deploy_compare.serving.catalog import served_models
+    from deploy_compare.serving.torchserve.archive import prepare_store
 
     models = served_models(spine_run.path, load_manifest(spine_run), "torchserve", ["mlp"], ["torchscript"])
     published = tmp_path / "run-store"
@@ -174,8 +200,8 @@ def test_mar_reused_when_it_matches_the_manifest_else_built_in_the_commands_own_
 CONTAINER_OWNER = """
 import sys, time
 from pathlib import Path
-from core import ownership
-from serving.launchers.docker import DockerLauncher
+from deploy_compare.core import ownership
+from deploy_compare.serving.launchers.docker import DockerLauncher
 from tests.test_docker_launcher import _spec
 ownership.set_run(Path(sys.argv[1]))
 handle = DockerLauncher().launch(_spec(int(sys.argv[2])), Path(sys.argv[1]) / "c.log")

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from core import results
-from models.parity import ParityFailed, ParityTolerance, compare, load_report
+from deploy_compare.core import results
+from deploy_compare.models.parity import ParityFailed, ParityTolerance, compare, load_report
 
 TOL = ParityTolerance()
 
@@ -51,7 +51,7 @@ def test_nan_fails_and_quantized_is_reported_not_gated():
 
 @pytest.mark.slow
 def test_spine_run_parity_rows(spine_run):
-    from models.exporters.stage import load_manifest
+    from deploy_compare.models.exporters.stage import load_manifest
 
     report = load_report(spine_run)
     manifest = load_manifest(spine_run)
@@ -68,11 +68,11 @@ def test_perturbed_or_broken_artifacts_fail_the_gate_by_name(spine_run, tmp_path
     import onnx
     from onnx import numpy_helper
 
-    from core.config import QUICK, RunConfig
-    from core.rundir import RunDir
-    from deploy_compare.pipeline import RunContext, run_pipeline
-    from models.exporters.base import Manifest
-    from models.exporters.stage import load_manifest
+    from deploy_compare.app.pipeline import RunContext, run_pipeline
+    from deploy_compare.core.config import QUICK, RunConfig
+    from deploy_compare.core.rundir import RunDir
+    from deploy_compare.models.exporters.base import Manifest
+    from deploy_compare.models.exporters.stage import load_manifest
 
     run_dir = RunDir(tmp_path / "perturbed")
     shutil.copytree(spine_run.path, run_dir.path)

@@ -20,10 +20,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core import ownership, proc, results
-from core.results import StageTiming
+from deploy_compare.core import ownership, proc, results
+from deploy_compare.core.results import StageTiming
 
-CLI = [sys.executable, "-m", "deploy_compare.cli"]
+CLI = [sys.executable, "-m", "deploy_compare.app.cli"]
 
 
 def _run(args, timeout=120):
@@ -197,14 +197,14 @@ def test_signal_during_a_stage_stops_everything_and_keeps_results(spine_run, tmp
 def test_finished_run_is_read_only_and_a_sigkilled_serve_leaves_no_server(spine_run, tmp_path):
     """`serve` (SIGKILLed mid-serve), `report`, `inspect` and `loadtest --payload RUN` on a finished run
     change none of its files; the killed serve's TorchServe is gone within seconds."""
-    from core.config import QUICK
-    from models.exporters.stage import load_manifest
-    from serving.catalog import served_models
-    from serving.torchserve.archive import prepare_store
+    from deploy_compare.core.config import QUICK
+    from deploy_compare.models.exporters.stage import load_manifest
+    from deploy_compare.serving.catalog import served_models
+    from deploy_compare.serving.torchserve.archive import prepare_store
 
     run = tmp_path / "run"
     shutil.copytree(spine_run.path, run)
-    from core.rundir import RunDir
+    from deploy_compare.core.rundir import RunDir
 
     # finished as a whole run leaves it: the serve stage's archives (with their records) and a report
     prepare_store(served_models(run, load_manifest(RunDir(run)), "torchserve"), run / "artifacts" / "torchserve",

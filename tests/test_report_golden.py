@@ -1,11 +1,12 @@
 """Golden-file test of the report: a stored run folder (tests/fixtures/report/run/) rendered to report.md and
-compared with tests/fixtures/report/golden_report.md.
+load_points.csv, compared with tests/fixtures/report/golden_report.md and golden_load_points.csv.
 
 Regenerate after an intended change with `REPORT_GOLDEN_UPDATE=1 pytest tests/test_report_golden.py`, then
 review the diff of the golden file like code.
 """
 from __future__ import annotations
 
+import csv
 import difflib
 import io
 import json
@@ -17,12 +18,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from core import results
-from core.rundir import RunDir
-from deploy_compare.report import ReportResults, render
+from deploy_compare.app.report import ReportResults, render
+from deploy_compare.core import results
+from deploy_compare.core.rundir import RunDir
+from tests.conftest import OPT_IN
 
 FIXTURES = Path(__file__).parent / "fixtures" / "report"
 GOLDEN = FIXTURES / "golden_report.md"
+GOLDEN_CSV = FIXTURES / "golden_load_points.csv"
 
 
 def copy_fixture(tmp_path: Path, drop: tuple[str, ...] = ()) -> RunDir:
@@ -51,18 +54,36 @@ def fixture_render(tmp_path_factory):
     return tmp_path, run_dir, rendered
 
 
-def test_report_md_matches_golden(fixture_render):
-    tmp_path, _, rendered = fixture_render
-    text = normalized(rendered.markdown.read_text(encoding="utf-8"), tmp_path)
+def compare_with_golden(text: str, golden_file: Path) -> None:
     if os.environ.get("REPORT_GOLDEN_UPDATE") == "1":
-        GOLDEN.write_text(text, encoding="utf-8")
-        pytest.skip(f"golden file regenerated: {GOLDEN}")
-    golden = GOLDEN.read_text(encoding="utf-8")
+        golden_file.write_text(text, encoding="utf-8")
+        pytest.skip(f"{OPT_IN} (REPORT_GOLDEN_UPDATE=1): golden file regenerated: {golden_file}")
+    golden = golden_file.read_text(encoding="utf-8")
     if text != golden:
         diff = difflib.unified_diff(golden.splitlines(True), text.splitlines(True), "golden", "rendered")
         diff = "".join(list(diff)[:80])
-        pytest.fail("report.md differs from the golden file; if the change is intended, regenerate with "
-                    f"REPORT_GOLDEN_UPDATE=1 and review it:\n{diff}")
+        pytest.fail(f"{golden_file.name} differs from the rendered file; if the change is intended, regenerate "
+                    f"with REPORT_GOLDEN_UPDATE=1 and review it:\n{diff}")
+
+
+def test_report_md_matches_golden(fixture_render):
+    tmp_path, _, rendered = fixture_render
+    compare_with_golden(normalized(rendered.markdown.read_text(encoding="utf-8"), tmp_path), GOLDEN)
+
+
+def test_load_points_csv_matches_golden(fixture_render):
+    """One row per load point of loadtest.json (every repeat, closed and open loop), beside it in the run folder."""
+    _, run_dir, rendered = fixture_render
+    assert rendered.load_points == run_dir.load_points
+    text = rendered.load_points.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    data = json.loads(run_dir.loadtest.read_text(encoding="utf-8"))
+    points = [p for e in data["endpoints"] for p in [q for s in e["sweeps"] for q in s["points"]] + e["open_points"]]
+    assert len(rows) == len(points) > 0
+    assert {r["mode"] for r in rows} == {"closed", "open"}
+    assert [float(r["p99_ms"]) for r in rows] == pytest.approx([p["latency_ms"]["stats"]["p99"] for p in points],
+                                                               abs=5.1e-4)
+    compare_with_golden(text, GOLDEN_CSV)
 
 
 def test_results_json_round_trips_and_holds_what_the_report_shows(fixture_render):

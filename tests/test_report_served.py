@@ -9,20 +9,20 @@ import re
 
 import pytest
 
-from core.stats import backed_percentiles
-from deploy_compare.report import fmt
-from deploy_compare.report.document import Figure
-from deploy_compare.report.model import (
+from deploy_compare.app.report import fmt
+from deploy_compare.app.report.document import Figure
+from deploy_compare.app.report.model import (
     FloorRow,
     LatencyStats,
     LoadPoint,
     ReportResults,
     SaturationRow,
 )
-from deploy_compare.report.served import saturation_text
-from deploy_compare.report.served_sections import containers
-from deploy_compare.report.tax import breakdown
-from serving.metrics import CounterSample, interval_means
+from deploy_compare.app.report.served import saturation_text
+from deploy_compare.app.report.served_sections import containers
+from deploy_compare.app.report.tax import breakdown
+from deploy_compare.core.stats import backed_percentiles
+from deploy_compare.serving.metrics import CounterSample, interval_means
 from tests.report_samples import full_results
 from tests.test_report_golden import copy_fixture, render_quietly
 
@@ -93,13 +93,13 @@ def test_a_sweep_that_does_not_saturate_is_labelled_a_lower_bound():
 
 
 def test_older_loadtest_json_stop_reasons_give_the_verdict(tmp_path):
-    """The fixture's sweeps: three stopped at their last step (lower bounds), one on a plateau."""
+    """The fixture's sweeps: some stopped at their last step (lower bounds), the others on a plateau or the SLO."""
     rendered, _ = render_quietly(copy_fixture(tmp_path))
     sats = rendered.results.saturations
     assert sats and {s.found for s in sats} == {True, False}
     md = rendered.markdown.read_text(encoding="utf-8")
     for s in sats:
-        expected = "saturates at" if s.stop_kinds == ["plateau"] else "at least"
+        expected = "saturates at" if set(s.stop_kinds) <= {"plateau", "slo"} else "at least"
         assert s.found == (expected == "saturates at") and saturation_text(s).startswith(expected)
         assert saturation_text(s) in md
     assert "saturates at" not in "".join(saturation_text(s) for s in sats if not s.found)
@@ -113,7 +113,7 @@ def test_headroom_is_one_stored_number_everywhere(tmp_path):
         h["ratio"] = stored[h["protocol"]]
     run_dir.loadtest.write_text(json.dumps(data), encoding="utf-8")
     rendered, _ = render_quietly(run_dir)
-    from deploy_compare.report.summary import headline_rows
+    from deploy_compare.app.report.summary import headline_rows
 
     md = rendered.markdown.read_text(encoding="utf-8")
     ratios = set(re.findall(r"\*\*([0-9.]+)x\*\* the fastest", md))
@@ -162,14 +162,46 @@ def test_native_vs_container_renders_with_both_launchers_and_says_how_otherwise(
 
 def test_scorecard_cells_link_to_their_evidence():
     res = full_results()
-    from deploy_compare.report.served_sections import scorecard
+    from deploy_compare.app.report.served_sections import scorecard
 
     blocks = scorecard(res, {"scorecard": Figure("plots/scorecard.png", "x")})
     table = next(b for b in blocks if hasattr(b, "rows"))
     assert len(table.rows) == len(res.scorecard) == 3  # rest native, rest docker, grpc native
     for row in table.rows:
-        for cell in row[2:]:
+        for cell in row[3:]:  # after stack, artifact of (column and server), twin
             assert cell == fmt.NA or re.match(r"^\[[^\]]+\]\(#[a-z-]+\)", cell), cell
+
+
+def test_ray_serve_rows_are_named_and_get_their_own_same_server_table():
+    """Ray Serve's load points (the docker launcher's, as `auto` runs it) become scorecard rows "served by Ray
+    Serve", a same-server table of their own (replicas, not workers) and pairs in native vs container."""
+    from dataclasses import replace
+
+    from deploy_compare.app.report.model import ColdStartRow
+    from deploy_compare.app.report.served import derive_scorecard
+    from deploy_compare.app.report.served_sections import runtimes, scorecard
+
+    res = full_results()
+    ray = [replace(p, stack="rayserve/onnx-torch", server={}, window_unix=None) for p in res.load_points
+           if p.stack == "torchserve/torchscript" and p.protocol == "rest" and p.mode == "closed" and p.valid]
+    res.load_points += ray
+    res.cold_start.append(ColdStartRow("rayserve", "rayserve/onnx-torch rest", "mlp", 107.0, 1.9, 30.0, 9.0, "log",
+                                       launcher="docker"))
+    res.scorecard = []
+    derive_scorecard(res)
+    table = next(b for b in scorecard(res, {}) if hasattr(b, "rows"))
+    ray_rows = [row for row in table.rows if row[0].startswith("rayserve/")]
+    assert {row[0] for row in ray_rows} == {"rayserve/onnx-torch rest (native)", "rayserve/onnx-torch rest (docker)"}
+    assert all(row[1] == "PyTorch, served by Ray Serve" for row in ray_rows), ray_rows
+    assert any("ready 107 s" in row[8] for row in ray_rows), ray_rows
+    blocks = runtimes(res)
+    paras = [b.text for b in blocks if hasattr(b, "text")]
+    assert len(paras) == 2 and "(TorchServe, same config, pinning, token and limits)" in paras[0]
+    assert "(Ray Serve, same config, pinning and limits)" in paras[1] and "replica" in paras[1]
+    ray_table = [b for b in blocks if hasattr(b, "rows")][1]
+    assert ray_table.headers[2] == "runtime in the replica" and ray_table.rows[0][2] == "onnxruntime", ray_table.rows
+    pairs = json.dumps([b.__dict__ for b in containers(res, {})], default=str)
+    assert "rayserve/onnx-torch rest" in pairs
 
 
 def test_profile_label_is_the_profile_not_quick(tmp_path):
@@ -201,7 +233,7 @@ def test_results_without_window_bounds_say_which_field_is_missing(tmp_path):
 
 
 def test_report_results_round_trip_with_the_new_rows(tmp_path):
-    from core import results
+    from deploy_compare.core import results
 
     res = full_results()
     assert res.tax and res.scorecard and res.saturations
@@ -212,8 +244,8 @@ def test_around_samples_the_counters_during_the_window(monkeypatch):
     """The sampler thread stamps each scrape with wall-clock time; before and after are in the series too."""
     import time
 
-    from serving import metrics
-    from serving.endpoint import Endpoint
+    from deploy_compare.serving import metrics
+    from deploy_compare.serving.endpoint import Endpoint
 
     count = iter(range(10_000))
 
@@ -245,7 +277,7 @@ def test_around_samples_the_counters_during_the_window(monkeypatch):
 def test_torchserve_metrics_config_declares_per_request_times_as_histograms():
     import yaml
 
-    from serving.torchserve.config import METRICS_YAML, TorchServeConfig
+    from deploy_compare.serving.torchserve.config import METRICS_YAML, TorchServeConfig
 
     spec = yaml.safe_load(METRICS_YAML)
     histograms = {m["name"] for m in spec["ts_metrics"]["histogram"] + spec["model_metrics"]["histogram"]}
@@ -263,8 +295,8 @@ def test_torchserve_metrics_config_declares_per_request_times_as_histograms():
 
 def test_points_of_every_window_of_an_endpoint_get_their_server_means():
     """An endpoint measured in several windows (repeats in rotation): each point finds its own samples."""
-    from deploy_compare.report.collect import attach_server_means
-    from deploy_compare.report.model import ServerWindow
+    from deploy_compare.app.report.collect import attach_server_means
+    from deploy_compare.app.report.model import ServerWindow
 
     def window(t0):
         return ServerWindow("torchserve", "torchserve/onnx", "rest", "mlp", 10.0, None, None, None,
@@ -283,14 +315,41 @@ def test_points_of_every_window_of_an_endpoint_get_their_server_means():
     assert early.server_requests == late.server_requests == 200
 
 
+def test_a_paired_window_shorter_than_two_samples_takes_its_bracketing_scrapes_and_says_so():
+    """Quick's paired windows (0.3 s) are shorter than the sampler's 0.5 s: the scrapes just before the window's
+    command and after its result bracket it (warm-up included, said so); a bracket holding two windows gives
+    no figure."""
+    from deploy_compare.app.report.collect import attach_server_means
+    from deploy_compare.app.report.model import ServerWindow
+
+    def window(t0, t1, requests):
+        return ServerWindow("torchserve", "torchserve/onnx", "rest", "mlp", t1 - t0, None, None, None,
+                            launcher="native", sample_interval_s=0.5, series=[
+                                CounterSample(t0, {"ts_inference_requests_total": 0.0,
+                                                   "ts_inference_latency_microseconds": 0.0}),
+                                CounterSample(t1, {"ts_inference_requests_total": requests,
+                                                   "ts_inference_latency_microseconds": 700.0 * requests})])
+
+    res = ReportResults(run_id="r", single_repeat=False, settings=None, environment=None,
+                        server_windows=[window(10.0, 10.55, 500.0), window(20.0, 21.0, 800.0)])
+    alone, first, second = point("rest", {}), point("rest", {}), point("rest", {})
+    alone.window_unix, first.window_unix, second.window_unix = (10.2, 10.5), (20.1, 20.4), (20.5, 20.9)
+    res.load_points = [alone, first, second]
+    attach_server_means(res)
+    assert alone.server["mean_inference_ms"] == pytest.approx(0.7) and alone.server_requests == 500
+    assert "warm-up included" in alone.server_note and "0.5 s period" in alone.server_note
+    assert not first.server and not second.server  # two windows in one bracket: no figure, not a guess
+    assert any(alone.server_note in n for n in breakdown(alone, "1 user", FLOOR).notes)
+
+
 @pytest.mark.integration
 def test_real_torchserve_accounts_each_request_over_rest_and_grpc(torchserve_mlp):
     """With our metrics.yaml, TorchServe's per-request times are scrapeable sums and counts: the worker thread and
     the handler over both protocols, the server total and queue over REST (0.12 does not time gRPC there)."""
     import numpy as np
 
-    from serving.clients import make_client
-    from serving.metrics import make_around
+    from deploy_compare.serving.clients import make_client
+    from deploy_compare.serving.metrics import make_around
 
     for ep in torchserve_mlp.endpoints():
         windows = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,27 +14,50 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.catalog import CONTAINER_PATHS, DEFAULT_PORTS
-from serving.compose import TORCHSERVE_CONFIG_MOUNT
-from serving.images import TOOLKIT_IMAGE, TORCHSERVE_IMAGE
-from serving.tfserving.server import TFServing
+from deploy_compare.serving.catalog import CONTAINER_PATHS, DEFAULT_PORTS
+from deploy_compare.serving.compose import TORCHSERVE_CONFIG_MOUNT
+from deploy_compare.serving.images import TOOLKIT_IMAGE, TORCHSERVE_IMAGE
+from deploy_compare.serving.tfserving.server import TFServing
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"RUN_ID": "r", "DC_RESULTS": "/res"}
 
 
-def _config() -> dict:
-    """The file as docker-compose itself resolves it (variables filled with their defaults)."""
-    exe = shutil.which("docker-compose")
-    if exe is None:  # the raw file, defaults substituted by hand
-        text = (ROOT / "docker-compose.yml").read_text()
-        for key, value in ENV.items():
-            text = text.replace("${" + key + "}", value).replace("${" + key + ":-./results}", value)
-        return yaml.safe_load(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DC_", "COMPOSE_"))} | ENV
-    out = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True,
-                         env=env, timeout=60, check=True)
+_VARIABLE = re.compile(r"\$(?:(?P<escaped>\$)|(?P<plain>[A-Za-z_][A-Za-z0-9_]*)"
+                       r"|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable substitution (the compose file spec's "Interpolation"): `$VAR`, `${VAR}`, `${VAR:-default}`
+    (unset or empty), `${VAR-default}` (unset), `${VAR:?message}` / `${VAR?message}` (an error naming VAR), and
+    `$$` for a literal `$`. Unset variables without a default become empty, as docker-compose does (it warns)."""
+    def one(m: re.Match) -> str:
+        if m["escaped"]:
+            return "$"
+        name = m["plain"] or m["name"]
+        value, op = env.get(name), m["op"] or ""
+        missing = value is None or (op.startswith(":") and value == "")
+        if missing and op.endswith("-"):
+            return m["arg"]
+        if missing and op.endswith("?"):
+            raise ValueError(f"required variable {name} is missing a value: {m['arg']}")
+        return value or ""
+    return _VARIABLE.sub(one, text)
+
+
+def _env() -> dict[str, str]:
+    """The environment both paths resolve the file in: the caller's, without its DC_/COMPOSE_ settings, plus ENV."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DC_", "COMPOSE_"))} | ENV
+
+
+def _config(use_compose: bool) -> dict:
+    """The file resolved with its variables filled (defaults where unset): by docker-compose itself, or by
+    `interpolate` when docker-compose is absent (a fresh machine)."""
+    if not use_compose:
+        return yaml.safe_load(interpolate((ROOT / "docker-compose.yml").read_text(), _env()))
+    out = subprocess.run([shutil.which("docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "config"],
+                         capture_output=True, text=True, env=_env(), timeout=60, check=True)
     return yaml.safe_load(out.stdout)
 
 
@@ -45,8 +69,30 @@ def _mounts(svc: dict) -> dict[str, str]:
     return out
 
 
-def test_compose_file_agrees_with_the_code():
-    services = _config()["services"]
+def test_interpolate_follows_the_compose_spec():
+    env = {"SET": "v", "EMPTY": ""}
+    assert interpolate("${SET} $SET ${SET:-d} ${SET-d} ${SET:?m} $$SET", env) == "v v v v v $SET"
+    assert interpolate("[${EMPTY:-d}] [${EMPTY-d}] [${UNSET:-d}] [${UNSET-d}] [${UNSET}] [${UNSET:-}]", env) \
+        == "[d] [] [d] [d] [] []"
+    assert interpolate("${EMPTY?m}", env) == ""
+    for text in ("${UNSET:?set UNSET}", "${EMPTY:?set EMPTY}", "${UNSET?set UNSET}"):
+        with pytest.raises(ValueError, match="set "):
+            interpolate(text, env)
+    assert "${" not in interpolate((ROOT / "docker-compose.yml").read_text(), ENV)
+
+
+def _resolvers() -> list:
+    """docker-compose's own resolution when it is installed, and always the fallback a fresh machine takes."""
+    compose = shutil.which("docker-compose") is not None
+    return [pytest.param(True, id="docker-compose", marks=pytest.mark.skipif(
+        not compose, reason="docker-compose is not installed (apt-get install docker-compose): the fallback "
+                            "resolution is checked instead")),
+            pytest.param(False, id="fallback")]
+
+
+@pytest.mark.parametrize("use_compose", _resolvers())
+def test_compose_file_agrees_with_the_code(use_compose):
+    services = _config(use_compose)["services"]
     assert {"prepare", "tfserving", "torchserve", "locust-master", "locust-worker", "toolkit"} <= set(services)
     assert services["torchserve"]["image"] == TORCHSERVE_IMAGE
     assert services["tfserving"]["image"] == TFServing.image
@@ -59,7 +105,7 @@ def test_compose_file_agrees_with_the_code():
     ts = _mounts(services["torchserve"])
     assert ts["/res/r/artifacts/torchserve"] == CONTAINER_PATHS["torchserve"]["model_store"]
     assert services["torchserve"]["working_dir"] == CONTAINER_PATHS["torchserve"]["state"]
-    cmd = services["torchserve"]["command"]  # the serving log config `python -m serving.compose` writes
+    cmd = services["torchserve"]["command"]  # the serving log config `python -m deploy_compare.serving.compose` writes
     assert cmd[cmd.index("--log-config") + 1] == f"{TORCHSERVE_CONFIG_MOUNT}/log4j2.xml"
     assert ts["/res/r/compose/torchserve"] == TORCHSERVE_CONFIG_MOUNT
     assert _mounts(services["tfserving"])["/res/r/artifacts/tfserving"] == CONTAINER_PATHS["tfserving"]["models"]
@@ -75,7 +121,7 @@ def test_compose_file_agrees_with_the_code():
 
 
 # --- the stack, for real -----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session, first argument: it skips before the session's spine_run is trained
 def compose_ready():
     docker = pytest.importorskip("docker")
     if shutil.which("docker-compose") is None:

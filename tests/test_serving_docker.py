@@ -3,7 +3,8 @@ served parity over REST and gRPC, ports published on 127.0.0.1 only, read-only m
 the container's cgroup memory, and the container removed on every exit path (stop, SIGINT and SIGTERM
 to the CLI mid-serve). Skipped, with the reason, only where no engine or no image exists.
 
-One container is shared by the module (a TorchServe container takes ~20-30 s to become ready)."""
+One container is shared by the module (a TorchServe container serving both columns' mlp formats, seven
+workers, takes ~30-60 s to become ready)."""
 from __future__ import annotations
 
 import os
@@ -15,30 +16,30 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ServeSettings
-from serving.base import NotAvailable
-from serving.launchers.docker import DockerLauncher
-from serving.torchserve.server import TorchServe
+from deploy_compare.core.config import ServeSettings
+from deploy_compare.serving.torchserve.server import TorchServe
+from tests.servers import docker_or_skip, host_listeners
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parent.parent
+# every format of both columns (serving/catalog.py SERVED_FORMATS) for the mlp twin, as natively
+SERVED = ("torchscript", "onnx-torch", "savedmodel", "tflite", "onnx-tf")
+NAMES = {"mlp-torchscript", "mlp-onnx-torch", "mlp-savedmodel", "mlp-tflite", "mlp-tflite-int8-dynamic",
+         "mlp-tflite-fp16", "mlp-onnx-tf"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session, first argument: it skips before the session's spine_run is trained
 def docker_ready():
-    try:
-        DockerLauncher().check(TorchServe, ServeSettings())
-    except NotAvailable as exc:
-        pytest.skip(f"{exc.reason} (enable: {exc.enable_command})")
+    docker_or_skip(TorchServe)
 
 
 @pytest.fixture(scope="module")
 def ts_container(docker_ready, request):
-    from serving.launchers import docker as docker_launcher
-    from serving.testing import running_torchserve
+    from deploy_compare.serving.launchers import docker as docker_launcher
+    from tests.servers import running_torchserve
 
     spine_run = request.getfixturevalue("spine_run")  # only once we know the test can run
-    with running_torchserve(spine_run, formats=("torchscript", "onnx"), launcher="docker") as server:
+    with running_torchserve(spine_run, formats=SERVED, launcher="docker") as server:
         yield server
         container = server.handle.container
         stopping = time.monotonic()
@@ -52,22 +53,19 @@ def ts_container(docker_ready, request):
         container.reload()  # removed, not just stopped
 
 
-def _listeners(port: int) -> set[str]:
-    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, timeout=10,
-                         check=True).stdout
-    return {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
-
-
-def test_served_parity_over_rest_and_grpc_in_the_container(ts_container, spine_run):
-    from models.parity import ParityTolerance
-    from serving.session import served_parity
+def test_served_parity_over_rest_and_grpc_in_the_container(docker_ready, ts_container, spine_run):
+    """Both columns in the container, as natively: every fp32 format gated, the TFLite variants reported."""
+    from deploy_compare.models.parity import ParityTolerance
+    from deploy_compare.serving.session import served_parity
 
     endpoints = ts_container.endpoints()
     assert {(ep.served_name, ep.protocol) for ep in endpoints} == {
-        (f"mlp-{fmt}", proto) for fmt in ("torchscript", "onnx") for proto in ("rest", "grpc")}
+        (name, proto) for name in NAMES for proto in ("rest", "grpc")}
     for ep in endpoints:
         parity = served_parity(ep, spine_run, ParityTolerance())
         assert parity.ok, f"{ep.served_name}/{ep.protocol}: {parity.problem()}"
+        assert parity.figures.gated == (ep.variant == "fp32")
+    assert set(ts_container.worker_memory()) == NAMES  # the container's workers, found by their sockets
 
 
 def test_container_is_loopback_only_pinned_readonly_and_unprivileged(ts_container):
@@ -75,7 +73,7 @@ def test_container_is_loopback_only_pinned_readonly_and_unprivileged(ts_containe
     host = attrs["HostConfig"]
     assert {b["HostIp"] for v in host["PortBindings"].values() for b in v} == {"127.0.0.1"}
     for port in ts_container.ports.values():
-        assert _listeners(port) == {"127.0.0.1"}, f"port {port}: {_listeners(port)}"
+        assert host_listeners(port) == {"127.0.0.1"}, f"port {port}: {host_listeners(port)}"
     if ts_container.cpus:
         assert host["CpusetCpus"] == ",".join(str(c) for c in sorted(ts_container.cpus))
     mounts = {m["Destination"]: m["RW"] for m in attrs["Mounts"]}
@@ -86,7 +84,7 @@ def test_container_is_loopback_only_pinned_readonly_and_unprivileged(ts_containe
 
 def test_cold_start_and_cgroup_memory_are_measured(ts_container):
     assert ts_container.ready_seconds and ts_container.ready_seconds > 0
-    assert set(ts_container.model_load_seconds()) == {"mlp-torchscript", "mlp-onnx"}
+    assert set(ts_container.model_load_seconds()) == NAMES
     mem = ts_container.handle.memory()
     assert mem["cgroup_working_set_bytes"] > 50e6, mem  # a JVM + two Python workers
     assert mem["cgroup_usage_bytes"] >= mem["cgroup_working_set_bytes"]
@@ -105,8 +103,9 @@ def _default_signals() -> None:
 def _serve(spine_run, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "deploy_compare.cli", "serve", str(spine_run.path),
-                                 "--launcher", "docker", "--twins", "mlp", "--check-every", "0.5"],
+        return subprocess.Popen([sys.executable, "-m", "deploy_compare.app.cli", "serve", str(spine_run.path),
+                                 "--launcher", "docker", "--servers", "torchserve", "--twins", "mlp",
+                                 "--check-every", "0.5"],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_default_signals)
 
 
@@ -144,7 +143,7 @@ def test_sigint_and_sigterm_to_the_cli_mid_serve_remove_the_containers(docker_re
 def test_launcher_both_plans_each_server_natively_and_in_a_container(docker_ready, spine_run):
     from dataclasses import replace
 
-    from serving.stacks import import_servers, plan_servers
+    from deploy_compare.serving.stacks import import_servers, plan_servers
 
     import_servers()
     settings = replace(ServeSettings(), launcher="both", twins=("mlp",))

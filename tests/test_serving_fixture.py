@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from serving.clients import make_client
+from deploy_compare.serving.clients import make_client
 
 pytestmark = pytest.mark.integration
 

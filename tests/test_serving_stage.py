@@ -11,18 +11,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core import results
-from core.config import QUICK, RunConfig
-from core.context import RunContext
-from core.proc import group_members
-from core.results import StageTiming
-from core.rundir import RunDir
-from serving.catalog import ArtifactMismatch
-from serving.results import ServingResults
+from deploy_compare.core import results
+from deploy_compare.core.config import QUICK, RunConfig
+from deploy_compare.core.context import RunContext
+from deploy_compare.core.proc import group_members
+from deploy_compare.core.results import StageTiming
+from deploy_compare.core.rundir import RunDir
+from deploy_compare.serving.catalog import ArtifactMismatch
+from deploy_compare.serving.results import ServingResults
 
 
 def _ctx(run_dir: RunDir, tmp_path, stages: tuple[str, ...] = ()) -> RunContext:
-    profile = replace(QUICK, serve=replace(QUICK.serve, twins=("mlp",)))
+    # the PyTorch formats only: the TensorFlow ones are served in tests/test_serving_tf_formats.py
+    profile = replace(QUICK, serve=replace(QUICK.serve, twins=("mlp",), formats=("torchscript", "onnx-torch")))
     config = RunConfig(profile=profile, run_id=run_dir.path.name, results_root=run_dir.path.parent, force=True,
                        stages=stages)
     return RunContext(config=config, run_dir=run_dir)
@@ -37,10 +38,10 @@ def run_copy(spine_run, tmp_path):
 
 @pytest.mark.integration
 def test_serve_then_load_share_one_session_then_load_alone_opens_its_own(run_copy, tmp_path, monkeypatch):
-    import loadtests.stage
-    from deploy_compare.pipeline import run_pipeline
-    from serving.clients import make_client
-    from serving.session import heldout
+    import deploy_compare.loadtests.stage
+    from deploy_compare.app.pipeline import run_pipeline
+    from deploy_compare.serving.clients import make_client
+    from deploy_compare.serving.session import heldout
 
     seen = {}
 
@@ -52,24 +53,27 @@ def test_serve_then_load_share_one_session_then_load_alone_opens_its_own(run_cop
                     client.predict(x[:1])
             seen[(ep.served_name, ep.protocol)] = list(ep.server_pids)
 
-    monkeypatch.setattr(loadtests.stage, "run", fake_load)
+    monkeypatch.setattr(deploy_compare.loadtests.stage, "run", fake_load)
     run_pipeline(_ctx(run_copy, tmp_path, ("serve", "load")))
 
     out = results.load(ServingResults, run_copy.serving)
-    assert set(seen) == {(n, p) for n in ("mlp-torchscript", "mlp-onnx") for p in ("rest", "grpc")}
+    assert set(seen) == {(n, p) for n in ("mlp-torchscript", "mlp-onnx-torch") for p in ("rest", "grpc")}
     [ts] = out.servers
     assert ts.server == "torchserve" and ts.launcher == "native" and not ts.error
     assert all(p.ok for p in ts.parity) and len(ts.parity) == 4
     cold = ts.cold_start
-    assert cold.start_to_ready_s > 0 and set(cold.model_load_s) == {"mlp-torchscript", "mlp-onnx"}
+    assert cold.start_to_ready_s > 0 and set(cold.model_load_s) == {"mlp-torchscript", "mlp-onnx-torch"}
     assert set(cold.first_request_s) == {f"{n}/{p}" for n, p in seen}
     assert len(ts.sequential) == 4 and all(m.stats["p50"] > 0 for m in ts.sequential)
     assert len(ts.metrics) == 4 and all(w.delta["ts_inference_requests_total"] == 3 for w in ts.metrics)
     assert [m.phase for m in ts.memory] == ["ready", "after load"]
     assert all(m.processes >= 3 and m.peak_rss_bytes >= m.rss_bytes > 50 * 2**20 for m in ts.memory)  # JVM + 2 workers
     assert ts.settings["workers"] == 1 and "batch_size" in ts.settings and ts.settings["launcher"] == "native"
-    [tfs] = out.not_run
-    assert tfs.what == "tfserving" and "docker pull tensorflow/serving" in tfs.enable_command
+    not_run = {n.what: n for n in out.not_run}
+    assert set(not_run) == {"tfserving", "serve/cnn"}  # the profile serves mlp only: cnn is listed, not dropped
+    assert "docker pull tensorflow/serving" in not_run["tfserving"].enable_command
+    assert "serves only twins ('mlp',)" in not_run["serve/cnn"].reason
+    assert all(set(m.workers) == {"mlp-torchscript", "mlp-onnx-torch"} for m in ts.memory)  # each worker's RSS
     assert out.loadtest == "ran"
     text = run_copy.serving.read_text()
     assert "Bearer" not in text and '"key"' not in text
@@ -93,8 +97,8 @@ def test_serve_then_load_share_one_session_then_load_alone_opens_its_own(run_cop
 
 
 def test_tampered_artifact_is_refused_before_anything_starts(run_copy, tmp_path):
-    from models.exporters.stage import load_manifest
-    from serving.stage import run_stage
+    from deploy_compare.models.exporters.stage import load_manifest
+    from deploy_compare.serving.stage import run_stage
 
     rec = next(r for r in load_manifest(run_copy).artifacts if r.twin == "mlp" and r.format == "onnx")
     with open(run_copy.path / rec.path, "ab") as fh:
@@ -119,11 +123,11 @@ def test_serve_cli_serves_until_ctrl_c_then_nothing_is_left(run_copy):
 
     import psutil
 
-    from core.proc import default_signals
+    from deploy_compare.core.proc import default_signals
 
     log = run_copy.path / "serve-cli.out"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "deploy_compare.cli", "serve", str(run_copy.path),
+        proc = subprocess.Popen([sys.executable, "-m", "deploy_compare.app.cli", "serve", str(run_copy.path),
                                  "--twins", "mlp", "--launcher", "native"], stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "COLUMNS": "200"}, start_new_session=True,
                                 preexec_fn=default_signals)  # SIGINT may be ignored here (nohup, CI)
@@ -136,6 +140,7 @@ def test_serve_cli_serves_until_ctrl_c_then_nothing_is_left(run_copy):
         text = log.read_text()
         assert "serving until Ctrl-C" in text, text
         assert "parity ok" in text and "PARITY FAILED" not in text and "key_file.json" in text
+        assert "CPU idle: default, not held" in text, text  # open-ended: idle cores spin only with --cpu-idle poll
         key_file = next(w for w in text.split() if w.endswith("key_file.json"))
         tokens = [v["key"] for v in json.loads(open(key_file).read()).values()]
         started = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
@@ -163,7 +168,7 @@ def test_pipeline_closes_a_kept_session_when_a_later_stage_fails(tmp_path, monke
     """What the serve stage keeps open for the load stage is closed on every exit path, once."""
     import contextlib
 
-    from deploy_compare import pipeline
+    from deploy_compare.app import pipeline
 
     events = []
 
@@ -181,7 +186,7 @@ def test_pipeline_closes_a_kept_session_when_a_later_stage_fails(tmp_path, monke
         assert ctx.resources["servers"] == "servers"
         raise RuntimeError("locust failed")
 
-    fakes = {"serving.stage:run_stage": serve, "loadtests.stage:run_stage": load}
+    fakes = {"deploy_compare.serving.stage:run_stage": serve, "deploy_compare.loadtests.stage:run_stage": load}
     monkeypatch.setattr(pipeline, "resolve", lambda target: fakes[target])
     run_dir = RunDir(tmp_path / "r").create()
     with pytest.raises(RuntimeError, match="locust failed"):

@@ -15,19 +15,19 @@ import psutil
 import pytest
 import requests
 
-from core.proc import group_members
-from models.parity import ParityTolerance
-from serving.clients import PredictError, make_client
-from serving.metrics import make_around
-from serving.session import served_parity
-from serving.testing import running_torchserve
+from deploy_compare.core.proc import group_members
+from deploy_compare.models.parity import ParityTolerance
+from deploy_compare.serving.clients import PredictError, make_client
+from deploy_compare.serving.metrics import make_around
+from deploy_compare.serving.session import served_parity
+from tests.servers import running_torchserve
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def ts(spine_run):
-    with running_torchserve(spine_run, twins=("mlp",), formats=("torchscript", "onnx")) as server:
+    with running_torchserve(spine_run, twins=("mlp",), formats=("torchscript", "onnx-torch")) as server:
         yield server
 
 
@@ -42,7 +42,7 @@ def _healthy(ts) -> None:
 def test_served_parity_over_rest_and_grpc_for_torchscript_and_onnx(ts, spine_run):
     rows = [served_parity(ep, spine_run, ParityTolerance()) for ep in ts.endpoints()]
     assert {(r.served_name, r.protocol) for r in rows} == {
-        (n, p) for n in ("mlp-torchscript", "mlp-onnx") for p in ("rest", "grpc")}
+        (n, p) for n in ("mlp-torchscript", "mlp-onnx-torch") for p in ("rest", "grpc")}
     for r in rows:
         assert r.ok, (r.served_name, r.protocol, r.problem())
         assert r.figures.max_abs_err <= 1e-4 and r.figures.top1_agreement == 1.0
@@ -61,8 +61,8 @@ def test_token_is_required_on_every_api(ts):
     assert requests.get(mgmt, headers=ts.auth("inference"), timeout=10).status_code in (400, 401, 403)
     assert requests.get(mgmt, headers=ts.auth("management"), timeout=10).status_code == 200
     # model-control API off: registering a model is refused even with the management token
-    reg = requests.post(ts.url("management", "/models?url=mlp-onnx.mar&model_name=x"), headers=ts.auth("management"),
-                        timeout=10)
+    reg = requests.post(ts.url("management", "/models?url=mlp-onnx-torch.mar&model_name=x"),
+                        headers=ts.auth("management"), timeout=10)
     assert reg.status_code >= 400
     grpc_ep = next(e for e in ts.endpoints() if e.protocol == "grpc")
     grpc_ep.headers = {}
@@ -76,9 +76,14 @@ def test_token_is_required_on_every_api(ts):
     (json.dumps({"instances": [["a"] * 64]}), "application/json", 400, "numbers"),         # wrong dtype
     (json.dumps({"instances": [[None] * 64]}), "application/json", 400, "numbers"),        # nulls
     ("this is not json", "application/json", 400, "not JSON"),                              # non-JSON
-    ("", "application/json", 400, "empty"),                                                 # empty body
+    ("", "application/json", 400, "empty request body (received Content-Type application/json, 0 bytes)"),
     (json.dumps({"inputs": [[0.0] * 64]}), "application/json", 400, "instances"),          # wrong key
     (json.dumps({"instances": []}), "application/json", 400, "non-empty"),
+    # curl --data @body.json: TorchServe decodes the form before the handler; the answer says what came, what to send
+    (json.dumps({"instances": [[0.0] * 64]}), "application/x-www-form-urlencoded", 400,
+     "received Content-Type application/x-www-form-urlencoded, 337 bytes"),
+    ("a=1&b=2", "application/x-www-form-urlencoded", 400, "(form fields ['a', 'b']); expected Content-Type: "
+                                                          "application/json"),
 ])
 def test_bad_input_gets_a_clear_4xx_and_the_server_stays_healthy(ts, body, content_type, code, words):
     ep = _rest(ts)
@@ -126,7 +131,7 @@ def test_every_listener_is_on_loopback_and_pinned(ts):
 
 def test_metrics_are_scraped_around_a_window(ts):
     windows = []
-    ep = _rest(ts, "mlp-onnx")
+    ep = _rest(ts, "mlp-onnx-torch")
     with make_around(windows)(ep), make_client(ep) as client:
         for _ in range(5):
             client.predict(np.zeros((1, 64), np.float32))
@@ -134,7 +139,7 @@ def test_metrics_are_scraped_around_a_window(ts):
     assert w.error is None and w.delta["ts_inference_requests_total"] == 5
     assert 0 < w.derived["mean_inference_ms"] < 1000
     loads = ts.model_load_seconds()
-    assert set(loads) == {"mlp-torchscript", "mlp-onnx"} and all(v > 0 for v in loads.values())
+    assert set(loads) == {"mlp-torchscript", "mlp-onnx-torch"} and all(v > 0 for v in loads.values())
 
 
 def test_killed_worker_recovers_and_errors_are_counted(ts):

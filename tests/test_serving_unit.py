@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import results
-from core.config import ServeSettings
-from serving.base import LaunchSpec, NotAvailable, choose_launcher
-from serving.catalog import (
+from deploy_compare.core import results
+from deploy_compare.core.config import ServeSettings
+from deploy_compare.serving.base import LaunchSpec, NotAvailable, choose_launcher
+from deploy_compare.serving.catalog import (
     CONTAINER_PATHS,
     DEFAULT_PORTS,
     ArtifactMismatch,
@@ -26,18 +26,19 @@ from serving.catalog import (
     served_models,
     verified_model,
 )
-from serving.clients.base import PredictError
-from serving.clients.rest import parse_response, request_body
-from serving.endpoint import Endpoint
-from serving.launchers.docker import DockerLauncher, container_kwargs
-from serving.launchers.native import NativeLauncher
-from serving.metrics import model_totals, parse_prometheus
-from serving.stacks import import_servers
-from serving.tfserving import config as tfconfig
-from serving.tfserving.protos import messages
-from serving.tfserving.server import TFServing
-from serving.torchserve.config import TorchServeConfig, parse_properties
-from serving.torchserve.server import TorchServe
+from deploy_compare.serving.clients.base import PredictError
+from deploy_compare.serving.clients.rest import parse_response, request_body
+from deploy_compare.serving.endpoint import Endpoint
+from deploy_compare.serving.launchers.docker import DockerLauncher, container_kwargs
+from deploy_compare.serving.launchers.native import NativeLauncher
+from deploy_compare.serving.metrics import model_totals, parse_prometheus
+from deploy_compare.serving.protoc import cache_root
+from deploy_compare.serving.stacks import import_servers
+from deploy_compare.serving.tfserving import config as tfconfig
+from deploy_compare.serving.tfserving.protos import messages
+from deploy_compare.serving.tfserving.server import TFServing
+from deploy_compare.serving.torchserve.config import TorchServeConfig, parse_properties
+from deploy_compare.serving.torchserve.server import TorchServe
 
 ROOT = Path(__file__).resolve().parent.parent
 EP = Endpoint(stack="tfserving/savedmodel", server="tfserving", protocol="rest", model="mlp",
@@ -71,7 +72,7 @@ def test_torchserve_serving_log_config_keeps_the_access_log_and_drops_per_reques
 
     import ts as ts_package
 
-    from serving.torchserve.config import SERVING_LOG4J2
+    from deploy_compare.serving.torchserve.config import SERVING_LOG4J2
 
     ours = ET.fromstring(SERVING_LOG4J2)
     jar = Path(ts_package.__file__).parent / "frontend" / "model-server.jar"
@@ -89,7 +90,7 @@ def test_torchserve_serving_log_config_keeps_the_access_log_and_drops_per_reques
 
 @pytest.mark.parametrize("logging", ["serving", "default"])
 def test_torchserve_gets_the_serving_log_config_unless_asked_for_its_own(tmp_path, monkeypatch, logging):
-    import serving.torchserve.server as module
+    import deploy_compare.serving.torchserve.server as module
 
     monkeypatch.setattr(module, "prepare_store", lambda models, store, threads, published: (store, {}))
     server = TorchServe(NativeLauncher(), replace(ServeSettings(), server_logging=logging), [], tmp_path / "store",
@@ -106,23 +107,26 @@ def test_torchserve_gets_the_serving_log_config_unless_asked_for_its_own(tmp_pat
 
 @pytest.mark.parametrize("option, good, commands", [
     ("--server-logging", "default", ("serve", "run")),
-    ("--cpu-idle", "default", ("serve", "run", "loadtest")),
+    ("--cpu-idle", "poll", ("serve", "run", "loadtest")),
 ])
 def test_measurement_choices_are_options_of_their_commands(option, good, commands):
     import argparse
 
-    from deploy_compare.commands import run as run_command
-    from loadtests import cli as load_cli
-    from serving import cli
+    from deploy_compare.app.commands import run as run_command
+    from deploy_compare.loadtests import cli as load_cli
+    from deploy_compare.serving import cli
 
     parsers = {"serve": (cli.configure, ["results/r1"]), "run": (run_command.configure, []),
                "loadtest": (load_cli.configure, ["--null", "--payload", "x"])}
     dest = option.lstrip("-").replace("-", "_")
+    # None: the profile's setting (the load stages: idle CPUs poll); `serve` is open-ended: its idle CPUs
+    # spin only when asked (--cpu-idle poll)
+    defaults = {("--cpu-idle", "serve"): "default"}
     for name in commands:
         configure, positional = parsers[name]
         parser = argparse.ArgumentParser()
         configure(parser)
-        assert getattr(parser.parse_args(positional), dest) is None  # None: the profile's setting
+        assert getattr(parser.parse_args(positional), dest) == defaults.get((option, name))
         assert getattr(parser.parse_args([*positional, option, good]), dest) == good
         with pytest.raises(SystemExit):
             parser.parse_args([*positional, option, "verbose"])
@@ -152,6 +156,8 @@ def test_tfserving_model_config_parses_back_with_the_official_proto():
 
 
 def test_tfserving_batching_and_monitoring_render_upstream_field_names():
+    from google.protobuf import text_format
+
     batching = tfconfig.batching_parameters(tfconfig.BatchingSettings(8, 5000, 1, 100))
     assert "max_batch_size {\n  value: 8\n}" in batching and "batch_timeout_micros {\n  value: 5000\n}" in batching
     monitoring = tfconfig.monitoring_config()
@@ -161,16 +167,24 @@ def test_tfserving_batching_and_monitoring_render_upstream_field_names():
     numbers = {f.name: f.number for f in m.BatchingParameters.DESCRIPTOR.fields}
     assert numbers == {"max_batch_size": 1, "batch_timeout_micros": 2, "max_enqueued_batches": 3,
                        "num_batch_threads": 4, "thread_pool_name": 5, "allowed_batch_sizes": 6,
-                       "pad_variable_length_inputs": 7}
+                       "pad_variable_length_inputs": 7, "enable_large_batch_splitting": 8,
+                       "max_execution_batch_size": 9}
+    # the same bytes as the hand-built descriptors these vendored protos replaced
+    b = m.BatchingParameters(allowed_batch_sizes=[1, 8], pad_variable_length_inputs=True)
+    for name, value in (("max_batch_size", 8), ("batch_timeout_micros", 5000), ("num_batch_threads", 1),
+                        ("max_enqueued_batches", 100), ("thread_pool_name", "p")):
+        getattr(b, name).value = value
+    assert b.SerializeToString().hex() == "0a02080812030888271a020864220208012a030a0170320201083801"
+    assert text_format.Parse(monitoring, m.MonitoringConfig()).SerializeToString().hex() == (
+        "0a220801121e2f6d6f6e69746f72696e672f70726f6d6574686575732f6d657472696373")
     assert m.MonitoringConfig.DESCRIPTOR.full_name == "tensorflow.serving.MonitoringConfig"
-    from google.protobuf import text_format
     with pytest.raises(text_format.ParseError):  # a misspelt field is caught here, not by the server
         text_format.Parse("max_batch_sise { value: 1 }", m.BatchingParameters())
 
 
 def test_tfserving_image_tag_matches_the_installed_api():
     assert TFServing.image == f"tensorflow/serving:{version('tensorflow-serving-api')}"
-    from serving.images import OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE
+    from deploy_compare.serving.images import OFFICIAL_TORCHSERVE, TORCHSERVE_IMAGE
 
     assert OFFICIAL_TORCHSERVE == f"pytorch/torchserve:{version('torchserve')}-cpu"
     assert TorchServe.image == TORCHSERVE_IMAGE  # built by `make images`, or the official image tagged so
@@ -191,7 +205,7 @@ def test_rest_body_is_the_documented_row_format():
 def test_tfserving_grpc_request_and_response_use_the_official_protos():
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.clients.tfserving_grpc import predict_request, predict_response_array, tensor_proto
+    from deploy_compare.serving.clients.tfserving_grpc import predict_request, predict_response_array, tensor_proto
 
     x = np.random.default_rng(0).random((3, 8, 8, 1), dtype=np.float32)
     req = predict_request("cnn-savedmodel", "input_1", x)
@@ -214,20 +228,39 @@ def test_tfserving_grpc_request_and_response_use_the_official_protos():
 
 
 def test_torchserve_grpc_stubs_generate_from_the_installed_jar():
-    from serving import grpc_stubs
+    from deploy_compare.serving import grpc_stubs
 
     pb, pb_grpc = grpc_stubs.load()
     req = pb.PredictionsRequest(model_name="mlp-onnx", input={"data": request_body(np.zeros((1, 2), np.float32))})
     assert json.loads(req.input["data"]) == {"instances": [[0.0, 0.0]]}
     assert hasattr(pb_grpc, "InferenceAPIsServiceStub")
-    assert grpc_stubs.stub_dir().is_relative_to(ROOT / "serving" / "_generated")  # git-ignored
+    stubs = Path(pb.__file__).parent
+    assert stubs.is_relative_to(cache_root()) and not stubs.is_relative_to(ROOT)  # never into the package
+
+
+def test_protos_compile_into_the_cache_folder_given(tmp_path, monkeypatch):
+    from deploy_compare.serving import grpc_stubs
+    from deploy_compare.serving.tfserving import protos
+
+    monkeypatch.setenv("DEPLOY_COMPARE_CACHE", str(tmp_path / "cache"))
+    assert cache_root() == tmp_path / "cache"
+    stubs = grpc_stubs.generate()
+    assert stubs.parent == tmp_path / "cache" / "protos" and (stubs / "inference_pb2_grpc.py").is_file()
+    protos.messages.cache_clear()
+    try:
+        assert protos.messages().BatchingParameters.DESCRIPTOR.full_name == "tensorflow.serving.BatchingParameters"
+        assert [p.name for p in (tmp_path / "cache" / "protos").iterdir()] != []
+    finally:
+        protos.messages.cache_clear()
+    assert grpc_stubs.generate() == stubs  # compiled once
 
 
 # --- launchers --------------------------------------------------------------------------------------
 def test_auto_reports_tfserving_not_run_with_reason_and_commands(monkeypatch):
     import_servers()
-    monkeypatch.setattr("serving.launchers.native.resolve_binary", lambda name: None)
-    monkeypatch.setattr("serving.launchers.docker._client", lambda: (_ for _ in ()).throw(OSError("no engine")))
+    monkeypatch.setattr("deploy_compare.serving.launchers.native.resolve_binary", lambda name: None)
+    monkeypatch.setattr("deploy_compare.serving.launchers.docker._client",
+                        lambda: (_ for _ in ()).throw(OSError("no engine")))
     with pytest.raises(NotAvailable) as info:
         choose_launcher("auto", TFServing, ServeSettings())
     assert "tensorflow_model_server" in info.value.reason and "no Docker engine" in info.value.reason
@@ -235,8 +268,39 @@ def test_auto_reports_tfserving_not_run_with_reason_and_commands(monkeypatch):
     assert "docker pull tensorflow/serving:" in info.value.enable_command
 
 
+def test_ray_serve_runs_unnamed_only_where_containers_are_asked_for():
+    """The default quick run (`auto`) keeps its served set; `--launcher docker` / `both` add Ray Serve."""
+    from deploy_compare.core.config import QUICK
+    from deploy_compare.serving.base import chosen_servers
+
+    import_servers()
+    assert "rayserve" not in chosen_servers(QUICK.serve) and QUICK.serve.launcher == "auto"
+    assert "rayserve" not in chosen_servers(replace(ServeSettings(), launcher="native"))
+    for launcher in ("docker", "both"):
+        assert sorted(chosen_servers(replace(ServeSettings(), launcher=launcher))) == [
+            "rayserve", "tfserving", "torchserve"]
+    assert chosen_servers(replace(ServeSettings(), servers=("rayserve",))) == ["rayserve"]
+
+
+def test_without_docker_ray_serve_is_not_run_with_both_reasons(monkeypatch, tmp_path):
+    """No engine (DOCKER_HOST names a socket nothing listens on): `auto` cannot fall back to native Ray Serve
+    (its gRPC servers bind [::]: tests/test_serving_rayserve.py), so the plan is a NotRun naming both launchers'
+    reasons and both ways to enable it."""
+    from deploy_compare.core.rundir import RunDir
+    from deploy_compare.serving.rayserve.server import RayServe
+    from deploy_compare.serving.stacks import plan_server
+
+    import_servers()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    planned = plan_server("rayserve", RunDir(tmp_path / "run"), ServeSettings())
+    assert planned.server is None
+    reason, enable = planned.not_run.reason, planned.not_run.enable_command
+    assert "native: " in reason and "docker: no Docker engine reachable" in reason, reason
+    assert RayServe.image_enable in enable, enable
+
+
 def test_native_tfserving_is_refused_because_it_binds_all_interfaces(monkeypatch):
-    monkeypatch.setattr("serving.launchers.native.resolve_binary", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr("deploy_compare.serving.launchers.native.resolve_binary", lambda name: "/usr/bin/" + name)
     with pytest.raises(NotAvailable, match="0.0.0.0"):
         NativeLauncher().check(TFServing, ServeSettings())
     NativeLauncher().check(TFServing, replace(ServeSettings(), allow_public_bind=True))  # explicit opt-in
@@ -253,6 +317,7 @@ def test_docker_container_publishes_on_loopback_with_readonly_mounts(tmp_path):
     assert kw["volumes"][str(store)] == {"bind": "/models", "mode": "ro"}
     assert kw["volumes"][str(state)]["mode"] == "rw"
     assert kw["cpuset_cpus"] == "0" and kw["image"] == "tensorflow/serving:" + TFServing.image.split(":")[1]
+    assert "shm_size" not in kw and container_kwargs(replace(spec, shm_size=1 << 27))["shm_size"] == 1 << 27
     launcher = DockerLauncher()
     assert launcher.path(store / "mlp" / "1", spec.mounts) == "/models/mlp/1"
     with pytest.raises(ValueError, match="not under any mount"):
@@ -261,7 +326,7 @@ def test_docker_container_publishes_on_loopback_with_readonly_mounts(tmp_path):
 
 # --- artifacts and ports ---------------------------------------------------------------------------
 def _manifest(tmp_path: Path):
-    from models.exporters.base import ArtifactRecord, Manifest, TensorSpec, digest
+    from deploy_compare.models.exporters.base import ArtifactRecord, Manifest, TensorSpec, digest
 
     art = tmp_path / "artifacts" / "mlp" / "torchscript" / "model.pt"
     art.parent.mkdir(parents=True)
@@ -309,18 +374,28 @@ def test_prometheus_parsing_and_model_totals():
 # TYPE ts_inference_requests_total counter
 ts_inference_requests_total{model_name="mlp-onnx",model_version="default",hostname="h",} 12.0
 ts_inference_requests_total{model_name="cnn-onnx",model_version="default",hostname="h",} 3.0
+# HELP ts_inference_latency_microseconds Cumulative inference duration in microseconds
+# TYPE ts_inference_latency_microseconds counter
 ts_inference_latency_microseconds{model_name="mlp-onnx",model_version="default",hostname="h",} 2400.5
 WorkerLoadTime{WorkerName="W-9000-mlp-onnx_1.0",Level="Host",Hostname="h",} 1234.0
 """
     samples = parse_prometheus(text)
     assert len(samples) == 4 and samples[-1].labels["WorkerName"] == "W-9000-mlp-onnx_1.0"
+    histogram = parse_prometheus('# TYPE :tensorflow:serving:request_latency histogram\n'
+                                 ':tensorflow:serving:request_latency_bucket{model_name="m",le="+Inf"} 3\n'
+                                 ':tensorflow:serving:request_latency_sum{model_name="m"} 1.5e3\n'
+                                 ':tensorflow:serving:request_latency_count{model_name="m"} 3\n')
+    assert [(s.name, s.value) for s in histogram][1:] == [(":tensorflow:serving:request_latency_sum", 1500.0),
+                                                          (":tensorflow:serving:request_latency_count", 3.0)]
+    with pytest.raises(ValueError, match="http://x/metrics is not Prometheus text"):
+        parse_prometheus("<html>not metrics</html>\n", source="http://x/metrics")
     totals = model_totals(samples, "mlp-onnx", ("ts_inference_requests_total", "ts_inference_latency_microseconds"))
     assert totals == {"ts_inference_requests_total": 12.0, "ts_inference_latency_microseconds": 2400.5}
 
 
 def test_serving_results_round_trip(tmp_path):
-    from models.parity import ParityTolerance
-    from serving.results import ColdStart, ServerRun, ServingResults
+    from deploy_compare.models.parity import ParityTolerance
+    from deploy_compare.serving.results import ColdStart, ServerRun, ServingResults
 
     out = ServingResults(run_id="r", launcher_requested="auto", tolerance=ParityTolerance(),
                          probe={"min_samples": 50.0})
@@ -333,9 +408,9 @@ def test_serving_results_round_trip(tmp_path):
 
 # --- the compose `prepare` step (the file itself: tests/test_serving_compose.py) -----------------------
 def test_compose_render_writes_configs_with_container_paths_and_default_ports(tmp_path):
-    """`python -m serving.compose` (the compose `prepare` service) renders through the server code."""
-    from core.rundir import RunDir
-    from serving import compose
+    """`python -m deploy_compare.serving.compose` (the compose `prepare` service) renders through the server code."""
+    from deploy_compare.core.rundir import RunDir
+    from deploy_compare.serving import compose
 
     manifest, rec, art = _manifest(tmp_path)
     run_dir = RunDir(tmp_path)
@@ -345,7 +420,7 @@ def test_compose_render_writes_configs_with_container_paths_and_default_ports(tm
 
     module = torch.jit.script(torch.nn.Linear(64, 10))
     torch.jit.save(module, str(art))
-    from models.exporters.base import digest
+    from deploy_compare.models.exporters.base import digest
 
     rec.sha256, rec.bytes = digest(art)
     results.save(manifest, run_dir.manifest)
@@ -355,7 +430,7 @@ def test_compose_render_writes_configs_with_container_paths_and_default_ports(tm
     assert props["model_store"] == CONTAINER_PATHS["torchserve"]["model_store"]
     assert (run_dir.artifacts / "torchserve" / "mlp-torchscript.mar").is_file()
     assert not list(tmp_path.rglob("key_file.json"))
-    from serving.torchserve.config import SERVING_LOG4J2
+    from deploy_compare.serving.torchserve.config import SERVING_LOG4J2
 
     # docker-compose.yml's `--log-config` reads it from the mounted config folder
     assert (written["torchserve"].parent / "log4j2.xml").read_text() == SERVING_LOG4J2
@@ -391,7 +466,7 @@ def _server(tmp_path, healthy: bool, handle: _FakeHandle) -> TorchServe:
 
 
 def test_wait_ready_fails_fast_on_a_fatal_log_line_or_a_dead_process(tmp_path):
-    from serving.base import ServerError
+    from deploy_compare.serving.base import ServerError
 
     log = "2026 [INFO ] main ...\n2026 [ERROR] W-9000 org.pytorch.serve.wlm.WorkerThread - Load model failed: mlp\n"
     cases = [(_server(tmp_path, False, _FakeHandle(log)), 30.0, "Load model failed: mlp"),
@@ -411,7 +486,7 @@ def test_wait_ready_fails_fast_on_a_fatal_log_line_or_a_dead_process(tmp_path):
 
 
 def test_around_derives_server_means_and_notes_untimed_protocols(monkeypatch):
-    from serving import metrics
+    from deploy_compare.serving import metrics
 
     scrapes = iter([
         'ts_inference_requests_total{model_name="m",} 10.0\nts_inference_latency_microseconds{model_name="m",} 1000.0\n'
@@ -427,3 +502,54 @@ def test_around_derives_server_means_and_notes_untimed_protocols(monkeypatch):
     [w] = windows
     assert w.delta["ts_inference_requests_total"] == 4 and w.derived == {"mean_queue_ms": 0.05}
     assert "ts_inference_latency_microseconds did not grow" in w.notes[0]
+
+
+def test_rayserve_config_sets_every_ray_listener_to_its_own_port_on_loopback(tmp_path):
+    from deploy_compare.serving.catalog import DEFAULT_PORTS
+    from deploy_compare.serving.rayserve.config import ModelSpec, RayServeConfig
+
+    ports = dict(DEFAULT_PORTS["rayserve"])
+    cfg = RayServeConfig(node_ip="127.0.0.1", http_host="127.0.0.1", ports=ports, worker_ports=(20000, 20031),
+                         temp_dir="/tmp/x", models=[ModelSpec("mlp-onnx-torch", "onnx", "/m.onnx", "NF", [64],
+                                                              "float32", "x", "y")])
+    argv = cfg.ray_start_argv()
+    assert "--node-ip-address=127.0.0.1" in argv and "--dashboard-host=127.0.0.1" in argv
+    assert "--include-dashboard=false" in argv and "--min-worker-port=20000" in argv
+    used = {int(a.split("=")[1]) for a in argv if a.startswith("--") and "port=" in a and "worker" not in a}
+    env = cfg.ray_env()
+    used |= {int(env["AUTOSCALER_METRIC_PORT"]), int(env["DASHBOARD_METRIC_PORT"])}
+    assert used | {ports["http"], ports["grpc"]} == set(ports.values()), "a port role is not passed to Ray"
+    assert env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"  # single-node mode keeps the node on 127.0.0.1
+    assert RayServeConfig.read(cfg.write(tmp_path / "rayserve.json")) == cfg
+
+
+def test_rayserve_window_means_split_proxy_and_replica():
+    from deploy_compare.serving.metrics import derive, model_totals, parse_prometheus
+
+    text = "\n".join([
+        'ray_serve_http_request_latency_ms_sum{application="a",route="/"} 90',
+        'ray_serve_http_request_latency_ms_count{application="a",route="/"} 10',
+        'ray_serve_deployment_processing_latency_ms_sum{deployment="mlp-onnx-torch"} 20',
+        'ray_serve_deployment_processing_latency_ms_count{deployment="mlp-onnx-torch"} 10',
+        'ray_serve_deployment_processing_latency_ms_sum{deployment="tfserving-api"} 70',
+        'ray_serve_deployment_processing_latency_ms_count{deployment="tfserving-api"} 10'])
+    from deploy_compare.serving.metrics import SERVER_COUNTERS
+
+    totals = model_totals(parse_prometheus(text), "mlp-onnx-torch", SERVER_COUNTERS["rayserve"][0])
+    derived, _ = derive("rayserve", totals)
+    assert derived == {"mean_proxy_http_ms": 9.0, "mean_replica_ms": 2.0}  # the ingress's own series left out
+
+
+def test_a_missing_body_is_answered_with_what_was_received_and_what_is_expected():
+    from deploy_compare.serving.torchserve.handler import no_body
+
+    form = no_body({}, {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "337",
+                        "body": {"content-type": ""}})
+    assert form.startswith("no JSON body reached the model: received Content-Type application/x-www-form-urlencoded, "
+                           "337 bytes") and "no form fields" in form and "-H 'Content-Type: application/json'" in form
+    fields = no_body({"a": bytearray(b"1")}, {"content-type": "application/x-www-form-urlencoded"})
+    assert "2 bytes" in fields and "form fields ['a']" in fields  # no Content-Length: the fields' size (a=1)
+    assert no_body({"body": bytearray()}, {"Content-Type": "application/json", "Content-Length": "0"}) == (
+        'empty request body (received Content-Type application/json, 0 bytes); expected a JSON body '
+        '{"instances": [...]}')
+    assert "Content-Type (none), 0 bytes" in no_body({}, {})  # gRPC, or a context without headers

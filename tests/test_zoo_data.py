@@ -4,11 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.data import DATASETS, load_dataset, to_layout
-from models.zoo import get_twin
+from deploy_compare.models.data import DATASETS, load_dataset, to_layout
+from deploy_compare.models.zoo import get_twin
+
+COMPUTE_DATASETS = ("images224", "tokens128")  # the computing twins' generated data (models/zoo/mobilenet.py, ...)
 
 
-@pytest.mark.parametrize("name", DATASETS.names())
+@pytest.mark.parametrize("name", [n for n in DATASETS.names() if n not in COMPUTE_DATASETS])
 def test_split_is_fixed_by_seed(name):
     a, b, c = load_dataset(name, 7), load_dataset(name, 7), load_dataset(name, 8)
     np.testing.assert_array_equal(a.x_test, b.x_test)
@@ -17,6 +19,15 @@ def test_split_is_fixed_by_seed(name):
     assert a.x_train.dtype == np.float32 and a.y_train.dtype == np.int64
     assert len(a.x_test) == pytest.approx(0.2 * (len(a.x_train) + len(a.x_test)), abs=1)
     assert set(np.unique(a.y_test)) == set(range(a.num_classes))  # stratified: every class held out
+
+
+@pytest.mark.parametrize("name", COMPUTE_DATASETS)
+def test_compute_datasets_are_fixed_by_seed_and_fit_their_twins(name):
+    a, b = load_dataset(name, 7), load_dataset(name, 7)
+    np.testing.assert_array_equal(a.x_test, b.x_test)
+    twin = get_twin({"images224": "mobilenet", "tokens128": "transformer"}[name])
+    assert a.input_shape == twin.input_shape and a.x_train.dtype == np.dtype(twin.input_dtype)
+    assert a.y_train.dtype == np.int64 and set(np.unique(a.y_train)) <= set(range(twin.num_classes))
 
 
 def test_digits_shapes_and_scale():

@@ -4,16 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import results
+from deploy_compare.core import results
 
 
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory):
     from dataclasses import replace
 
-    from core.config import QUICK, RunConfig, TrainSettings
-    from core.rundir import RunDir
-    from deploy_compare.pipeline import RunContext, run_pipeline
+    from deploy_compare.app.pipeline import RunContext, run_pipeline
+    from deploy_compare.core.config import QUICK, RunConfig, TrainSettings
+    from deploy_compare.core.rundir import RunDir
 
     profile = replace(QUICK, name="test", train=TrainSettings(twins=("mlp",), epochs=1, parity_batch=32))
     config = RunConfig(profile=profile, run_id="zoo", results_root=tmp_path_factory.mktemp("zoo"),
@@ -25,7 +25,7 @@ def mlp_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_models_json_round_trip(mlp_run):
-    from models.training import TwinRecord, load_records
+    from deploy_compare.models.training import TwinRecord, load_records
 
     (record,) = load_records(mlp_run)
     assert isinstance(record, TwinRecord) and record.twin == "mlp"
@@ -40,21 +40,22 @@ def test_models_json_round_trip(mlp_run):
 
 @pytest.mark.slow
 def test_load_trained_reproduces_the_reference_logits(mlp_run):
-    from models.training import load_heldout, load_trained, torch_logits
-    from models.zoo import get_twin
+    from deploy_compare.models.training import load_heldout, load_trained, torch_logits
+    from deploy_compare.models.zoo import get_twin
 
     keras_model, torch_model = load_trained(mlp_run, "mlp")
     held = load_heldout(mlp_run, "mlp")
-    assert held["x"].shape == (32, 64) and held["x"].dtype == np.float32 and held["y"].dtype == np.int64
-    np.testing.assert_allclose(np.asarray(keras_model(held["x"])), held["logits_ref"], atol=1e-5)
-    np.testing.assert_allclose(torch_logits(get_twin("mlp"), torch_model, held["x"]), held["logits_ref"],
+    assert held.x.shape == (32, 64) and held.x.dtype == np.float32 and held.y.dtype == np.int64
+    assert held.layout == "NF" and held.output_kind == "class-logits"
+    np.testing.assert_allclose(np.asarray(keras_model(held.x)), held.ref, atol=1e-5)
+    np.testing.assert_allclose(torch_logits(get_twin("mlp"), torch_model, held.x), held.ref,
                                atol=1e-4)
     assert not torch_model.training
 
 
 def test_load_trained_names_the_missing_file(tmp_path):
-    from core.rundir import RunDir
-    from models.training import load_heldout, load_trained
+    from deploy_compare.core.rundir import RunDir
+    from deploy_compare.models.training import load_heldout, load_trained
 
     with pytest.raises(FileNotFoundError, match="run the train stage"):
         load_trained(RunDir(tmp_path), "mlp")
@@ -63,7 +64,7 @@ def test_load_trained_names_the_missing_file(tmp_path):
 
 
 def test_train_settings_are_validated():
-    from core.config import QUICK, TrainSettings
+    from deploy_compare.core.config import QUICK, TrainSettings
 
     assert QUICK.train.epochs_for("resnet") < QUICK.train.epochs_for("mlp") == QUICK.train.epochs
     with pytest.raises(ValueError, match=r"twin_epochs\[cnn\]=0"):

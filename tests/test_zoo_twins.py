@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.zoo import LayerPair, TransplantError, get_twin, param_counts, twin_names
+from deploy_compare.models.zoo import LayerPair, TransplantError, get_twin, param_counts, twin_names
 
 TWINS = ["mlp", "cnn", "resnet"]
 
@@ -39,9 +39,9 @@ def sample_batch(twin, n=16):
     return np.random.default_rng(1).normal(0, 1, (n, *twin.input_shape)).astype(np.float32)
 
 
-def test_registry_lists_the_three_twins():
-    assert sorted(twin_names()) == sorted(TWINS)
-    with pytest.raises(KeyError, match="registered: cnn, mlp, resnet"):
+def test_registry_lists_the_twins():
+    assert sorted(twin_names()) == sorted([*TWINS, "mobilenet", "transformer"])  # + the computing twins
+    with pytest.raises(KeyError, match="registered: cnn, mlp, mobilenet, resnet, transformer"):
         get_twin("vit")
 
 
@@ -59,7 +59,7 @@ def test_parameter_counts_match(name):
 
 @pytest.mark.parametrize("name", TWINS)
 def test_transplant_is_exact(name):
-    from models.training import check_transplant, torch_logits
+    from deploy_compare.models.training import check_transplant, torch_logits
 
     twin = get_twin(name)
     keras_model, torch_model = randomized_keras(twin), twin.build_torch()
@@ -74,7 +74,7 @@ def test_transplant_is_exact(name):
 
 def test_wrong_flatten_order_is_caught():
     """Dropping the (h, w, c) -> (c, h, w) row permutation changes the function: the check must fail."""
-    from models.training import check_transplant
+    from deploy_compare.models.training import check_transplant
 
     twin = get_twin("cnn")
     wrong = [replace(p, flatten_hwc=None) for p in twin.weight_map()]
