@@ -35,7 +35,8 @@ def test_two_endpoints_in_paired_rounds(tmp_path):
     try:
         for name in ("a", "b"):
             port = free_port()
-            server = start_null_server(port, tmp_path / f"null-{name}.log", cpus=cpus, delay_ms=0.5)  # the generator keeps headroom
+            # answers after 0.5 ms, so the generator keeps headroom at 2 users
+            server = start_null_server(port, tmp_path / f"null-{name}.log", cpus=cpus, delay_ms=0.5)
             servers.append(server)
             chosen.append(Endpoint(stack=f"null/{name}", server="null", launcher=name, protocol="rest", model="null",
                                    served_name="null", target=f"http://127.0.0.1:{port}/v1/models/null:predict",
