@@ -85,9 +85,19 @@ def command_parser(command: str) -> tuple[argparse.ArgumentParser, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import faulthandler
+    import io
     import os
 
     from deploy_compare.core import proc
+
+    # a crash in native code (TensorFlow, PyTorch, onnxruntime) prints the Python stack of every thread on stderr
+    # instead of ending the command silently with SIGSEGV/SIGABRT (not when called in-process with a captured
+    # stderr that has no file descriptor, e.g. under pytest's capsys)
+    try:
+        faulthandler.enable(file=sys.stderr)
+    except (AttributeError, io.UnsupportedOperation):
+        pass  # a stream without a descriptor: nothing native can write to it
 
     # TensorFlow's C++ start-up chatter (no CUDA here, oneDNN notes) hides the progress lines; errors still show
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
