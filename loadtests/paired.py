@@ -290,6 +290,8 @@ def paired_comparisons(eps: Sequence[tuple[str, str, EndpointLoad]]) -> list[Pai
         oa, ob = _open_by_fraction(ra), _open_by_fraction(rb)
         for fraction in sorted({f for f, _ in oa} & {f for f, _ in ob}):
             keys = sorted(k for k in oa.keys() & ob.keys() if k[0] == fraction)
+            if not keys:  # both have valid open-loop points at this fraction, but in no common round
+                continue
             out.append(paired_ratio([oa[k].latency_ms.stats["p50"] for k in keys],  # type: ignore[union-attr]
                                     [ob[k].latency_ms.stats["p50"] for k in keys],  # type: ignore[union-attr]
                                     a_name=la, b_name=lb, metric="p50_ms", higher_is_better=False,

@@ -44,7 +44,10 @@ pytestmark = pytest.mark.integration
 WINDOW = WindowPolicy(warmup_seconds=0.5, warmup_samples=10, min_seconds=3.0, min_samples=200, max_seconds=10.0)
 SETTINGS = replace(QUICK.load, window=WINDOW, twins=(), server_warmup_seconds=0.0, one_user_seconds=0.0)
 NOISE = 0.05  # wrk's own run-to-run p50 variation on the shared machine
-TOLERANCE = {1: 0.05 + NOISE, 4: 0.03 + NOISE}
+# at 1 user the 1-ms null endpoint's p50 is its asyncio timer's wake-up: 1.28-1.81 ms between runs of the same
+# reference on 2026-12-03, where ours read +9.1, +6.2, -1.2, +11.1% (REST) and +12.3, +3.8, +11.7% (gRPC) against
+# the reference's median (its own two runs up to 17% apart); the 2026-12-01 machine stayed within 10%
+TOLERANCE = {1: 0.05 + 2 * NOISE, 4: 0.03 + NOISE}
 
 
 def _cores() -> tuple[set[int], set[int]]:
@@ -202,8 +205,9 @@ def test_agrees_with_the_reference_on_a_1ms_null_endpoint(tmp_path, protocol):
         # 4 users behind one serial 1-ms worker: the p50 depends on how the 4 requests' turns line up, and with
         # idle CPUs polling it flips between runs of the same generator (wrk 3.76 / 4.42 ms, ours 3.64 / 3.70
         # ms) while every mean is 3.99-4.00 ms at ~1,000 req/s (Little's law): the means are compared there
-        _assert_agree(cross_check(ep, str(tmp_path / "x.npy"), None, tmp_path, rounds=1,  # no drift: one
-                                  stat={4: "mean"}))
+        # two rounds between three of the reference's runs: one round met a slow phase of the machine (gRPC 4 users:
+        # ours 5.20 ms between h2load's 4.59 / 4.59 ms, where three runs before had all been within 4%)
+        _assert_agree(cross_check(ep, str(tmp_path / "x.npy"), None, tmp_path, rounds=2, stat={4: "mean"}))
     finally:
         server.stop(timeout=5)
 
