@@ -205,9 +205,10 @@ def test_agrees_with_the_reference_on_a_1ms_null_endpoint(tmp_path, protocol):
         # 4 users behind one serial 1-ms worker: the p50 depends on how the 4 requests' turns line up, and with
         # idle CPUs polling it flips between runs of the same generator (wrk 3.76 / 4.42 ms, ours 3.64 / 3.70
         # ms) while every mean is 3.99-4.00 ms at ~1,000 req/s (Little's law): the means are compared there
-        # two rounds between three of the reference's runs: one round met a slow phase of the machine (gRPC 4 users:
-        # ours 5.20 ms between h2load's 4.59 / 4.59 ms, where three runs before had all been within 4%)
-        _assert_agree(cross_check(ep, str(tmp_path / "x.npy"), None, tmp_path, rounds=2, stat={4: "mean"}))
+        # three rounds between four of the reference's runs, compared by their medians: a single round can meet a
+        # slow phase of the machine (gRPC 4 users: ours 5.20 ms between h2load's 4.59 / 4.59 ms; REST 1 user: ours
+        # 1.635 then 1.338 ms against wrk's 1.26-1.39 ms, 2026-12-03), and the median of two is their mean
+        _assert_agree(cross_check(ep, str(tmp_path / "x.npy"), None, tmp_path, rounds=3, stat={4: "mean"}))
     finally:
         server.stop(timeout=5)
 
