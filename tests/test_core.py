@@ -13,6 +13,7 @@ from deploy_compare.core import proc, results, stats
 from deploy_compare.core.config import PROFILES, RunConfig
 from deploy_compare.core.registry import Registry
 from deploy_compare.core.rundir import RunDir, RunDirExists
+from tests.conftest import NO_SUCH_HARDWARE
 
 
 def test_registry_lookup_and_errors():
@@ -246,9 +247,11 @@ def test_cpu_idle_hold_says_why_it_did_nothing(tmp_path):
             pass
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not any(
+@pytest.mark.skipif(not any(
     p.read_text().strip() == "POLL" for p in Path("/sys/devices/system/cpu").glob("cpu0/cpuidle/state*/name")),
-    reason="needs root and a cpuidle POLL state")
+    reason=f"{NO_SUCH_HARDWARE} cpuidle POLL state (/sys/devices/system/cpu/cpu0/cpuidle/state*/name): "
+           "nothing to hold (the run records the policy as not held, with this reason)")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (writes /dev/cpu_dma_latency): run as root")
 def test_cpu_idle_hold_makes_idle_cpus_poll_here():
     import time
 
