@@ -68,10 +68,15 @@ class Subject(ABC):
         self.options = options
         self.target = options.path
 
+    suffix: ClassVar[str] = ""  # a single-file kind's file suffix: `claims` then needs no override
+
     @classmethod
-    @abstractmethod
     def claims(cls, target: str) -> bool:
-        """Whether `target` (a path, or module:factory) is a model of this kind."""
+        """Whether `target` (a path, or module:factory) is a model of this kind: by default an existing file
+        ending in `suffix`; kinds that are folders, zips or factories override it."""
+        if not cls.suffix:
+            raise NotImplementedError(f"{cls.__name__} declares neither `suffix` nor its own `claims`")
+        return target.endswith(cls.suffix) and Path(target).is_file()
 
     @abstractmethod
     def load(self) -> None:

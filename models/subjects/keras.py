@@ -1,8 +1,6 @@
 """A Keras 3 model file (`.keras`): the TensorFlow exporters take it as it is (SavedModel, TFLite, tf2onnx)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from deploy_compare.models.subjects.base import SUBJECTS, InputSpec, Subject
@@ -37,10 +35,7 @@ class KerasSubject(Subject):
     name = "keras"
     framework = "tensorflow"
     description = "a Keras model file (.keras)"
-
-    @classmethod
-    def claims(cls, target: str) -> bool:
-        return target.endswith(".keras") and Path(target).is_file()
+    suffix = ".keras"
 
     def load(self) -> None:
         import keras

@@ -38,10 +38,7 @@ class OnnxSubject(Subject):
     name = "onnx"
     framework = ""
     description = "an ONNX file (.onnx)"
-
-    @classmethod
-    def claims(cls, target: str) -> bool:
-        return target.endswith(".onnx") and Path(target).is_file()
+    suffix = ".onnx"
 
     def load(self) -> None:
         import onnxruntime as ort

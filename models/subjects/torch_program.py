@@ -1,8 +1,6 @@
 """A `torch.export` program (`.pt2`, `torch.export.save`): its input spec is the program's own."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from deploy_compare.models.subjects.base import SUBJECTS, InputSpec
 from deploy_compare.models.subjects.torch_models import TorchSubject, tensor_spec
 
@@ -36,10 +34,7 @@ def ProgramModule(inner):  # a class made on first use: torch is imported lazily
 class TorchProgramSubject(TorchSubject):
     name = "torch-program"
     description = "a torch.export program (.pt2)"
-
-    @classmethod
-    def claims(cls, target: str) -> bool:
-        return target.endswith(".pt2") and Path(target).is_file()
+    suffix = ".pt2"
 
     def load(self) -> None:
         import torch
