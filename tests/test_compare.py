@@ -15,20 +15,30 @@ from deploy_compare.core.errors import UserError
 RUN = Path(__file__).parent / "fixtures" / "report" / "run"
 
 
+TS = "torchserve/torchscript rest (mlp) [native]"  # changed in B
+FAILED = "torchserve/savedmodel grpc (mlp) [native]"  # failed in B
+
+
+def _label(ep: dict) -> str:
+    e = ep["endpoint"]
+    return f"{e['stack']} {e['protocol']} ({e['model']}) [{e['launcher']}]"
+
+
 def _runs(tmp_path: Path) -> tuple[Path, Path]:
-    """The report fixture's run twice; in B, TorchScript REST saturates 20% higher and its 1-user p50 is 3%
-    slower, ONNX-from-PyTorch gRPC failed, and the references differ."""
+    """The report fixture's run twice; in B, TorchScript REST (native, mlp) saturates 20% higher and its 1-user
+    p50 is 3% slower, SavedModel gRPC (native) failed, and the references differ."""
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(RUN, a)
     shutil.copytree(RUN, b)
     data = json.loads((b / "loadtest.json").read_text(encoding="utf-8"))
+    assert {TS, FAILED} <= {_label(ep) for ep in data["endpoints"]}
     for ep in data["endpoints"]:
-        if (ep["endpoint"]["stack"], ep["endpoint"]["protocol"]) == ("torchserve/torchscript", "rest"):
+        if _label(ep) == TS:
             ep["saturation_rps"] *= 1.2
             ep["saturation"]["rps"] *= 1.2
             for p in (p for s in ep["sweeps"] for p in s["points"] if p["users"] == 1):
                 p["latency_ms"]["stats"]["p50"] *= 1.03
-        if (ep["endpoint"]["stack"], ep["endpoint"]["protocol"]) == ("torchserve/onnx-torch", "grpc"):
+        if _label(ep) == FAILED:
             ep["status"], ep["failure"] = "failed", "server process exited"
     data["reference"] = {"loop": "l", "server_cpus": [0], "generator_cpus": [1], "failure": None, "samples": [
         {"before": x, "unix": 1.0, "count": n, "seconds": 1.0, "rps": float(n), "p50_ms": 0.03}
@@ -40,20 +50,19 @@ def _runs(tmp_path: Path) -> tuple[Path, Path]:
 def test_compare_says_which_endpoints_agree_within_the_limits(tmp_path):
     a, b = _runs(tmp_path)
     cmp = compare.compare_runs(a, b)
-    rows = {e.endpoint.split(" (")[0]: e for e in cmp.endpoints}
-    both = {f"torchserve/{f} {p}" for f in ("torchscript", "onnx-torch", "savedmodel", "tflite", "onnx-tf")
-            for p in ("rest", "grpc")}
-    assert set(rows) == both - {"torchserve/onnx-torch grpc"}
-    ts = rows["torchserve/torchscript rest"]
+    rows = {e.endpoint: e for e in cmp.endpoints}
+    every = {_label(ep) for ep in json.loads((a / "loadtest.json").read_text(encoding="utf-8"))["endpoints"]}
+    assert set(rows) == every - {FAILED}
+    ts = rows[TS]
     assert ts.saturation.apart == pytest.approx(0.2) and ts.saturation.agree is False
     assert ts.p50_1user_ms.apart == pytest.approx(0.03) and ts.p50_1user_ms.agree is True
     assert all(e.saturation.apart == 0 and e.p50_1user_ms.agree for e in cmp.endpoints if e is not ts)
-    assert cmp.only_in_one == ["torchserve/onnx-torch grpc (mlp) [native]: failed in b"]
+    assert cmp.only_in_one == [f"{FAILED}: failed in b"]
     assert not cmp.agree
     assert [r.spread for r in cmp.references] == [None, pytest.approx(0.2)]
     loose = compare.compare_runs(a, b, saturation_limit=0.25)
     assert loose.absolutes_agree and not loose.agree  # a failed endpoint is not left out: it fails the check
-    assert loose.problems == ["not compared: torchserve/onnx-torch grpc (mlp) [native]: failed in b"]
+    assert loose.problems == [f"not compared: {FAILED}: failed in b"]
 
 
 def test_compare_cli_checks_writes_json_and_refuses_a_run_without_a_load_stage(tmp_path, capsys):
@@ -66,7 +75,8 @@ def test_compare_cli_checks_writes_json_and_refuses_a_run_without_a_load_stage(t
     assert compare.main(parser.parse_args([str(a), str(b), "--check", "--ratios-only"])) == 1  # the failed one
     assert compare.main(parser.parse_args([str(a), str(a), "--check"])) == 0
     text = capsys.readouterr().out
-    assert "8 of 9 saturations and 9 of 9 p50s at 1 user within their limits" in text
+    n = len(compare.compare_runs(a, a).endpoints) - 1  # all but the failed one
+    assert f"{n - 1} of {n} saturations and {n} of {n} p50s at 1 user within their limits" in text
     assert "machine reference during b's load stage: 30,000-36,000 req/s, moved 20%" in text
     back = results.load(compare.RunComparison, out)
     assert back == compare.compare_runs(a, b)
@@ -107,14 +117,14 @@ def test_a_missing_figure_is_not_agreement(tmp_path):
 
 def test_a_lower_bound_is_not_compared_with_a_found_saturation(tmp_path):
     a, b = _copies(tmp_path)
-    assert _first(json.loads((a / "loadtest.json").read_text()))["saturation"]["found"] is True
+    assert _first(json.loads((a / "loadtest.json").read_text()))["saturation"]["found"] is False  # quick: 8 users
 
-    def lower_bound(data):
-        _first(data)["saturation"]["found"] = False
-    _edit(b, lower_bound)
+    def found(data):
+        _first(data)["saturation"]["found"] = True
+    _edit(b, found)
     cmp = compare.compare_runs(a, b)
     assert not cmp.agree
-    assert any("saturation found in a but only a lower bound in b" in p for p in cmp.problems)
+    assert any("saturation found in b but only a lower bound in a" in p for p in cmp.problems)
     assert cmp.endpoints[0].saturation.agree is None  # not compared as if alike
 
 

@@ -93,8 +93,19 @@ def test_a_sweep_that_does_not_saturate_is_labelled_a_lower_bound():
 
 
 def test_older_loadtest_json_stop_reasons_give_the_verdict(tmp_path):
-    """The fixture's sweeps: some stopped at their last step (lower bounds), the others on a plateau or the SLO."""
-    rendered, _ = render_quietly(copy_fixture(tmp_path))
+    """An older loadtest.json stored neither the verdict (`saturation`) nor the sweeps' `stop_kind`: the report
+    reads the kind from the stop reason's text. The fixture's sweeps made older, one endpoint's stopped on a
+    throughput plateau (lower bounds elsewhere: every quick sweep reached its last step)."""
+    run_dir = copy_fixture(tmp_path)
+    data = json.loads(run_dir.loadtest.read_text(encoding="utf-8"))
+    for i, ep in enumerate(e for e in data["endpoints"] if e["sweeps"]):
+        ep.pop("saturation", None)
+        for sweep in ep["sweeps"]:
+            sweep.pop("stop_kind", None)
+            if i == 0:
+                sweep["stop_reason"] = "throughput plateau: +1% from the previous step (limit 5%)"
+    run_dir.loadtest.write_text(json.dumps(data), encoding="utf-8")
+    rendered, _ = render_quietly(run_dir)
     sats = rendered.results.saturations
     assert sats and {s.found for s in sats} == {True, False}
     md = rendered.markdown.read_text(encoding="utf-8")
@@ -143,8 +154,13 @@ def test_fixture_breakdown_is_per_point_and_adds_up(tmp_path):
     tax = rendered.results.tax
     assert tax and {t.point.split(",")[0] for t in tax} >= {"1 user"}
     for t in tax:
-        assert all(c.ms >= 0 for c in t.components) and t.adds_up, (t.stack, t.protocol, t.point)
+        assert all(c.ms >= 0 for c in t.components), (t.stack, t.protocol, t.point)
         assert any(c.name in ("handler", "inference") for c in t.components), "no server-side figure"
+        # a breakdown that does not add up says why: here (open loop at half the saturation, qb1 of
+        # 2026-12-03, 3 of 40) the server's counters spanned a wider window than the point's, warm-up included
+        assert t.adds_up or (t.overlap_ms > 0 and any("a part larger than its whole" in n for n in t.notes)
+                             and any("warm-up included" in n for n in t.notes)), (t.stack, t.point, t.notes)
+    assert all(t.adds_up for t in tax if t.point == "1 user")
     md = rendered.markdown.read_text(encoding="utf-8")
     assert "outside the server" in md.split('<a id="serving-tax"></a>')[1]
 
